@@ -1,0 +1,62 @@
+"""The engine interface every text-to-speech backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from pipeline.settings import RetrySettings, VoiceSettings
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an engine can run here, and why not."""
+
+    usable: bool
+    """True when the engine can synthesize on this machine."""
+    reason: str = ""
+    """Why it cannot (or a note), shown by ``meditate engines``."""
+
+
+@dataclass(frozen=True)
+class EncodedAudio:
+    """Raw engine output before conditioning."""
+
+    data: bytes
+    """The audio file bytes (WAV, MP3...)."""
+    format: str
+    """ffmpeg demuxer name of ``data``: ``wav``, ``mp3``..."""
+
+
+class Engine(ABC):
+    """A text-to-speech backend. Subclasses import heavy libraries lazily, inside methods."""
+
+    name: str = ""
+    """Registry name."""
+
+    def __init__(self, retry: RetrySettings | None = None) -> None:
+        self.retry = retry or RetrySettings()
+
+    @abstractmethod
+    def version(self) -> str:
+        """Engine version; part of the cache key."""
+
+    @abstractmethod
+    def availability(self) -> Availability:
+        """Whether it can run here."""
+
+    @abstractmethod
+    def voices(self) -> list[str]:
+        """Voice names it accepts (empty if voices are not selectable)."""
+
+    @abstractmethod
+    def languages(self) -> list[str]:
+        """Language codes it accepts."""
+
+    @abstractmethod
+    def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
+        """The voice settings that change its output (rate is applied later, by conditioning)."""
+
+    @abstractmethod
+    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
+        """Speak one prepared sentence."""

@@ -1,0 +1,73 @@
+"""Locating and running ffmpeg; decoding any audio to float32 PCM with ffmpeg itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.errors import AudioError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+@cache
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary: ``MEDITATE_FFMPEG``, else the imageio-ffmpeg wheel's, else PATH's."""
+    explicit = os.environ.get("MEDITATE_FFMPEG")
+    if explicit:
+        if not Path(explicit).is_file():
+            raise AudioError(f"MEDITATE_FFMPEG={explicit}: no such file")
+        return explicit
+    try:
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        pass
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    raise AudioError(
+        "ffmpeg not found: install the 'imageio-ffmpeg' package or put ffmpeg on PATH"
+    )
+
+
+def run_ffmpeg(args: list[str], input_bytes: bytes | None = None) -> bytes:
+    """Run ffmpeg quietly and return its stdout; a failure raises AudioError with its stderr."""
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+    try:
+        result = subprocess.run(command, input=input_bytes, capture_output=True, check=False)
+    except OSError as error:
+        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
+    if result.returncode != 0:
+        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise AudioError(f"ffmpeg failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}")
+    return result.stdout
+
+
+def decode(
+    source: Path | bytes, sample_rate: int, channels: int, input_format: str | None = None
+) -> npt.NDArray[np.float32]:
+    """Decode a file or in-memory audio to float32 samples of shape (frames, channels)."""
+    import numpy as np
+
+    args: list[str] = []
+    if input_format:
+        args += ["-f", input_format]
+    args += ["-i", "pipe:0" if isinstance(source, bytes) else str(source)]
+    args += ["-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le"]
+    args += ["-ar", str(sample_rate), "-ac", str(channels), "pipe:1"]
+    what = "audio data" if isinstance(source, bytes) else str(source)
+    try:
+        raw = run_ffmpeg(args, source if isinstance(source, bytes) else None)
+    except AudioError as error:
+        raise AudioError(f"{what}: cannot decode: {error}") from None
+    if not raw:
+        raise AudioError(f"{what}: cannot decode: no audio in it")
+    return np.frombuffer(raw, dtype="<f4").reshape(-1, channels).copy()

@@ -1,0 +1,180 @@
+"""The script model: frozen dataclasses, one per concept of SPEC "Script format".
+
+Values that may be left to project defaults are ``None`` here; `pipeline.config`
+resolves them into complete settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from pipeline.errors import Place
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A (possibly partial) voice; unset fields fall back to the enclosing voice."""
+
+    engine: str | None = None
+    """Registered engine name, e.g. ``espeak`` or ``gtts``."""
+    name: str | None = None
+    """Engine-specific voice name, e.g. ``en-us`` for espeak; ignored by gtts."""
+    language: str | None = None
+    """Language code; defaults to the script's ``language``."""
+    tld: str | None = None
+    """gTTS accent, the Google Translate top-level domain (``com``, ``co.uk``...)."""
+    rate: float | None = None
+    """Tempo factor 0.5 to 2.0, applied after synthesis with the pitch kept."""
+
+    def merged_over(self, base: Voice) -> Voice:
+        """This voice with its unset fields taken from ``base``."""
+        return Voice(
+            engine=self.engine if self.engine is not None else base.engine,
+            name=self.name if self.name is not None else base.name,
+            language=self.language if self.language is not None else base.language,
+            tld=self.tld if self.tld is not None else base.tld,
+            rate=self.rate if self.rate is not None else base.rate,
+        )
+
+
+@dataclass(frozen=True)
+class Background:
+    """A looping bed under the whole track."""
+
+    asset: str
+    """Catalog name, or a path relative to the script."""
+    gain_db: float | None = None
+    """Level relative to the asset's catalog level."""
+    fade_in_s: float | None = None
+    """Fade-in at the start of the track."""
+    fade_out_s: float | None = None
+    """Fade-out that ends exactly at the end of the track."""
+    duck_db: float | None = None
+    """Extra attenuation while speech plays; 0 turns ducking off."""
+    place: Place | None = field(default=None, compare=False)
+    """Where the background is declared."""
+
+
+@dataclass(frozen=True)
+class Pauses:
+    """Default gaps of speech."""
+
+    sentence_s: float | None = None
+    """Gap between sentences inside one ``say``."""
+    paragraph_s: float | None = None
+    """Gap at a blank line inside ``say`` and between consecutive spoken steps."""
+
+
+@dataclass(frozen=True)
+class SayStep:
+    """Speak a text, sentence by sentence."""
+
+    text: str
+    """The text, possibly with paragraphs and ``[pause Ns]`` markers."""
+    voice: Voice | None
+    """Per-step voice override merged over the script voice."""
+    place: Place
+    """Where the step is."""
+
+
+@dataclass(frozen=True)
+class SoundStep:
+    """Play a one-shot asset."""
+
+    asset: str
+    """Catalog name, or a path relative to the script."""
+    gain_db: float
+    """Gain relative to the asset's catalog level."""
+    wait_s: float | None
+    """How far the timeline advances; ``None`` means the sound's full length."""
+    place: Place
+    """Where the step is."""
+
+
+@dataclass(frozen=True)
+class PauseStep:
+    """Silence in the speech (the bed keeps playing)."""
+
+    length_s: float
+    """Nominal length."""
+    flexible: bool
+    """``30s+``: scaled to meet the script's target duration."""
+    place: Place
+    """Where the step is."""
+
+
+@dataclass(frozen=True)
+class BreathCues:
+    """Words spoken at the start of each breathing phase."""
+
+    inhale: str = "Breathe in"
+    """Spoken at the start of an IN phase."""
+    hold: str = "Hold"
+    """Spoken at the start of a HOLD phase."""
+    exhale: str = "Breathe out"
+    """Spoken at the start of an OUT phase."""
+
+
+@dataclass(frozen=True)
+class BreatheStep:
+    """A paced breathing exercise."""
+
+    phases_s: tuple[float, ...]
+    """IN, HOLD, OUT[, HOLD] lengths in seconds; a 0 s phase is skipped."""
+    cycles: int
+    """How many times the pattern repeats."""
+    cues: BreathCues | None
+    """Cue words, or ``None`` for silent phases."""
+    place: Place
+    """Where the step is."""
+
+
+@dataclass(frozen=True)
+class SectionStep:
+    """Start a chapter; takes no time."""
+
+    title: str
+    """The chapter title."""
+    place: Place
+    """Where the step is."""
+
+
+Step = Union[SayStep, SoundStep, PauseStep, BreatheStep, SectionStep]
+
+
+@dataclass(frozen=True)
+class Script:
+    """One meditation session, with includes expanded."""
+
+    path: Path
+    """The script file as given."""
+    id: str
+    """Track id, ``^[a-z0-9][a-z0-9-]*$``; defaults to the file stem."""
+    title: str
+    """Human title, used in tags and the manifest."""
+    description: str = ""
+    """One or two sentences for the app and the comment tag."""
+    author: str = ""
+    """Author (artist tag)."""
+    language: str | None = None
+    """Language code; project default, else ``en``."""
+    category: str = ""
+    """Category (album tag), e.g. ``anxiety``."""
+    tags: tuple[str, ...] = ()
+    """Free tags for the app."""
+    duration_s: float | None = None
+    """Target length; flexible pauses are scaled to meet it."""
+    voice: Voice = Voice()
+    """Script voice, merged over project defaults."""
+    background: Background | None = None
+    """Bed under the track, or ``None``."""
+    background_off: bool = False
+    """``background: null`` given explicitly: no bed even if the project has one."""
+    pauses: Pauses = Pauses()
+    """Default gaps."""
+    steps: tuple[Step, ...] = ()
+    """Steps in play order, includes expanded."""
+    includes: tuple[Path, ...] = ()
+    """Every file included, directly or not (for build keys)."""
