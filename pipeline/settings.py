@@ -56,6 +56,8 @@ class RetrySettings:
     """Requests in flight at once."""
     min_interval_s: float = 0.5
     """Minimum time between the starts of two requests."""
+    endpoint: str = ""
+    """Base URL instead of ``https://translate.google.{tld}`` (tests, proxies); empty: Google."""
 
 
 @dataclass(frozen=True)

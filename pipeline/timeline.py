@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, Union
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import Protocol
 
-from pipeline.errors import Place
-from pipeline.settings import BackgroundSettings, VoiceSettings
+from pipeline.errors import Place, Problem, ScriptError
+from pipeline.script.model import (
+    BreathCues,
+    BreatheStep,
+    PauseStep,
+    SayStep,
+    Script,
+    SectionStep,
+    SoundStep,
+    Voice,
+)
+from pipeline.settings import BackgroundSettings, Settings, VoiceSettings
+from pipeline.text import Sentence, split_say, word_count
+from pipeline.units import format_clock
+
+logger = logging.getLogger(__name__)
+
+MIN_PAUSE_SCALE = 1 / 3
+"""A flexible pause never shrinks below a third of its nominal length."""
+MIN_ESTIMATE_S = 0.4
+"""Shortest estimated length of a sentence: even one word takes a moment to say."""
+_EXACT_S = 1e-6
 
 
 class Lengths(Protocol):
@@ -37,6 +59,8 @@ class SpeechCue:
     """The step it comes from."""
     estimated: bool
     """True while the length is an estimate (speech not cached yet)."""
+    breathing: bool = False
+    """True for a breathing cue spoken at the start of a phase."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,8 @@ class PauseCue:
     """Chapter title."""
     place: Place
     """The step it comes from."""
+    nominal_s: float | None = None
+    """Length as written, before the solver scaled it (None: same as ``length_s``)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +117,7 @@ class BreathPhaseCue:
     """The step it comes from."""
 
 
-Cue = Union[SpeechCue, SoundCue, PauseCue, BreathPhaseCue]
+Cue = SpeechCue | SoundCue | PauseCue | BreathPhaseCue
 
 
 @dataclass(frozen=True)
@@ -120,8 +146,316 @@ class Timeline:
     """The script's target duration, if any."""
     background: BackgroundSettings | None
     """The bed, resolved."""
+    pause_scale: float = 1.0
+    """Factor the solver applied to every flexible pause (1 without a target)."""
 
     @property
     def speech(self) -> tuple[SpeechCue, ...]:
         """The speech cues only."""
         return tuple(c for c in self.cues if isinstance(c, SpeechCue))
+
+
+def resolve_voice(step_voice: Voice | None, settings: Settings) -> VoiceSettings:
+    """The complete voice of a step: forced fields > the step's own > the script voice."""
+    layered = settings.forced_voice.merged_over(step_voice or Voice())
+    base = settings.voice
+    return VoiceSettings(
+        engine=layered.engine if layered.engine is not None else base.engine,
+        name=layered.name if layered.name is not None else base.name,
+        language=layered.language if layered.language is not None else base.language,
+        tld=layered.tld if layered.tld is not None else base.tld,
+        rate=layered.rate if layered.rate is not None else base.rate,
+    )
+
+
+def estimate_speech_s(text: str, voice: VoiceSettings, words_per_minute: float) -> float:
+    """Length of a sentence before synthesis: its words at ``words_per_minute``, over the rate."""
+    words = word_count(text)
+    rate = voice.rate if voice.rate > 0 else 1.0
+    return max(MIN_ESTIMATE_S, words / words_per_minute * 60.0 / rate)
+
+
+def breath_phase_names(phase_count: int) -> tuple[str, ...]:
+    """``in, hold, out`` for 3 phases; ``in, hold, out, hold`` for 4."""
+    return ("in", "hold", "out", "hold")[:phase_count]
+
+
+def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
+    """The timeline of a script: every cue at its exact time, flexible pauses meeting the target.
+
+    ``settings`` are already resolved for this script. Pure: lengths come from ``lengths``,
+    estimated from words per minute where speech is not measured yet.
+    """
+    speech_s = _SpeechLengths(lengths, settings)
+    natural = _Planner(script, settings, speech_s, 1.0).run()
+    target_s = script.duration_s
+    if target_s is None:
+        return natural
+    scale = _solve_scale(script, natural.length_s, target_s)
+    if scale == 1.0:
+        return natural
+    timeline = replace(
+        _Planner(script, settings, speech_s, scale).run(), natural_length_s=natural.length_s
+    )
+    logger.debug(
+        "%s: flexible pauses x%.4f for %.3f s (natural %.3f s)",
+        script.path,
+        scale,
+        timeline.length_s,
+        natural.length_s,
+    )
+    return timeline
+
+
+def _solve_scale(script: Script, natural_s: float, target_s: float) -> float:
+    """The common factor of flexible pauses that makes the track last ``target_s``."""
+    flexible_s = sum(
+        step.length_s for step in script.steps if isinstance(step, PauseStep) and step.flexible
+    )
+    if abs(natural_s - target_s) <= _EXACT_S:
+        return 1.0
+    where = _duration_place(script)
+    wanted = f"cannot last {format_clock(target_s)}: natural length {format_clock(natural_s)}"
+    if flexible_s <= 0:
+        raise ScriptError(
+            [
+                Problem(
+                    where,
+                    f"{wanted} and nothing can stretch or shrink; add a flexible pause like '30s+'",
+                )
+            ]
+        )
+    fixed_s = natural_s - flexible_s
+    scale = (target_s - fixed_s) / flexible_s
+    if scale < MIN_PAUSE_SCALE - 1e-12:
+        shortest_s = math.ceil((fixed_s + flexible_s * MIN_PAUSE_SCALE) * 10 - 1e-9) / 10
+        raise ScriptError(
+            [
+                Problem(
+                    where,
+                    f"{wanted}, reachable {format_clock(shortest_s)} and longer "
+                    "(flexible pauses shrink to a third)",
+                )
+            ]
+        )
+    return scale
+
+
+def _duration_place(script: Script) -> Place:
+    """Where the script's ``duration`` key is, as precisely as the model knows."""
+    if script.duration_place is not None:
+        return script.duration_place.at("duration")
+    return Place(script.path, 0, 0, "duration")
+
+
+class _SpeechLengths:
+    """Sentence lengths, measured or estimated, each looked up once per plan."""
+
+    def __init__(self, lengths: Lengths, settings: Settings) -> None:
+        self._lengths = lengths
+        self._words_per_minute = settings.words_per_minute
+        self._known: dict[tuple[str, VoiceSettings], tuple[float, bool]] = {}
+        self._sounds: dict[str, float] = {}
+
+    def speech(self, text: str, voice: VoiceSettings) -> tuple[float, bool]:
+        """``(length_s, estimated)`` of a sentence."""
+        key = (text, voice)
+        if key not in self._known:
+            measured_s = self._lengths.speech(text, voice)
+            if measured_s is None:
+                estimate_s = estimate_speech_s(text, voice, self._words_per_minute)
+                self._known[key] = (estimate_s, True)
+            else:
+                self._known[key] = (measured_s, False)
+        return self._known[key]
+
+    def sound(self, asset: str) -> float:
+        """Full length of a one-shot asset."""
+        if asset not in self._sounds:
+            self._sounds[asset] = self._lengths.sound(asset)
+        return self._sounds[asset]
+
+
+class _Planner:
+    """One pass over the steps with flexible pauses scaled by ``scale``."""
+
+    def __init__(
+        self, script: Script, settings: Settings, lengths: _SpeechLengths, scale: float
+    ) -> None:
+        self.script = script
+        self.settings = settings
+        self.lengths = lengths
+        self.scale = scale
+        self.now_s = 0.0
+        self.after_speech = False
+        """The last step that took time was a ``say`` or ``breathe``: a paragraph gap is due."""
+        self.section = ""
+        self.cues: list[Cue] = []
+        self.chapters: list[Chapter] = []
+        self.problems: list[Problem] = []
+
+    def run(self) -> Timeline:
+        """The timeline; its natural length is its own length (the caller fixes it if scaled)."""
+        for step in self.script.steps:
+            if isinstance(step, SayStep):
+                self._say(step)
+            elif isinstance(step, PauseStep):
+                self._pause(step)
+            elif isinstance(step, BreatheStep):
+                self._breathe(step)
+            elif isinstance(step, SoundStep):
+                self._sound(step)
+            else:
+                self._section(step)
+        if self.problems:
+            raise ScriptError(self.problems)
+        return Timeline(
+            cues=tuple(sorted(self.cues, key=lambda cue: cue.start_s)),
+            chapters=tuple(self.chapters),
+            length_s=self.now_s,
+            natural_length_s=self.now_s,
+            target_s=self.script.duration_s,
+            background=self.settings.background,
+            pause_scale=self.scale,
+        )
+
+    def _section(self, step: SectionStep) -> None:
+        self.section = step.title
+        self.chapters.append(Chapter(step.title, self.now_s))
+
+    def _pause(self, step: PauseStep) -> None:
+        length_s = step.length_s * self.scale if step.flexible else step.length_s
+        self.cues.append(
+            PauseCue(
+                start_s=self.now_s,
+                length_s=length_s,
+                flexible=step.flexible,
+                section=self.section,
+                place=step.place,
+                nominal_s=step.length_s,
+            )
+        )
+        self.now_s += length_s
+        self.after_speech = False
+
+    def _sound(self, step: SoundStep) -> None:
+        wait_s = step.wait_s if step.wait_s is not None else self.lengths.sound(step.asset)
+        self.cues.append(
+            SoundCue(
+                start_s=self.now_s,
+                asset=step.asset,
+                gain_db=step.gain_db,
+                wait_s=wait_s,
+                section=self.section,
+                place=step.place,
+            )
+        )
+        self.now_s += wait_s
+        self.after_speech = False
+
+    def _say(self, step: SayStep) -> None:
+        sentences = self._sentences(step)
+        if not sentences:
+            return
+        voice = resolve_voice(step.voice, self.settings)
+        for index, sentence in enumerate(sentences):
+            if sentence.pause_before_s is not None:
+                self.now_s += sentence.pause_before_s
+            elif index > 0:
+                self.now_s += (
+                    self.settings.paragraph_pause_s
+                    if sentence.new_paragraph
+                    else self.settings.sentence_pause_s
+                )
+            elif self.after_speech:
+                self.now_s += self.settings.paragraph_pause_s
+            length_s, estimated = self.lengths.speech(sentence.text, voice)
+            self.cues.append(
+                SpeechCue(
+                    start_s=self.now_s,
+                    length_s=length_s,
+                    text=sentence.text,
+                    voice=voice,
+                    section=self.section,
+                    place=step.place,
+                    estimated=estimated,
+                )
+            )
+            self.now_s += length_s
+        self.after_speech = True
+        if sentences[-1].pause_after_s is not None:
+            self.now_s += sentences[-1].pause_after_s
+            self.after_speech = False
+
+    def _sentences(self, step: SayStep) -> list[Sentence]:
+        """The sentences of a ``say``; a malformed pause marker is a problem at the step."""
+        try:
+            return split_say(step.text)
+        except ValueError as error:
+            self.problems.append(Problem(step.place, str(error)))
+            return []
+
+    def _breathe(self, step: BreatheStep) -> None:
+        if self.after_speech:
+            self.now_s += self.settings.paragraph_pause_s
+        voice = resolve_voice(None, self.settings)
+        names = breath_phase_names(len(step.phases_s))
+        reported: set[int] = set()
+        for cycle in range(1, step.cycles + 1):
+            for index, (name, phase_s) in enumerate(zip(names, step.phases_s, strict=False)):
+                if phase_s <= 0:
+                    continue
+                self.cues.append(
+                    BreathPhaseCue(
+                        start_s=self.now_s,
+                        length_s=phase_s,
+                        phase=name,
+                        cycle=cycle,
+                        section=self.section,
+                        place=step.place,
+                    )
+                )
+                words = _cue_words(step.cues, name)
+                if words:
+                    length_s, estimated = self.lengths.speech(words, voice)
+                    if length_s > phase_s + _EXACT_S and index not in reported:
+                        reported.add(index)
+                        self.problems.append(
+                            _cue_too_long(step, words, name, length_s, estimated, phase_s)
+                        )
+                    self.cues.append(
+                        SpeechCue(
+                            start_s=self.now_s,
+                            length_s=length_s,
+                            text=words,
+                            voice=voice,
+                            section=self.section,
+                            place=step.place,
+                            estimated=estimated,
+                            breathing=True,
+                        )
+                    )
+                self.now_s += phase_s
+        self.after_speech = True
+
+
+def _cue_words(cues: BreathCues | None, phase: str) -> str:
+    """The words spoken at the start of a phase ('' for none)."""
+    if cues is None:
+        return ""
+    return {"in": cues.inhale, "hold": cues.hold, "out": cues.exhale}[phase].strip()
+
+
+def _cue_too_long(
+    step: BreatheStep, words: str, phase: str, length_s: float, estimated: bool, phase_s: float
+) -> Problem:
+    """The error for a breathing cue that does not fit in its phase."""
+    key_path = step.place.key_path
+    if not key_path.endswith("breathe"):
+        key_path = f"{key_path}.breathe" if key_path else "breathe"
+    how = "is estimated at" if estimated else "lasts"
+    return Problem(
+        step.place.at(key_path),
+        f"the cue {words!r} {how} {length_s:.2f} s, longer than its {phase_s:g} s "
+        f"'{phase}' phase; shorten the cue or lengthen the phase",
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 from pipeline.errors import Place
 
@@ -141,7 +140,7 @@ class SectionStep:
     """Where the step is."""
 
 
-Step = Union[SayStep, SoundStep, PauseStep, BreatheStep, SectionStep]
+Step = SayStep | SoundStep | PauseStep | BreatheStep | SectionStep
 
 
 @dataclass(frozen=True)
@@ -166,6 +165,8 @@ class Script:
     """Free tags for the app."""
     duration_s: float | None = None
     """Target length; flexible pauses are scaled to meet it."""
+    duration_place: Place | None = field(default=None, compare=False)
+    """Where ``duration`` is written, for the solver's errors."""
     voice: Voice = Voice()
     """Script voice, merged over project defaults."""
     background: Background | None = None

@@ -1,0 +1,154 @@
+"""Starting points for new scripts (``meditate new``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import PipelineError, UsageError
+from pipeline.script.parse import ID_PATTERN
+
+HEADER = "# yaml-language-server: $schema={schema}\n"
+
+TEMPLATES: dict[str, str] = {
+    "breathing": """\
+id: {id}
+title: {title}
+description: A short breathing practice.
+author: Smart Meditation team
+category: stress
+tags: [breathing]
+duration: 4m
+
+background: {{asset: ocean, gain: -18dB, fade_in: 5s, fade_out: 10s}}
+
+steps:
+  - section: Arriving
+  - sound: bowl
+  - say: |
+      Welcome. Find a position that feels comfortable, and let your eyes close if you like.
+      There is nothing you need to do right now except breathe.
+  - pause: 10s+
+  - section: Breathing
+  - say: We will breathe together in a steady rhythm. Follow my voice.
+  - breathe: {{pattern: box, cycles: 4}}
+  - pause: 15s+
+  - section: Closing
+  - say: |
+      Let your breath return to its own rhythm.
+      When you are ready, open your eyes and come back to the room.
+  - sound: {{asset: chime, wait: 3s}}
+""",
+    "body-scan": """\
+id: {id}
+title: {title}
+description: A gentle body scan.
+author: Smart Meditation team
+category: sleep
+tags: [body scan]
+duration: 10m
+
+background: {{asset: rain, gain: -20dB, fade_in: 5s, fade_out: 15s}}
+
+steps:
+  - section: Settling
+  - say: |
+      Lie down or sit comfortably. Let the surface beneath you hold your weight.
+  - pause: 20s+
+  - section: Feet and legs
+  - say: Bring your attention to your feet. Notice whatever is there, without changing it.
+  - pause: 30s+
+  - say: Now move your attention slowly up through your legs.
+  - pause: 30s+
+  - section: Shoulders and face
+  - say: Notice your shoulders. Let them soften a little, if they want to.
+  - pause: 30s+
+  - say: And your face. The jaw, the eyes, the forehead.
+  - pause: 30s+
+  - section: Resting
+  - say: Rest here, with your whole body, for as long as you like.
+  - pause: 60s+
+""",
+    "sleep": """\
+id: {id}
+title: {title}
+description: A slow practice for falling asleep.
+author: Smart Meditation team
+category: sleep
+tags: [sleep]
+duration: 15m
+
+voice: {{rate: 0.9}}
+background: {{asset: drone, gain: -20dB, fade_in: 10s, fade_out: 60s}}
+
+steps:
+  - section: Settling in
+  - say: |
+      Make yourself comfortable for sleep. There is nothing left to do today.
+  - pause: 20s+
+  - section: Breathing
+  - say: Let us slow the breath down together.
+  - breathe: {{pattern: relax, cycles: 4}}
+  - pause: 30s+
+  - section: Drifting
+  - say: You can let go of my voice now, and drift.
+  - pause: 120s+
+""",
+    "article": """\
+id: {id}
+title: {title}
+description: An audio version of an article.
+author: Smart Meditation team
+category: articles
+tags: [article]
+
+pauses: {{sentence: 0.6s, paragraph: 1.5s}}
+
+steps:
+  - section: Introduction
+  - say: |
+      This is the introduction of the article.
+
+      A second paragraph continues here.
+  - section: Summary
+  - say: |
+      This is general information, not medical advice.
+      Please talk with a professional about your situation.
+""",
+}
+
+
+def create_script(folder: Path, script_id: str, template: str) -> Path:
+    """Write ``folder/<id>.yaml`` from a template; refuse to overwrite."""
+    if not ID_PATTERN.match(script_id):
+        raise UsageError(
+            f"error: invalid id {script_id!r}: use lowercase letters, digits and dashes"
+        )
+    if template not in TEMPLATES:
+        raise UsageError(
+            f"error: unknown template {template!r}; choose one of {', '.join(TEMPLATES)}"
+        )
+    path = folder / f"{script_id}.yaml"
+    title = script_id.replace("-", " ").capitalize()
+    text = HEADER.format(schema=_schema_reference(folder)) + TEMPLATES[template].format(
+        id=script_id, title=title
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "x", encoding="utf-8") as stream:
+            stream.write(text)
+    except FileExistsError:
+        raise PipelineError(f"{path}: error: already exists; choose another id") from None
+    except OSError as error:
+        raise PipelineError(f"{path}: error: cannot write: {error.strerror or error}") from None
+    return path
+
+
+def _schema_reference(folder: Path) -> str:
+    """Relative path from ``folder`` to the project's ``schema/`` file, if there is one."""
+    import os
+
+    for parent in (folder.resolve(), *folder.resolve().parents):
+        candidate = parent / "schema" / "meditate-script.schema.json"
+        if candidate.is_file():
+            return os.path.relpath(candidate, folder.resolve())
+    return "https://smart-meditation.app/schema/meditate-script.schema.json"

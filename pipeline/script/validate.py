@@ -1,0 +1,227 @@
+"""Validation of scripts without synthesis: every problem in every file, then one verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.assets import Asset, project_catalog
+from pipeline.config import Project, resolve
+from pipeline.errors import ConfigError, PipelineError, Place, Problem, ScriptError
+from pipeline.script.model import BreatheStep, SayStep, Script, SectionStep, SoundStep
+from pipeline.script.parse import display_path, is_partial, parse_script
+from pipeline.settings import Settings
+
+SCRIPT_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Checked:
+    """A script that passed validation, with its resolved settings."""
+
+    script: Script
+    """The parsed script."""
+    settings: Settings
+    """Its settings after every precedence rule."""
+
+
+@dataclass
+class Report:
+    """Everything validation found."""
+
+    files: list[Path] = field(default_factory=list)
+    """Every script file looked at."""
+    problems: list[Problem] = field(default_factory=list)
+    """Errors and warnings, in file and line order."""
+    checked: list[Checked] = field(default_factory=list)
+    """Scripts without errors."""
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The errors only."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """The warnings only."""
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def failed(self, strict: bool = False) -> bool:
+        """Whether the run must fail: any error, or any warning under ``--strict``."""
+        return bool(self.errors or (strict and self.warnings))
+
+
+def find_scripts(paths: Iterable[Path]) -> list[Path]:
+    """Script files in the given files and folders; partials are skipped inside folders."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                relative = candidate.relative_to(path)
+                if (
+                    candidate.suffix in SCRIPT_SUFFIXES
+                    and candidate.is_file()
+                    and not is_partial(relative)
+                ):
+                    found.append(candidate)
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def validate_paths(
+    paths: Iterable[Path],
+    project: Project,
+    environ: dict[str, object] | None = None,
+    flags: dict[str, object] | None = None,
+) -> Report:
+    """Validate every script under ``paths`` and collect all problems."""
+    report = Report()
+    seen_ids: dict[str, Path] = {}
+    for path in find_scripts(paths):
+        report.files.append(path)
+        if not path.exists():
+            report.problems.append(Problem(Place(display_path(path)), "no such file or folder"))
+            continue
+        checked = validate_file(path, project, report.problems, environ, flags)
+        if checked is None:
+            continue
+        script = checked.script
+        if script.id in seen_ids:
+            report.problems.append(
+                Problem(
+                    Place(script.path, 1, 1, "id"),
+                    f"duplicate id {script.id!r}, also used by {seen_ids[script.id]}",
+                )
+            )
+            continue
+        seen_ids[script.id] = script.path
+        report.checked.append(checked)
+    report.problems.sort(key=lambda p: (str(p.place.path), p.place.line, p.place.column))
+    return report
+
+
+def validate_file(
+    path: Path,
+    project: Project,
+    problems: list[Problem],
+    environ: dict[str, object] | None = None,
+    flags: dict[str, object] | None = None,
+) -> Checked | None:
+    """Parse and check one script; problems are appended; None if it has errors."""
+    before = len([p for p in problems if p.severity == "error"])
+    root = project.root
+    if not path.resolve().is_relative_to(root):
+        root = path.resolve().parent
+    script = parse_script(path, root, problems)
+    if script is None:
+        return None
+    settings = resolve(project, script, environ, flags)
+    _check_script(script, settings, root, problems)
+    if len([p for p in problems if p.severity == "error"]) > before:
+        return None
+    return Checked(script, settings)
+
+
+def _check_script(script: Script, settings: Settings, root: Path, problems: list[Problem]) -> None:
+    errors_before = len(problems)
+    catalog = project_catalog(settings.assets_dir)
+    script_dir = script.path.resolve().parent
+    if settings.background is not None:
+        place = script.background.place if script.background and script.background.place else None
+        place = place or Place(settings.config_path or script.path, 0, 0, "defaults.background")
+        asset = _asset(settings.background.asset, catalog, script_dir, root, place, problems)
+        if asset is not None and asset.kind != "bed":
+            problems.append(Problem(place, f"{asset.name!r} is a {asset.kind}, not a bed"))
+        if settings.background.fade_out_s == 0:
+            problems.append(
+                Problem(
+                    place.at("background.fade_out"),
+                    "the bed stops abruptly: set a fade_out",
+                    "warning",
+                )
+            )
+    for step in script.steps:
+        if isinstance(step, SoundStep):
+            _asset(
+                step.asset, catalog, step.place.path.resolve().parent, root, step.place, problems
+            )
+    _check_sections(script, problems)
+    if not any(p.severity == "error" for p in problems[errors_before:]):
+        _check_plan(script, settings, problems)
+
+
+def _asset(
+    name: str,
+    catalog: dict[str, Asset],
+    script_dir: Path,
+    root: Path,
+    place: Place,
+    problems: list[Problem],
+) -> Asset | None:
+    from pipeline.assets import find_asset
+
+    try:
+        return find_asset(name, catalog, script_dir, root)
+    except (ValueError, ConfigError) as error:
+        problems.append(Problem(place, str(error)))
+        return None
+
+
+def _check_sections(script: Script, problems: list[Problem]) -> None:
+    """Warn about a section that holds no speech."""
+    open_section: SectionStep | None = None
+    spoken = False
+    for step in (*script.steps, None):
+        if step is None or isinstance(step, SectionStep):
+            if open_section is not None and not spoken:
+                problems.append(
+                    Problem(
+                        open_section.place,
+                        f"section {open_section.title!r} has no speech",
+                        "warning",
+                    )
+                )
+            open_section, spoken = step, False
+        elif isinstance(step, SayStep) or (isinstance(step, BreatheStep) and step.cues):
+            spoken = True
+
+
+def _check_plan(script: Script, settings: Settings, problems: list[Problem]) -> None:
+    """Plan with estimated (or cached) lengths: catches impossible targets and long cues."""
+    from pipeline.timeline import plan
+
+    try:
+        plan(script, settings, validation_lengths(script, settings))
+    except ScriptError as error:
+        problems.extend(error.problems)
+    except PipelineError as error:
+        problems.append(Problem(Place(script.path), str(error)))
+
+
+def validation_lengths(script: Script, settings: Settings) -> _EstimatedLengths:
+    """Lengths for planning without synthesis: speech estimated, sounds from their files."""
+    return _EstimatedLengths(script, settings)
+
+
+class _EstimatedLengths:
+    def __init__(self, script: Script, settings: Settings) -> None:
+        self.script = script
+        self.settings = settings
+
+    def speech(self, text: str, voice: object) -> float | None:
+        return None
+
+    def sound(self, asset: str) -> float:
+        from pipeline.assets import asset_length_s, find_asset
+
+        catalog = project_catalog(self.settings.assets_dir)
+        found = find_asset(asset, catalog, self.script.path.resolve().parent, self.settings.root)
+        return asset_length_s(found)
+
+
+def raise_if_failed(report: Report, strict: bool = False) -> None:
+    """Raise ScriptError with every problem if the report fails."""
+    if report.failed(strict):
+        raise ScriptError(report.problems)
