@@ -70,4 +70,5 @@ def decode(
         raise AudioError(f"{what}: cannot decode: {error}") from None
     if not raw:
         raise AudioError(f"{what}: cannot decode: no audio in it")
-    return np.frombuffer(raw, dtype="<f4").reshape(-1, channels).copy()
+    samples: npt.NDArray[np.float32] = np.frombuffer(raw, dtype="<f4").reshape(-1, channels).copy()
+    return samples

@@ -329,24 +329,12 @@ class _ScriptParser:
         text = reader.text(text_node, text_path)
         if text is None:
             return None
-        try:
-            sentences = textprep.split_say(text)
-            for sentence in sentences:
-                textprep.prepare_for_engine(sentence.text)
-        except ValueError as error:
-            reader.error(text_node, text_path, str(error))
+        issues = textprep.review_say(text)
+        for issue in issues:
+            report = reader.error if issue.severity == "error" else reader.warn
+            report(text_node, text_path, issue.message)
+        if any(issue.severity == "error" for issue in issues):
             return None
-        if not sentences:
-            reader.error(text_node, text_path, "nothing to say: the text has no sentence")
-            return None
-        for sentence in sentences:
-            if len(sentence.text.split()) > 40:
-                reader.warn(
-                    text_node,
-                    text_path,
-                    f"a very long sentence ({len(sentence.text.split())} words) is hard to "
-                    f"follow when spoken: {sentence.text[:40]!r}...",
-                )
         return SayStep(text, voice, place)
 
     def _sound(

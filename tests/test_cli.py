@@ -1,0 +1,97 @@
+"""The command line: help for every command, documented, instant start, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader")
+
+
+def test_every_command_has_help_and_is_documented() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, command in cli.commands.items():
+        assert command.help, f"{name} has no help text"
+        assert f"`{name}" in readme, f"{name} is not in the README's command table"
+        result = CliRunner().invoke(cli, [name, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_start_up_imports_no_audio_library() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, pipeline.cli; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(probe.stdout.split())
+    assert [name for name in HEAVY if name in loaded] == []
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--version"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "meditate" in result.stdout
+
+
+def test_usage_error_exits_2() -> None:
+    result = CliRunner().invoke(cli, ["validate", "--format", "xml", "x.yaml"])
+    assert result.exit_code == 2
+
+
+def test_validate_json_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text("title: T\nsteps:\n  - pause: ten\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", "--format", "json", "bad.yaml"])
+    assert result.exit_code == 1
+    import json
+
+    payload = json.loads(result.stdout)
+    assert payload["errors"] == 1 and payload["ok"] is False
+    assert payload["problems"][0] == {
+        "path": "bad.yaml",
+        "line": 3,
+        "column": 12,
+        "key": "steps[0].pause",
+        "severity": "error",
+        "message": "expected a duration like '30s', got 'ten'",
+    }
+
+
+@pytest.mark.parametrize("template", ["breathing", "body-scan", "sleep", "article"])
+def test_new_scripts_validate_without_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, template: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["new", f"my-{template}", "--template", template, "-d", "scripts"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "scripts" / f"my-{template}.yaml"
+    assert path.is_file()
+    result = runner.invoke(cli, ["validate", "--strict", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_new_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["new", "calm", "-d", "s"]).exit_code == 0
+    before = (tmp_path / "s" / "calm.yaml").read_text()
+    result = runner.invoke(cli, ["new", "calm", "-d", "s", "--template", "sleep"])
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert (tmp_path / "s" / "calm.yaml").read_text() == before
+
+
+def test_new_rejects_bad_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["new", "Bad Id", "-d", "s"])
+    assert result.exit_code == 2 and "invalid id" in result.output
+    assert not (tmp_path / "s").exists()
