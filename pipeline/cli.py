@@ -5,11 +5,12 @@ Nothing heavy is imported at module level, so ``meditate --help`` is instant.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -192,6 +193,120 @@ def new(state: State, script_id: str, template: str, folder: Path | None) -> Non
         folder = resolve(state.project()).scripts_dir
     path = create_script(folder, script_id, template)
     click.echo(f"created {path}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--engine", help="Speech engine (overrides scripts and config).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Sentences synthesized at once.")  # fmt: skip
+@click.pass_obj
+@handle_errors
+def speak(state: State, paths: tuple[Path, ...], engine: str | None, jobs: int) -> None:
+    """Synthesize every sentence not yet cached, so renders need no engine.
+
+    With no PATH, the project's scripts folder. Run it ahead of a render, e.g. overnight
+    for gtts; afterwards `meditate plan` shows measured lengths.
+    """
+    from pipeline.speech import speak_scripts
+
+    project = state.project(paths[0] if paths else None)
+    paths = paths or (_scripts_dir(project),)
+    with _progress_bar(state, "speaking") as progress:
+        report = speak_scripts(
+            paths, project, {"voice.engine": engine}, jobs=jobs, progress=progress
+        )
+    click.echo(
+        f"{report.total} sentence(s): {report.cached_before} already cached, "
+        f"{report.synthesized} synthesized ({report.engine_calls} engine call(s))"
+    )
+
+
+@cli.command()
+@handle_errors
+def engines() -> None:
+    """List speech engines, whether each is usable here, and their voices and languages."""
+    from pipeline.engines import describe_engines
+
+    for info in describe_engines():
+        status = "usable" if info.usable else "NOT usable"
+        click.echo(
+            f"{info.name} {info.version}: {status}{': ' + info.reason if info.reason else ''}"
+        )
+        if info.languages:
+            click.echo(f"  languages ({len(info.languages)}): {_shorten(info.languages)}")
+        if info.voices:
+            click.echo(f"  voices ({len(info.voices)}): {_shorten(info.voices)}")
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect or prune the speech cache."""
+
+
+@cache.command("info")
+@click.pass_obj
+@handle_errors
+def cache_info(state: State) -> None:
+    """Entries and size of the speech cache, and the hits and misses of the last run."""
+    from pipeline.cache import SpeechCache
+    from pipeline.config import resolve
+
+    info = SpeechCache(resolve(state.project()).cache_dir).info()
+    click.echo(f"cache: {info.root}")
+    click.echo(f"entries: {info.entries}, size: {info.bytes / 1e6:.1f} MB")
+    if info.last_run is not None:
+        click.echo(
+            f"last run ({info.last_run_at}): {info.last_run.hits} hit(s), "
+            f"{info.last_run.misses} miss(es)"
+        )
+
+
+@cache.command("prune")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_obj
+@handle_errors
+def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
+    """Drop cached clips that no script uses (default: the project's scripts folder)."""
+    from pipeline.speech import prune_cache
+
+    project = state.project(paths[0] if paths else None)
+    removed, removed_bytes = prune_cache(paths or (_scripts_dir(project),), project)
+    click.echo(
+        f"removed {removed} entr{'y' if removed == 1 else 'ies'} ({removed_bytes / 1e6:.1f} MB)"
+    )
+
+
+def _scripts_dir(project: Project) -> Path:
+    from pipeline.config import resolve
+
+    return resolve(project).scripts_dir
+
+
+def _shorten(names: tuple[str, ...], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... (+{len(names) - limit})" if len(names) > limit else "")
+
+
+@contextlib.contextmanager
+def _progress_bar(state: State, label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A progress callback for the library, drawn as a bar on a terminal's stderr."""
+    bar: Any = None
+
+    def progress(done: int, total: int, text: str) -> None:
+        nonlocal bar
+        if state.verbosity < 0:
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
 def main() -> None:

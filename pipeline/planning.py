@@ -1,26 +1,66 @@
-"""Planning one script from its file: validate, resolve settings, then the pure planner."""
+"""From script files to timelines: validate, resolve settings, then the pure planner.
+
+Speech lengths come from the speech cache where a clip exists and are estimated otherwise,
+through the same `pipeline.timeline.plan`, so plan, captions and render agree.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cache import SpeechCache
 from pipeline.config import Project, flags_layer
 from pipeline.errors import ScriptError
-from pipeline.script.validate import validate_paths
+from pipeline.script.model import Script
+from pipeline.script.validate import Checked, sound_lengths, validate_paths
+from pipeline.settings import Settings
+from pipeline.speech import CachedLengths
 from pipeline.timeline import Timeline, plan
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A valid script, its settings and its timeline."""
+
+    script: Script
+    """The parsed script."""
+    settings: Settings
+    """Its resolved settings."""
+    timeline: Timeline
+    """Its timeline, with measured lengths where the cache has them."""
+    lengths: CachedLengths
+    """Where the lengths came from (also gives each sentence's cache key)."""
+
+
+def check_scripts(
+    paths: Iterable[Path], project: Project, flags: dict[str, object] | None = None
+) -> list[Checked]:
+    """Validate scripts; raise ScriptError with every error if any."""
+    report = validate_paths(paths, project, flags=flags_layer(flags or {}))
+    if report.errors:
+        raise ScriptError(report.errors)
+    return report.checked
+
+
+def plan_checked(checked: Checked, cache: SpeechCache | None = None) -> Planned:
+    """Plan a validated script with cached lengths where available."""
+    settings = checked.settings
+    lengths = CachedLengths(
+        cache or SpeechCache(settings.cache_dir),
+        lexicon=settings.lexicon,
+        sample_rate=settings.sample_rate,
+        sound=sound_lengths(checked.script, settings),
+        retry=settings.retry,
+    )
+    timeline = plan(checked.script, settings, lengths)
+    return Planned(checked.script, settings, timeline, lengths)
+
+
 def plan_script(path: Path, project: Project, flags: dict[str, object] | None = None) -> Timeline:
-    """The timeline of one script, with measured speech lengths where the cache has them."""
-    report = validate_paths([path], project, flags=flags_layer(flags or {}))
-    if report.errors or not report.checked:
-        raise ScriptError(report.errors or report.problems)
-    checked = report.checked[0]
-    return plan(checked.script, checked.settings, lengths_for(checked.script, checked.settings))
-
-
-def lengths_for(script: object, settings: object) -> object:
-    """Cached speech lengths when available, else estimates."""
-    from pipeline.script.validate import validation_lengths
-
-    return validation_lengths(script, settings)  # type: ignore[arg-type]
+    """The timeline of one script file."""
+    checked = check_scripts([path], project, flags)
+    if not checked:
+        raise ScriptError([])
+    return plan_checked(checked[0]).timeline

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from pipeline.config import Project, resolve
 from pipeline.errors import ConfigError, PipelineError, Place, Problem, ScriptError
 from pipeline.script.model import BreatheStep, SayStep, Script, SectionStep, SoundStep
 from pipeline.script.parse import display_path, is_partial, parse_script
-from pipeline.settings import Settings
+from pipeline.settings import Settings, VoiceSettings
 
 SCRIPT_SUFFIXES = (".yaml", ".yml")
 
@@ -193,32 +193,35 @@ def _check_plan(script: Script, settings: Settings, problems: list[Problem]) -> 
     from pipeline.timeline import plan
 
     try:
-        plan(script, settings, validation_lengths(script, settings))
+        plan(script, settings, EstimatedLengths(script, settings))
     except ScriptError as error:
         problems.extend(error.problems)
     except PipelineError as error:
         problems.append(Problem(Place(script.path), str(error)))
 
 
-def validation_lengths(script: Script, settings: Settings) -> _EstimatedLengths:
-    """Lengths for planning without synthesis: speech estimated, sounds from their files."""
-    return _EstimatedLengths(script, settings)
+def sound_lengths(script: Script, settings: Settings) -> Callable[[str], float]:
+    """Full length of a one-shot asset referenced by ``script``."""
+    from pipeline.assets import asset_length_s, find_asset
 
+    catalog = project_catalog(settings.assets_dir)
 
-class _EstimatedLengths:
-    def __init__(self, script: Script, settings: Settings) -> None:
-        self.script = script
-        self.settings = settings
-
-    def speech(self, text: str, voice: object) -> float | None:
-        return None
-
-    def sound(self, asset: str) -> float:
-        from pipeline.assets import asset_length_s, find_asset
-
-        catalog = project_catalog(self.settings.assets_dir)
-        found = find_asset(asset, catalog, self.script.path.resolve().parent, self.settings.root)
+    def length(asset: str) -> float:
+        found = find_asset(asset, catalog, script.path.resolve().parent, settings.root)
         return asset_length_s(found)
+
+    return length
+
+
+class EstimatedLengths:
+    """Lengths for planning without synthesis: speech estimated, sounds from their files."""
+
+    def __init__(self, script: Script, settings: Settings) -> None:
+        self.sound = sound_lengths(script, settings)
+
+    def speech(self, text: str, voice: VoiceSettings) -> float | None:
+        """Always unknown: the planner estimates it."""
+        return None
 
 
 def raise_if_failed(report: Report, strict: bool = False) -> None:

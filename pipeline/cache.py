@@ -1,0 +1,317 @@
+"""Content-addressed cache of conditioned speech clips, safe to share between processes.
+
+One file per key, ``<root>/<key[:2]>/<key>.s16``: a 24-byte header (magic, format version,
+channels, sample rate, CRC-32 of the samples, frame count) and then mono 16-bit little-endian
+PCM. The header gives a clip's length without reading it; the CRC catches a corrupt entry,
+which is then deleted and treated as a miss. Entries are written to a temporary file in the
+same folder, fsynced and renamed into place, so a reader never sees a partial entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import os
+import re
+import struct
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from pipeline.settings import VoiceSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from pipeline.engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+KEY_SCHEMA = "meditate-speech-1"
+"""Changes when the key recipe changes, so old entries are never misread."""
+SUFFIX = ".s16"
+STATS_FILE = "stats.json"
+HEADER = struct.Struct("<4sHHIIQ")
+MAGIC = b"MSPC"
+FORMAT_VERSION = 1
+PCM_SCALE = 32768.0
+STALE_TEMP_S = 3600.0
+"""Temporary files older than this are left over by killed processes; prune removes them."""
+_KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+_T = TypeVar("_T")
+
+
+def speech_key(engine: Engine, voice: VoiceSettings, prepared_text: str, sample_rate: int) -> str:
+    """SHA-256 of everything that shapes a conditioned clip: engine, version, voice, text, rate."""
+    condition = importlib.import_module("pipeline.condition")  # lazy: it imports audio libraries
+    recipe = {
+        "schema": KEY_SCHEMA,
+        "engine": engine.name or voice.engine,
+        "engine_version": engine.version(),
+        "voice": engine.cache_settings(voice),
+        "rate": float(voice.rate),
+        "text": prepared_text,
+        "sample_rate": int(sample_rate),
+        "conditioning": str(condition.CONDITIONING_VERSION),
+    }
+    canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Look-ups of one run, each key counted once: a hit if found at its first look-up."""
+
+    hits: int
+    """Distinct keys found in the cache."""
+    misses: int
+    """Distinct keys absent (or corrupt) at their first look-up."""
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """What ``meditate cache info`` shows."""
+
+    root: Path
+    """The cache folder."""
+    entries: int
+    """Number of clips."""
+    bytes: int
+    """Total size of the clips."""
+    last_run: CacheStats | None
+    """Hits and misses of the last run that recorded them, if any."""
+    last_run_at: str
+    """When that run ended (ISO 8601, UTC), or ''."""
+
+
+class SpeechCache:
+    """Conditioned mono clips by key; every method is safe with other processes on the same root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._root = str(self.root)
+        self._first_lookup: dict[str, bool] = {}
+
+    def path(self, key: str) -> Path:
+        """The file of an entry (whether or not it exists)."""
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """Like :meth:`path`, as a string: pathlib costs a third of a look-up."""
+        if not _KEY_PATTERN.fullmatch(key):
+            raise ValueError(f"not a speech cache key: {key!r}")
+        return os.path.join(self._root, key[:2], key + SUFFIX)
+
+    def get(self, key: str) -> npt.NDArray[np.float32] | None:
+        """The clip as float32 mono samples in [-1, 1), or None if absent or corrupt."""
+        import numpy as np
+
+        path = self._file(key)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return self._count(key, None)
+        except OSError as error:
+            log.warning("speech cache: cannot read %s: %s", path, error)
+            return self._count(key, None)
+        problem = _check(data, full=True)
+        if problem:
+            self._discard(path, problem)
+            return self._count(key, None)
+        pcm = np.frombuffer(data, dtype="<i2", offset=HEADER.size)
+        samples: npt.NDArray[np.float32] = np.multiply(
+            pcm, np.float32(1.0 / PCM_SCALE), dtype=np.float32
+        )
+        return self._count(key, samples)
+
+    def length_s(self, key: str) -> float | None:
+        """The clip's length from its header (samples are not read), or None if absent."""
+        path = self._file(key)
+        try:
+            with open(path, "rb") as handle:
+                header = handle.read(HEADER.size)
+                size = os.fstat(handle.fileno()).st_size
+        except FileNotFoundError:
+            return self._count(key, None)
+        except OSError as error:
+            log.warning("speech cache: cannot read %s: %s", path, error)
+            return self._count(key, None)
+        problem = _check(header, full=False, size=size)
+        if problem:
+            self._discard(path, problem)
+            return self._count(key, None)
+        _, _, _, sample_rate, _, frames = HEADER.unpack(header)
+        return self._count(key, float(frames) / float(sample_rate))
+
+    def verify(self, key: str) -> bool:
+        """Whether a complete entry with a matching checksum exists (a corrupt one is deleted)."""
+        path = self._file(key)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return self._count(key, False)
+        problem = _check(data, full=True)
+        if problem:
+            self._discard(path, problem)
+            return self._count(key, False)
+        return self._count(key, True)
+
+    def put(self, key: str, samples: npt.ArrayLike, sample_rate: int) -> None:
+        """Store a mono clip (float samples, 16-bit in the file), atomically."""
+        import numpy as np
+
+        mono = np.asarray(samples, dtype=np.float64)
+        if mono.ndim != 1:
+            raise ValueError(f"speech cache stores mono clips, got shape {mono.shape}")
+        if sample_rate <= 0:
+            raise ValueError(f"bad sample rate {sample_rate}")
+        scaled = np.rint(np.nan_to_num(mono) * PCM_SCALE)
+        payload = np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
+        header = HEADER.pack(
+            MAGIC, FORMAT_VERSION, 1, sample_rate, zlib.crc32(payload), len(payload) // 2
+        )
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, header + payload)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether an entry file exists (not verified, not counted)."""
+        return isinstance(key, str) and self.path(key).is_file()
+
+    def stats(self) -> CacheStats:
+        """Hits and misses of this run so far."""
+        hits = sum(self._first_lookup.values())
+        return CacheStats(hits, len(self._first_lookup) - hits)
+
+    def record_run(self, stats: CacheStats | None = None) -> None:
+        """Persist this run's stats (or the given ones, e.g. summed over workers) for ``info``."""
+        stats = stats or self.stats()
+        record = {
+            "last_run": {"hits": stats.hits, "misses": stats.misses},
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        self.root.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(record, indent=2) + "\n"
+        _write_atomically(self.root / STATS_FILE, text.encode("utf-8"), sync=False)
+
+    def keys(self) -> Iterator[str]:
+        """Keys of every entry present."""
+        for path, _ in self._entries():
+            yield path.name[: -len(SUFFIX)]
+
+    def info(self) -> CacheInfo:
+        """Entries, size, and the last recorded run's hits and misses."""
+        entries = total = 0
+        for _, size in self._entries():
+            entries += 1
+            total += size
+        last_run, finished_at = None, ""
+        try:
+            record = json.loads((self.root / STATS_FILE).read_text(encoding="utf-8"))
+            last_run = CacheStats(
+                int(record["last_run"]["hits"]), int(record["last_run"]["misses"])
+            )
+            finished_at = str(record.get("finished_at", ""))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("speech cache: unreadable %s: %s", self.root / STATS_FILE, error)
+        return CacheInfo(self.root, entries, total, last_run, finished_at)
+
+    def prune(self, keep: set[str]) -> tuple[int, int]:
+        """Delete every entry whose key is not in ``keep`` and stale temporary files."""
+        removed = removed_bytes = 0
+        for path, size in self._entries():
+            if path.name[: -len(SUFFIX)] not in keep and _unlink(path):
+                removed += 1
+                removed_bytes += size
+        now = time.time()
+        for folder in self._folders():
+            for temp in folder.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    status = temp.stat()
+                    if now - status.st_mtime > STALE_TEMP_S and _unlink(temp):
+                        removed_bytes += status.st_size
+        return removed, removed_bytes
+
+    def _folders(self) -> Iterator[Path]:
+        try:
+            children = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return
+        for child in children:
+            if len(child.name) == 2 and child.is_dir():
+                yield Path(child.path)
+
+    def _entries(self) -> Iterator[tuple[Path, int]]:
+        for folder in self._folders():
+            with os.scandir(folder) as found:
+                for entry in found:
+                    name = entry.name
+                    if name.endswith(SUFFIX) and _KEY_PATTERN.fullmatch(name[: -len(SUFFIX)]):
+                        with contextlib.suppress(FileNotFoundError):
+                            yield Path(entry.path), entry.stat().st_size
+
+    def _count(self, key: str, result: _T) -> _T:
+        self._first_lookup.setdefault(key, result is not None and result is not False)
+        return result
+
+    def _discard(self, path: str, problem: str) -> None:
+        log.warning(
+            "speech cache: %s is corrupt (%s); deleted, it will be synthesized again", path, problem
+        )
+        _unlink(Path(path))
+
+
+def _check(data: bytes, *, full: bool, size: int | None = None) -> str:
+    """What is wrong with an entry's bytes (its header only unless ``full``), or ''."""
+    if len(data) < HEADER.size:
+        return "shorter than its header"
+    magic, version, channels, sample_rate, crc, frames = HEADER.unpack_from(data)
+    if magic != MAGIC or version != FORMAT_VERSION or channels != 1 or sample_rate <= 0:
+        return "bad header"
+    expected = HEADER.size + 2 * frames
+    actual = len(data) if full else size
+    if actual != expected:
+        return f"{actual} bytes instead of {expected}"
+    if full and zlib.crc32(memoryview(data)[HEADER.size :]) != crc:
+        return "checksum mismatch"
+    return ""
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        log.warning("speech cache: cannot delete %s: %s", path, error)
+        return False
+    return True
+
+
+def _write_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write to a temporary file beside ``path``, fsync it, rename it into place."""
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            if sync:
+                os.fsync(stream.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise

@@ -1,0 +1,334 @@
+"""Speech synthesis orchestration: keys of sentences, lengths from the cache, warming the cache."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from pipeline.cache import SpeechCache, speech_key
+from pipeline.engines import get_engine
+from pipeline.engines.base import EncodedAudio, Engine
+from pipeline.errors import AudioError, EngineError, PipelineError
+from pipeline.settings import RetrySettings, VoiceSettings
+from pipeline.text import Lexicon, prepare_for_engine
+from pipeline.timeline import Timeline
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from pipeline.config import Project
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, str], None]
+"""Called as ``progress(done, total, text)`` after each synthesized sentence."""
+
+SNIPPET_CHARS = 60
+"""How much of a sentence error messages quote."""
+
+
+class SpeechRequest(NamedTuple):
+    """One sentence to have in the cache."""
+
+    text: str
+    """The sentence as written (display text; the lexicon is applied later)."""
+    voice: VoiceSettings
+    """The complete voice."""
+    context: str
+    """Where it comes from, for messages: ``scripts/x.yaml:12:5: steps[3]``."""
+
+
+@dataclass(frozen=True)
+class SpeakReport:
+    """What :func:`synthesize_missing` did."""
+
+    total: int
+    """Distinct clips requested (a sentence said twice with the same voice counts once)."""
+    cached_before: int
+    """Of those, already in the cache."""
+    synthesized: int
+    """Clips synthesized and stored by this call."""
+    engine_calls: int
+    """Calls to an engine's ``synthesize`` (failed ones included)."""
+
+
+def snippet(text: str) -> str:
+    """The first characters of a sentence, for messages."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS] + "…"
+
+
+def clip_key(
+    text: str,
+    voice: VoiceSettings,
+    *,
+    lexicon: Lexicon,
+    sample_rate: int,
+    retry: RetrySettings | None = None,
+) -> str:
+    """Cache key of a sentence's conditioned clip; EngineError if the engine cannot be loaded.
+
+    ValueError if nothing speakable remains in ``text``.
+    """
+    engine = get_engine(voice.engine, retry)
+    return speech_key(engine, voice, prepare_for_engine(text, lexicon), sample_rate)
+
+
+class CachedLengths:
+    """:class:`pipeline.timeline.Lengths` answering speech lengths from the speech cache."""
+
+    def __init__(
+        self,
+        cache: SpeechCache,
+        *,
+        lexicon: Lexicon,
+        sample_rate: int,
+        sound: Callable[[str], float],
+        retry: RetrySettings | None = None,
+    ) -> None:
+        self.cache = cache
+        self.lexicon = lexicon
+        self.sample_rate = sample_rate
+        self.retry = retry
+        self._sound = sound
+        self._engines: dict[str, Engine | None] = {}
+
+    def key(self, text: str, voice: VoiceSettings) -> str | None:
+        """The clip's cache key, or None when the engine cannot be loaded or the text is empty."""
+        engine = self._engine(voice.engine)
+        if engine is None:
+            return None
+        try:
+            prepared = prepare_for_engine(text, self.lexicon)
+            return speech_key(engine, voice, prepared, self.sample_rate)
+        except ValueError:
+            return None
+        except Exception as error:  # an engine's version() or cache_settings() failing
+            log.debug("no speech key for %r with %s: %s", text, voice.engine, error)
+            return None
+
+    def speech(self, text: str, voice: VoiceSettings) -> float | None:
+        """Length of the cached conditioned clip, or None if it is not cached (yet)."""
+        key = self.key(text, voice)
+        return None if key is None else self.cache.length_s(key)
+
+    def sound(self, asset: str) -> float:
+        """Length of a one-shot asset (delegated to the callable given)."""
+        return self._sound(asset)
+
+    def _engine(self, name: str) -> Engine | None:
+        if name not in self._engines:
+            try:
+                self._engines[name] = get_engine(name, self.retry)
+            except EngineError as error:
+                log.debug("speech lengths unknown for engine %s: %s", name, error)
+                self._engines[name] = None
+        return self._engines[name]
+
+
+def speech_requests(timeline: Timeline, context: str) -> list[SpeechRequest]:
+    """A request per speech cue of a timeline; ``context`` names the script (its path)."""
+    requests = []
+    for cue in timeline.speech:
+        place = cue.place
+        path = str(place.path)
+        if path in ("", "."):
+            where = context
+        elif path == context:
+            where = str(place)
+        else:
+            where = f"{context} ({place})"
+        if place.key_path:
+            where += f": {place.key_path}"
+        requests.append(SpeechRequest(cue.text, cue.voice, where))
+    return requests
+
+
+@dataclass
+class _Job:
+    key: str
+    request: SpeechRequest
+    prepared: str
+    engine: Engine
+
+
+def synthesize_missing(
+    requests: Iterable[SpeechRequest | tuple[str, VoiceSettings, str]],
+    cache: SpeechCache,
+    *,
+    lexicon: Lexicon,
+    sample_rate: int,
+    retry: RetrySettings | None = None,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+) -> SpeakReport:
+    """Synthesize, condition and cache every requested sentence not cached yet.
+
+    Sentences are deduplicated by key and run on ``jobs`` threads (engines throttle or serialize
+    themselves). On the first failure no new sentence starts, those in flight finish and are
+    kept, and the first failure in request order is raised, naming its context and sentence.
+    """
+    pending: dict[str, _Job] = {}
+    seen: set[str] = set()
+    cached_before = 0
+    for raw in requests:
+        request = SpeechRequest(*raw)
+        engine = _engine_for(request, retry)
+        try:
+            prepared = prepare_for_engine(request.text, lexicon)
+        except ValueError as error:
+            raise PipelineError(f"{request.context}: cannot speak this sentence: {error}") from None
+        try:
+            key = speech_key(engine, request.voice, prepared, sample_rate)
+        except Exception as error:  # an engine's version() or cache_settings() failing
+            raise _failure(request, error) from None
+        if key in seen:
+            continue
+        seen.add(key)
+        if cache.verify(key):
+            cached_before += 1
+        else:
+            pending[key] = _Job(key, request, prepared, engine)
+
+    total_missing = len(pending)
+    calls = 0
+    done = 0
+    failures: dict[int, BaseException] = {}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def run(index: int, job: _Job) -> None:
+        nonlocal calls, done
+        if stop.is_set():
+            return
+        try:
+            with lock:
+                calls += 1
+            audio = job.engine.synthesize(job.prepared, job.request.voice)
+            samples = _condition(audio, job.request.voice.rate, sample_rate)
+            cache.put(job.key, samples, sample_rate)
+        except BaseException as error:
+            stop.set()
+            failures[index] = error
+            return
+        with lock:
+            done += 1
+            finished = done
+        if progress is not None:
+            progress(finished, total_missing, job.request.text)
+
+    ordered = list(pending.values())
+    if jobs <= 1 or len(ordered) <= 1:
+        for index, job in enumerate(ordered):
+            run(index, job)
+    else:
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="speak")
+        try:
+            for index, job in enumerate(ordered):
+                pool.submit(run, index, job)
+            pool.shutdown(wait=True)
+        except BaseException:  # Ctrl+C: start nothing more, keep what finished
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    if failures:
+        index = min(failures)
+        first = failures[index]
+        if not isinstance(first, Exception):
+            raise first  # KeyboardInterrupt, SystemExit: finished clips are already stored
+        raise _failure(ordered[index].request, first) from None
+    log.info(
+        "speech: %d sentences, %d cached before, %d synthesized",
+        len(seen),
+        cached_before,
+        done,
+    )
+    return SpeakReport(len(seen), cached_before, done, calls)
+
+
+def _engine_for(request: SpeechRequest, retry: RetrySettings | None) -> Engine:
+    try:
+        return get_engine(request.voice.engine, retry)
+    except EngineError as error:
+        raise _failure(request, error) from None
+
+
+def _condition(audio: EncodedAudio, rate: float, sample_rate: int) -> npt.NDArray[np.float32]:
+    from pipeline.condition import condition_clip  # lazy: decoding pulls in audio libraries
+
+    return condition_clip(audio, rate, sample_rate)
+
+
+def _failure(request: SpeechRequest, error: BaseException) -> PipelineError:
+    """The error a user sees: where, which sentence, with which engine, and the probable cause."""
+    if isinstance(error, PipelineError):
+        cause = str(error)
+    else:
+        cause = f"unexpected {type(error).__name__}: {error}"
+    message = (
+        f'{request.context}: cannot speak "{snippet(request.text)}" '
+        f"with engine '{request.voice.engine}': {cause}"
+    )
+    return AudioError(message) if isinstance(error, AudioError) else EngineError(message)
+
+
+def speak_scripts(
+    paths: Iterable[Path],
+    project: Project,
+    flags: dict[str, object] | None = None,
+    *,
+    jobs: int = 1,
+    progress: ProgressCallback | None = None,
+) -> SpeakReport:
+    """Validate scripts, then synthesize every sentence of theirs not cached yet."""
+    from pipeline.planning import check_scripts, plan_checked
+
+    checked = check_scripts(paths, project, flags)
+    if not checked:
+        return SpeakReport(0, 0, 0, 0)
+    settings = checked[0].settings
+    cache = SpeechCache(settings.cache_dir)
+    requests: list[SpeechRequest] = []
+    for item in checked:
+        planned = plan_checked(item, cache)
+        requests += speech_requests(planned.timeline, str(item.script.path))
+    report = synthesize_missing(
+        requests,
+        cache,
+        lexicon=settings.lexicon,
+        sample_rate=settings.sample_rate,
+        retry=settings.retry,
+        jobs=jobs,
+        progress=progress,
+    )
+    cache.record_run()
+    return report
+
+
+def prune_cache(paths: Iterable[Path], project: Project) -> tuple[int, int]:
+    """Drop cached clips that no script under ``paths`` uses; (entries, bytes) removed."""
+    from pipeline.planning import check_scripts, plan_checked
+
+    checked = check_scripts(paths, project)
+    if not checked:
+        raise PipelineError("error: no scripts found: refusing to prune the whole cache")
+    cache = SpeechCache(checked[0].settings.cache_dir)
+    keep: set[str] = set()
+    for item in checked:
+        planned = plan_checked(item, cache)
+        for cue in planned.timeline.speech:
+            key = planned.lengths.key(cue.text, cue.voice)
+            if key is None:
+                raise EngineError(
+                    f"{item.script.path}: engine {cue.voice.engine!r} cannot be loaded, so its "
+                    "clips cannot be told apart: nothing pruned"
+                )
+            keep.add(key)
+    return cache.prune(keep)

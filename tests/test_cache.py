@@ -1,0 +1,255 @@
+"""The speech cache: keys, exact round trips, corruption, atomic and concurrent writes, prune."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import multiprocessing
+import os
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.cache import HEADER, SpeechCache, speech_key
+from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.settings import VoiceSettings
+
+RATE = 22050
+
+
+class KeyEngine(Engine):
+    """An engine whose name, version and voice-relevant settings are set by the test."""
+
+    def __init__(self, name: str = "fake", version: str = "1.0") -> None:
+        super().__init__()
+        self.name = name
+        self._version = version
+
+    def version(self) -> str:
+        return self._version
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def voices(self) -> list[str]:
+        return []
+
+    def languages(self) -> list[str]:
+        return ["en"]
+
+    def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
+        return {"name": voice.name, "language": voice.language}  # tld is ignored
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
+        raise NotImplementedError
+
+
+@pytest.fixture
+def condition() -> types.ModuleType:
+    """The conditioning module, whose version enters every key."""
+    return importlib.import_module("pipeline.condition")
+
+
+def _key(cache_engine: Engine | None = None, **changes: Any) -> str:
+    sample_rate = changes.pop("sample_rate", RATE)
+    text = changes.pop("text", "Breathe in.")
+    voice = dataclasses.replace(VoiceSettings(engine="fake", name="v1"), **changes)
+    return speech_key(cache_engine or KeyEngine(), voice, text, sample_rate)
+
+
+def _tone(seconds: float, frequency: float = 220.0) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """A tone quantized to 16-bit steps, so it round-trips exactly."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    quantized = np.round(0.5 * np.sin(2 * np.pi * frequency * t) * 32768) / 32768
+    return quantized.astype(np.float32)
+
+
+def test_key_changes_with_each_input_and_not_otherwise(
+    condition: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = _key()
+    assert base == _key()
+    assert len(base) == 64 and int(base, 16) >= 0
+    assert _key(rate=1) == _key(rate=1.0) == base
+    assert _key(tld="co.uk") == base  # not a setting of this engine
+    variants = {
+        "engine": _key(KeyEngine(name="other")),
+        "version": _key(KeyEngine(version="1.1")),
+        "voice name": _key(name="v2"),
+        "language": _key(language="fr"),
+        "rate": _key(rate=0.9),
+        "text": _key(text="Breathe in"),
+        "sample rate": _key(sample_rate=48000),
+    }
+    monkeypatch.setattr(condition, "CONDITIONING_VERSION", "another-version")
+    variants["conditioning"] = _key()
+    assert len({base, *variants.values()}) == len(variants) + 1, variants
+
+
+def test_round_trip_is_exact(tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path / "cache")
+    key = "ab" + "0" * 62
+    samples = _tone(1.5)
+    assert cache.get(key) is None and cache.length_s(key) is None
+    cache.put(key, samples, RATE)
+    loaded = cache.get(key)
+    assert loaded is not None and loaded.dtype == np.float32 and loaded.ndim == 1
+    assert np.array_equal(loaded, samples)
+    assert cache.length_s(key) == pytest.approx(1.5, abs=1 / RATE)
+    assert (tmp_path / "cache" / "ab" / f"{key}.s16").is_file()
+
+
+def test_unquantized_samples_within_half_a_step_and_clipped(tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    key = "cd" + "1" * 62
+    samples = np.array([0.1234567, -0.7654321, 1.5, -1.5, 0.0], dtype=np.float32)
+    cache.put(key, samples, RATE)
+    loaded = cache.get(key)
+    assert loaded is not None
+    assert np.max(np.abs(loaded[:2] - samples[:2])) <= 0.5 / 32768 + 1e-9
+    assert loaded[2] == pytest.approx(32767 / 32768) and loaded[3] == -1.0
+    with pytest.raises(ValueError, match="mono"):
+        cache.put(key, np.zeros((10, 2)), RATE)
+
+
+def test_truncated_entry_is_detected_deleted_and_redone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = SpeechCache(tmp_path)
+    key = "ef" + "2" * 62
+    samples = _tone(0.5)
+    cache.put(key, samples, RATE)
+    path = cache.path(key)
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size - 1000)
+    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+        assert cache.length_s(key) is None
+    assert "corrupt" in caplog.text and not path.exists()
+    cache.put(key, samples, RATE)
+    with open(path, "r+b") as handle:
+        handle.truncate(HEADER.size - 4)
+    assert cache.get(key) is None and not path.exists()
+    cache.put(key, samples, RATE)
+    loaded = cache.get(key)
+    assert loaded is not None and np.array_equal(loaded, samples)
+
+
+def test_flipped_byte_is_caught_by_checksum(tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    key = "12" + "3" * 62
+    cache.put(key, _tone(0.3), RATE)
+    path = cache.path(key)
+    data = bytearray(path.read_bytes())
+    data[HEADER.size + 100] ^= 0x40
+    path.write_bytes(bytes(data))
+    assert cache.length_s(key) == pytest.approx(0.3, abs=1e-4)  # header looks fine
+    assert not cache.verify(key)
+    assert not path.exists() and cache.get(key) is None
+
+
+def test_interrupted_write_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = SpeechCache(tmp_path)
+    key = "34" + "5" * 62
+
+    def killed(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put(key, _tone(0.2), RATE)
+    monkeypatch.undo()
+    assert cache.get(key) is None
+    assert list((tmp_path / "34").iterdir()) == []
+    assert cache.info().entries == 0
+
+
+def _writer(root: str, key: str, value: float, rounds: int) -> None:
+    cache = SpeechCache(Path(root))
+    samples = np.full(20000, value, dtype=np.float32)
+    for _ in range(rounds):
+        cache.put(key, samples, RATE)
+
+
+def test_concurrent_writers_leave_a_valid_entry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = "56" + "7" * 62
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context: Any = multiprocessing.get_context(method)
+    writers = [
+        context.Process(target=_writer, args=(str(tmp_path), key, value, 40))
+        for value in (0.25, -0.5)
+    ]
+    for writer in writers:
+        writer.start()
+    reader = SpeechCache(tmp_path)
+    seen: set[float] = set()
+    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+        while any(writer.is_alive() for writer in writers):
+            loaded = reader.get(key)
+            if loaded is not None:
+                assert len(loaded) == 20000 and len(set(loaded.tolist())) == 1
+                seen.add(float(loaded[0]))
+    for writer in writers:
+        writer.join()
+        assert writer.exitcode == 0
+    assert "corrupt" not in caplog.text
+    final = reader.get(key)
+    assert final is not None and float(final[0]) in (0.25, -0.5)
+    assert seen <= {0.25, -0.5}
+    assert [p.name for p in (tmp_path / "56").iterdir()] == [f"{key}.s16"]
+
+
+def test_prune_keeps_only_given_keys(tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    keys = [f"{i:02x}" + "a" * 62 for i in range(6)] + ["00" + "b" * 62]
+    for key in keys:
+        cache.put(key, _tone(0.1), RATE)
+    keep = set(keys[:3])
+    size = cache.path(keys[3]).stat().st_size
+    stale = tmp_path / "00" / f".{keys[0]}.s16.x1y2.tmp"
+    stale.write_bytes(b"partial")
+    fresh = tmp_path / "00" / f".{keys[0]}.s16.z9.tmp"
+    fresh.write_bytes(b"being written")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    removed, removed_bytes = cache.prune(keep)
+    assert removed == 4
+    assert removed_bytes == 4 * size + len(b"partial")
+    assert set(cache.keys()) == keep
+    assert not stale.exists() and fresh.exists()
+    assert cache.prune(keep) == (0, 0)
+    assert SpeechCache(tmp_path / "absent").prune(set()) == (0, 0)
+
+
+def test_info_counts_entries_bytes_and_last_run(tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    empty = cache.info()
+    assert (empty.entries, empty.bytes, empty.last_run) == (0, 0, None)
+    keys = [f"{i:02x}" + "c" * 62 for i in range(3)]
+    for key in keys[:2]:
+        cache.put(key, _tone(0.2), RATE)
+    for key in keys:
+        cache.length_s(key)
+        cache.get(key)  # a second look-up of a key does not count again
+    cache.put(keys[2], _tone(0.2), RATE)
+    assert cache.get(keys[2]) is not None
+    stats = cache.stats()
+    assert (stats.hits, stats.misses) == (2, 1)
+    cache.record_run()
+    info = SpeechCache(tmp_path).info()
+    assert info.entries == 3
+    assert info.bytes == 3 * (HEADER.size + 2 * int(0.2 * RATE))
+    assert info.last_run == stats
+    assert info.last_run_at.endswith("Z")
+    assert "stats.json" in os.listdir(tmp_path)
+
+
+def test_bad_key_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        SpeechCache(tmp_path).get("../../etc/passwd")

@@ -1,0 +1,318 @@
+"""Speech orchestration: incremental synthesis, errors naming the sentence, crash safety."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.cache import SpeechCache
+from pipeline.engines import clear_engine_cache, get_engine
+from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.errors import AudioError, EngineError, Place
+from pipeline.settings import RetrySettings, VoiceSettings
+from pipeline.speech import (
+    CachedLengths,
+    SpeechRequest,
+    clip_key,
+    speech_requests,
+    synthesize_missing,
+)
+from pipeline.timeline import PauseCue, SpeechCue, Timeline
+
+RATE = 22050
+ENGINE_RATE = 16000
+VOICE = VoiceSettings(engine="tone", name="low")
+
+
+def tone_length_s(text: str) -> float:
+    """Length of the fake engine's clip for a text."""
+    return 0.3 + 0.01 * len(text)
+
+
+class ToneEngine(Engine):
+    """A fake engine: a WAV tone whose length depends on the text; counts and can fail calls."""
+
+    def __init__(self, retry: RetrySettings | None = None) -> None:
+        super().__init__(retry)
+        self.calls: list[str] = []
+        self.fail: dict[str, BaseException] = {}
+        self.gate: threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def version(self) -> str:
+        return "1.0"
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def voices(self) -> list[str]:
+        return ["low", "high"]
+
+    def languages(self) -> list[str]:
+        return ["en"]
+
+    def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
+        return {"name": voice.name or "low"}
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
+        with self._lock:
+            self.calls.append(text)
+        if text in self.fail:
+            if self.gate is not None:
+                self.gate.wait(5)
+            raise self.fail[text]
+        frequency = 440.0 if voice.name == "high" else 220.0
+        t = np.arange(int(tone_length_s(text) * ENGINE_RATE)) / ENGINE_RATE
+        pcm = (0.5 * np.sin(2 * np.pi * frequency * t) * 32767).astype("<i2")
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(ENGINE_RATE)
+            out.writeframes(pcm.tobytes())
+        return EncodedAudio(buffer.getvalue(), "wav")
+
+
+class ToneEntryPoint:
+    name = "tone"
+    value = "tests:ToneEngine"
+    group = "pipeline.engines"
+
+    def load(self) -> Any:
+        return ToneEngine
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[ToneEngine]:
+    """The fake engine registered as ``tone`` through a (fake) entry point."""
+    original = importlib.metadata.entry_points
+
+    def entry_points(**params: Any) -> Any:
+        if params.get("group") == "pipeline.engines":
+            return [ToneEntryPoint()]
+        return original(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    clear_engine_cache()
+    instance = get_engine("tone")
+    assert isinstance(instance, ToneEngine)
+    yield instance
+    clear_engine_cache()
+
+
+SCRIPT = [
+    "Welcome to this practice.",
+    "Find a comfortable position.",
+    "Let your eyes close.",
+    "Notice your breath.",
+    "Rest here for a moment.",
+]
+
+
+def _requests(sentences: list[str], voice: VoiceSettings = VOICE) -> list[SpeechRequest]:
+    return [
+        SpeechRequest(text, voice, f"scripts/calm.yaml:{i + 5}:5: steps[{i}]")
+        for i, text in enumerate(sentences)
+    ]
+
+
+def _speak(cache: SpeechCache, requests: list[SpeechRequest], jobs: int = 2) -> Any:
+    return synthesize_missing(
+        requests, cache, lexicon=(), sample_rate=RATE, retry=None, jobs=jobs, progress=None
+    )
+
+
+def test_second_run_calls_no_engine(engine: ToneEngine, tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    first = _speak(cache, _requests(SCRIPT))
+    assert (first.total, first.cached_before, first.synthesized, first.engine_calls) == (5, 0, 5, 5)
+    assert sorted(engine.calls) == sorted(SCRIPT)
+    engine.calls.clear()
+    second = _speak(cache, _requests(SCRIPT))
+    assert engine.calls == []
+    assert (second.total, second.cached_before, second.synthesized, second.engine_calls) == (
+        5,
+        5,
+        0,
+        0,
+    )
+
+
+def test_editing_one_sentence_synthesizes_exactly_one(engine: ToneEngine, tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    _speak(cache, _requests(SCRIPT))
+    engine.calls.clear()
+    edited = [*SCRIPT]
+    edited[2] = "Let your eyes gently close."
+    report = _speak(cache, _requests(edited))
+    assert engine.calls == ["Let your eyes gently close."]
+    assert (report.cached_before, report.synthesized) == (4, 1)
+
+
+def test_same_sentence_twice_is_synthesized_once(engine: ToneEngine, tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    requests = _requests(["Breathe in.", "Breathe out.", "Breathe in.", "Breathe  in."])
+    requests.append(SpeechRequest("Breathe in.", VoiceSettings(engine="tone", name="high"), "x"))
+    report = _speak(cache, requests)
+    assert sorted(engine.calls) == ["Breathe in.", "Breathe in.", "Breathe out."]
+    assert (report.total, report.synthesized) == (3, 3)
+
+
+def test_lengths_measured_after_synthesis(engine: ToneEngine, tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    lengths = CachedLengths(cache, lexicon=(), sample_rate=RATE, sound=lambda asset: 4.0)
+    slow = VoiceSettings(engine="tone", name="low", rate=0.8)
+    assert lengths.speech(SCRIPT[0], VOICE) is None
+    assert lengths.sound("bowl") == 4.0
+    _speak(cache, [*_requests(SCRIPT[:1]), SpeechRequest(SCRIPT[0], slow, "x")])
+    measured = lengths.speech(SCRIPT[0], VOICE)
+    assert measured == pytest.approx(tone_length_s(SCRIPT[0]), abs=0.03)
+    measured_slow = lengths.speech(SCRIPT[0], slow)
+    assert measured_slow == pytest.approx(tone_length_s(SCRIPT[0]) / 0.8, rel=0.1)  # atempo
+    clip = cache.get(lengths.key(SCRIPT[0], VOICE) or "")
+    assert clip is not None and len(clip) / RATE == pytest.approx(measured, abs=1e-6)
+    assert float(np.max(np.abs(clip))) == pytest.approx(0.5, abs=0.1)
+    assert lengths.speech(SCRIPT[0], VoiceSettings(engine="nosuch")) is None
+
+
+def test_lexicon_enters_the_key(engine: ToneEngine, tmp_path: Path) -> None:
+    plain = clip_key("Take Klonopin.", VOICE, lexicon=(), sample_rate=RATE)
+    respelled = clip_key(
+        "Take Klonopin.", VOICE, lexicon=(("Klonopin", "KLON-oh-pin"),), sample_rate=RATE
+    )
+    assert plain != respelled
+    cache = SpeechCache(tmp_path)
+    synthesize_missing(
+        _requests(["Take Klonopin."]),
+        cache,
+        lexicon=(("Klonopin", "KLON-oh-pin"),),
+        sample_rate=RATE,
+        jobs=1,
+    )
+    assert engine.calls == ["Take KLON-oh-pin."]
+    assert cache.length_s(respelled) is not None and cache.length_s(plain) is None
+
+
+def test_error_names_context_sentence_and_cause(engine: ToneEngine, tmp_path: Path) -> None:
+    long_sentence = (
+        "Let the weight of your body sink into the floor beneath you, slowly and softly."
+    )
+    engine.fail[long_sentence] = EngineError(
+        "gTTS answered 429 (Too Many Requests) 5 times; probable cause: rate limit"
+    )
+    cache = SpeechCache(tmp_path)
+    with pytest.raises(EngineError) as caught:
+        _speak(cache, _requests([SCRIPT[0], long_sentence]), jobs=1)
+    message = str(caught.value)
+    assert message.startswith("scripts/calm.yaml:6:5: steps[1]: cannot speak ")
+    assert '"Let the weight of your body sink into the floor beneath you,…"' in message
+    assert "engine 'tone'" in message and "probable cause: rate limit" in message
+    assert "\n" not in message
+
+
+def test_unknown_engine_error_names_context(engine: ToneEngine, tmp_path: Path) -> None:
+    requests = [SpeechRequest("Hello.", VoiceSettings(engine="tonne"), "scripts/a.yaml: steps[0]")]
+    with pytest.raises(EngineError, match=r"scripts/a.yaml: steps\[0\]: .*did you mean 'tone'"):
+        _speak(SpeechCache(tmp_path), requests)
+
+
+def test_bad_audio_from_engine_is_an_error_and_not_cached(
+    engine: ToneEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def garbled(text: str, voice: VoiceSettings) -> EncodedAudio:
+        return EncodedAudio(b"RIFF\x00\x00garbage", "wav")
+
+    monkeypatch.setattr(engine, "synthesize", garbled)
+    cache = SpeechCache(tmp_path)
+    with pytest.raises((AudioError, EngineError), match=r"steps\[0\]: cannot speak \"Welcome"):
+        _speak(cache, _requests(SCRIPT[:1]), jobs=1)
+    assert cache.info().entries == 0
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_crash_mid_batch_keeps_finished_clips_valid(
+    engine: ToneEngine, tmp_path: Path, jobs: int
+) -> None:
+    engine.fail[SCRIPT[2]] = RuntimeError("segmentation fault in backend")
+    if jobs > 1:
+        engine.gate = threading.Event()
+    cache = SpeechCache(tmp_path)
+    progress: list[tuple[int, int, str]] = []
+
+    def report(done: int, total: int, text: str) -> None:
+        progress.append((done, total, text))
+        if engine.gate is not None and done >= 2:
+            engine.gate.set()  # fail only once two clips are stored
+
+    with pytest.raises(EngineError, match=r"steps\[2\]: .*unexpected RuntimeError: segmentation"):
+        synthesize_missing(
+            _requests(SCRIPT), cache, lexicon=(), sample_rate=RATE, jobs=jobs, progress=report
+        )
+    lengths = CachedLengths(cache, lexicon=(), sample_rate=RATE, sound=lambda asset: 0.0)
+    stored = [text for text in SCRIPT if lengths.speech(text, VOICE) is not None]
+    assert SCRIPT[2] not in stored and len(stored) >= 2
+    assert [done for done, _, _ in progress] == list(range(1, len(progress) + 1))
+    assert all(total == 5 for _, total, _ in progress)
+    for text in stored:
+        clip = cache.get(lengths.key(text, VOICE) or "")
+        assert clip is not None and len(clip) / RATE == pytest.approx(tone_length_s(text), abs=0.03)
+    assert not list(tmp_path.glob("*/.*.tmp"))
+    del engine.fail[SCRIPT[2]]
+    engine.calls.clear()
+    again = _speak(cache, _requests(SCRIPT), jobs=jobs)
+    assert sorted(engine.calls) == sorted(set(SCRIPT) - set(stored))
+    assert again.cached_before == len(stored)
+
+
+def test_interrupt_keeps_finished_clips(engine: ToneEngine, tmp_path: Path) -> None:
+    engine.fail[SCRIPT[1]] = KeyboardInterrupt()
+    cache = SpeechCache(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        _speak(cache, _requests(SCRIPT), jobs=1)
+    assert engine.calls == SCRIPT[:2]
+    assert cache.info().entries == 1
+
+
+def test_speech_requests_from_timeline() -> None:
+    script = Path("scripts/calm.yaml")
+    cues = (
+        SpeechCue(0.0, 1.0, "Welcome.", VOICE, "", Place(script, 7, 5, "steps[1].say"), True),
+        PauseCue(1.0, 2.0, False, "", Place(script, 8, 5, "steps[2].pause")),
+        SpeechCue(
+            3.0, 1.0, "Rest.", VOICE, "", Place(Path("_parts/end.yaml"), 2, 3, "steps[0]"), True
+        ),
+        SpeechCue(4.0, 1.0, "Breathe in", VOICE, "", Place(Path(""), 0, 0, "steps[3]"), True),
+    )
+    timeline = Timeline(cues, (), 5.0, 5.0, None, None)
+    requests = speech_requests(timeline, str(script))
+    assert requests == [
+        SpeechRequest("Welcome.", VOICE, "scripts/calm.yaml:7:5: steps[1].say"),
+        SpeechRequest("Rest.", VOICE, "scripts/calm.yaml (_parts/end.yaml:2:3): steps[0]"),
+        SpeechRequest("Breathe in", VOICE, "scripts/calm.yaml: steps[3]"),
+    ]
+
+
+def test_espeak_end_to_end(tmp_path: Path) -> None:
+    """The real offline engine: synthesized once, measured, then served from the cache."""
+    clear_engine_cache()
+    espeak = get_engine("espeak")
+    if not espeak.availability().usable:
+        pytest.skip(f"espeak unusable here: {espeak.availability().reason}")
+    cache = SpeechCache(tmp_path)
+    voice = VoiceSettings(engine="espeak", name="", language="en")
+    requests = [SpeechRequest(text, voice, "scripts/x.yaml") for text in SCRIPT[:2]]
+    first = synthesize_missing(requests, cache, lexicon=(), sample_rate=RATE, jobs=2)
+    second = synthesize_missing(requests, cache, lexicon=(), sample_rate=RATE, jobs=2)
+    assert (first.synthesized, second.synthesized, second.cached_before) == (2, 0, 2)
+    lengths = CachedLengths(cache, lexicon=(), sample_rate=RATE, sound=lambda asset: 0.0)
+    for text in SCRIPT[:2]:
+        length_s = lengths.speech(text, voice)
+        assert length_s is not None and 0.8 < length_s < 4.0, (text, length_s)
