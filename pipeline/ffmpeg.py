@@ -33,9 +33,7 @@ def ffmpeg_exe() -> str:
     found = shutil.which("ffmpeg")
     if found:
         return found
-    raise AudioError(
-        "ffmpeg not found: install the 'imageio-ffmpeg' package or put ffmpeg on PATH"
-    )
+    raise AudioError("ffmpeg not found: install the 'imageio-ffmpeg' package or put ffmpeg on PATH")
 
 
 def run_ffmpeg(args: list[str], input_bytes: bytes | None = None) -> bytes:
@@ -47,7 +45,9 @@ def run_ffmpeg(args: list[str], input_bytes: bytes | None = None) -> bytes:
         raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise AudioError(f"ffmpeg failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}")
+        raise AudioError(
+            f"ffmpeg failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}"
+        )
     return result.stdout
 
 

@@ -25,7 +25,9 @@ def validator() -> jsonschema.protocols.Validator:
 
 def test_committed_schema_is_current() -> None:
     committed = json.loads((ROOT / "schema" / "meditate-script.schema.json").read_text())
-    assert committed == script_schema(), "run: meditate schema -o schema/meditate-script.schema.json"
+    assert committed == script_schema(), (
+        "run: meditate schema -o schema/meditate-script.schema.json"
+    )
 
 
 def test_schema_covers_every_key() -> None:

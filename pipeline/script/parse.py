@@ -494,7 +494,7 @@ class _ScriptParser:
             return []
         target = (chain[-1].parent / relative).resolve()
         if not target.is_relative_to(self.root):
-            reader.error(node, key_path, f"{relative!r} leaves the project folder ({self.root})")
+            reader.error(node, key_path, f"{relative!r} leaves the project folder")
             return []
         if target in chain:
             cycle = " -> ".join(

@@ -1,0 +1,442 @@
+"""The built-in offline engine: libespeak-ng from the ``espeakng-loader`` wheel, via ctypes.
+
+libespeak-ng keeps synthesis state in globals (pitch flutter phase, echo buffer...) that
+survive ``espeak_Terminate`` and change the samples of the next utterance. For
+deterministic output every synthesis therefore runs on a freshly loaded instance of a
+private copy of the library (dlopen, initialize, speak, terminate, dlclose: about 5 ms,
+mostly loading the voice's dictionary). Every call goes through one process-wide lock;
+a forked child makes its own copy and lock, so it never touches its parent's instance.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import difflib
+import functools
+import io
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import wave
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.errors import EngineError
+from pipeline.settings import VoiceSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INITIALIZE_DONT_EXIT = 0x8000
+_CHARS_UTF8 = 1
+_POS_CHARACTER = 1
+_RATE = 1
+SPEAKING_RATE_WPM = 115
+"""espeak's native speed: calmer than its default 175, near the planner's 150-word estimate."""
+_BUFFER_MS = 1000
+_SAMPLE_BYTES = 2
+
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+
+
+class _VoiceStruct(ctypes.Structure):
+    """``espeak_VOICE`` from speak_lib.h."""
+
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_void_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
+    ]
+
+
+@dataclass(frozen=True)
+class EspeakVoice:
+    """One voice of the installed espeak-ng data."""
+
+    identifier: str
+    """File identifier under ``espeak-ng-data/voices``, e.g. ``gmw/en-US``; what we select by."""
+    name: str
+    """Descriptive name, e.g. ``English (America)``."""
+    languages: tuple[tuple[str, int], ...]
+    """Language codes it speaks, each with its priority (lower is preferred)."""
+
+    @property
+    def short_name(self) -> str:
+        """The identifier without its family folder, lower case: ``en-us``."""
+        return self.identifier.rsplit("/", 1)[-1].lower()
+
+
+@dataclass(frozen=True)
+class _Private:
+    """This process's private copy of the library."""
+
+    pid: int
+    folder: str
+    """Temporary folder holding the copy; empty for an in-memory copy."""
+    library: str
+    """Path to dlopen."""
+
+
+_lock = threading.Lock()
+_private: _Private | None = None
+_chunks: list[bytes] = []
+
+
+def _reset_after_fork() -> None:
+    """In a forked child: a fresh lock (the parent's may be held by a thread that is gone)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _collect(samples: int | None, count: int, events: int | None) -> int:
+    """The synth callback: keep each buffer of 16-bit mono samples; 0 means continue."""
+    if samples and count > 0:
+        _chunks.append(ctypes.string_at(samples, count * _SAMPLE_BYTES))
+    return 0
+
+
+_callback = _SynthCallback(_collect)
+
+
+def _paths() -> tuple[str, str]:
+    """The wheel's library and data folder."""
+    try:
+        import espeakng_loader
+    except ImportError:
+        raise EngineError(
+            "espeak: the 'espeakng-loader' package is not installed (pip install espeakng-loader)"
+        ) from None
+    try:
+        return str(espeakng_loader.get_library_path()), str(espeakng_loader.get_data_path())
+    except RuntimeError as error:
+        raise EngineError(f"espeak: espeakng-loader is incomplete: {error}") from None
+
+
+def _remove_private(private: _Private) -> None:
+    """At exit of the process that made it, delete the private copy."""
+    if private.folder and private.pid == os.getpid():
+        shutil.rmtree(private.folder, ignore_errors=True)
+
+
+def _private_library(source: str) -> str:
+    """A copy of the library only this process loads, so dlclose really unloads it.
+
+    On Linux an anonymous memory file (nothing to clean up, even after a crash); elsewhere
+    a temporary file removed at exit.
+    """
+    global _private
+    if _private is not None and _private.pid == os.getpid():
+        return _private.library
+    if not Path(source).is_file():
+        raise EngineError(f"espeak: library not found at {source}; reinstall espeakng-loader")
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None and Path("/proc/self/fd").is_dir():
+        try:
+            descriptor = memfd_create("libespeak-ng", 0)
+            with open(source, "rb") as original:
+                os.write(descriptor, original.read())
+        except OSError as error:
+            raise EngineError(f"espeak: cannot copy the library into memory: {error}") from None
+        _private = _Private(os.getpid(), "", f"/proc/self/fd/{descriptor}")
+        return _private.library
+    folder = tempfile.mkdtemp(prefix="meditate-espeak-")
+    library = str(Path(folder) / Path(source).name)
+    try:
+        shutil.copyfile(source, library)
+    except OSError as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise EngineError(f"espeak: cannot copy the library to {folder}: {error}") from None
+    _private = _Private(os.getpid(), folder, library)
+    atexit.register(_remove_private, _private)
+    return library
+
+
+def _unload(handle: int) -> None:
+    """dlclose (FreeLibrary on Windows) a handle from ctypes."""
+    import _ctypes
+
+    close = getattr(_ctypes, "FreeLibrary" if sys.platform == "win32" else "dlclose")
+    close(handle)
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """Argument and result types of the functions we call."""
+    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_SetVoiceByName.restype = ctypes.c_int
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_SetParameter.restype = ctypes.c_int
+    lib.espeak_Synth.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    ]
+    lib.espeak_Synth.restype = ctypes.c_int
+    lib.espeak_Synchronize.restype = ctypes.c_int
+    lib.espeak_Terminate.restype = ctypes.c_int
+    lib.espeak_Info.argtypes = [ctypes.c_void_p]
+    lib.espeak_Info.restype = ctypes.c_char_p
+    lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
+    lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_VoiceStruct))
+
+
+@contextmanager
+def _session() -> Iterator[tuple[ctypes.CDLL, int]]:
+    """A freshly loaded and initialized library and its sample rate; the caller holds ``_lock``."""
+    source, data = _paths()
+    library = _private_library(source)
+    try:
+        lib = ctypes.CDLL(library, mode=getattr(os, "RTLD_LOCAL", 0))
+    except OSError as error:
+        raise EngineError(f"espeak: cannot load {source}: {error}") from None
+    try:
+        _declare(lib)
+        sample_rate = int(
+            lib.espeak_Initialize(
+                _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data.encode(), _INITIALIZE_DONT_EXIT
+            )
+        )
+        if sample_rate <= 0:
+            raise EngineError(f"espeak: cannot initialize libespeak-ng with the data in {data}")
+        try:
+            lib.espeak_SetSynthCallback(_callback)
+            yield lib, sample_rate
+        finally:
+            lib.espeak_Terminate()
+    finally:
+        _unload(lib._handle)
+
+
+def _locked(function: Callable[[ctypes.CDLL, int], T]) -> T:
+    """Run ``function(lib, sample_rate)`` on a fresh library instance, under the process lock."""
+    with _lock, _session() as (lib, sample_rate):
+        return function(lib, sample_rate)
+
+
+def _read_languages(address: int | None) -> tuple[tuple[str, int], ...]:
+    """Decode ``espeak_VOICE.languages``: (priority byte, NUL-terminated code)*, then a 0 byte."""
+    found: list[tuple[str, int]] = []
+    while address:
+        priority = ctypes.string_at(address, 1)[0]
+        if priority == 0:
+            break
+        code = ctypes.string_at(address + 1)
+        found.append((code.decode("utf-8", "replace"), priority))
+        address += len(code) + 2
+    return tuple(found)
+
+
+def _list_voices(lib: ctypes.CDLL) -> tuple[EspeakVoice, ...]:
+    """Every voice espeak_ListVoices knows."""
+    table = lib.espeak_ListVoices(None)
+    voices: list[EspeakVoice] = []
+    index = 0
+    while table and table[index]:
+        entry = table[index].contents
+        voices.append(
+            EspeakVoice(
+                identifier=(entry.identifier or b"").decode("utf-8", "replace"),
+                name=(entry.name or b"").decode("utf-8", "replace"),
+                languages=_read_languages(entry.languages),
+            )
+        )
+        index += 1
+    return tuple(voices)
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """What the installed library and data offer, read once per process."""
+
+    library_version: str
+    voices: tuple[EspeakVoice, ...]
+    variants: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=1)
+def _catalog() -> _Catalog:
+    """Library version, voices and voice variants (``+f3``)."""
+
+    def read(lib: ctypes.CDLL, sample_rate: int) -> tuple[str, tuple[EspeakVoice, ...]]:
+        return (lib.espeak_Info(None) or b"?").decode("utf-8", "replace"), _list_voices(lib)
+
+    version, voices = _locked(read)
+    variants_dir = Path(_paths()[1]) / "voices" / "!v"
+    variants = sorted(p.name for p in variants_dir.iterdir()) if variants_dir.is_dir() else []
+    return _Catalog(version, voices, tuple(variants))
+
+
+def _wheel_version() -> str:
+    """The installed espeakng-loader version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("espeakng-loader")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
+    """16-bit mono PCM as a WAV file."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(_SAMPLE_BYTES)
+        writer.setframerate(sample_rate)
+        writer.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def resolve_voice(requested: str) -> str:
+    """The voice identifier (plus ``+variant``) for a voice name, file name or language code.
+
+    Accepts, case-insensitively: ``gmw/en-US``, ``en-us``, ``English (America)``, a language
+    code (its preferred voice: ``en-gb`` -> ``gmw/en``), each optionally with ``+variant``.
+    """
+    catalog = _catalog()
+    wanted = requested.strip()
+    base, _, variant = wanted.partition("+")
+    key = base.strip().lower()
+    found = ""
+    for voice in catalog.voices:
+        if key in (voice.identifier.lower(), voice.short_name, voice.name.lower()):
+            found = voice.identifier
+            break
+    if not found:
+        ranked = sorted(
+            (priority, index, voice.identifier)
+            for index, voice in enumerate(catalog.voices)
+            for code, priority in voice.languages
+            if code.lower() == key
+        )
+        if ranked:
+            found = ranked[0][2]
+    if not found:
+        raise EngineError(_unknown_voice_message(requested, catalog))
+    if not variant:
+        return found
+    for known in catalog.variants:
+        if known.lower() == variant.strip().lower():
+            return f"{found}+{known}"
+    close = difflib.get_close_matches(variant.strip(), catalog.variants, n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join('+' + c for c in close)}?" if close else ""
+    raise EngineError(f"espeak: unknown voice variant '+{variant}' in '{requested}'{hint}")
+
+
+def _unknown_voice_message(requested: str, catalog: _Catalog) -> str:
+    """Unknown voice, with the closest names and languages."""
+    candidates = sorted(
+        {v.short_name for v in catalog.voices}
+        | {code.lower() for v in catalog.voices for code, _ in v.languages}
+    )
+    close = difflib.get_close_matches(requested.strip().lower(), candidates, n=6, cutoff=0.5)
+    if not close:
+        prefix = requested.strip().lower()[:2]
+        close = [c for c in candidates if c.startswith(prefix)][:6]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (
+        f"espeak: unknown voice or language '{requested}'{hint} (`meditate engines` lists them all)"
+    )
+
+
+class EspeakEngine(Engine):
+    """Offline, deterministic speech from libespeak-ng, at its native 22050 Hz."""
+
+    name = "espeak"
+
+    def version(self) -> str:
+        """``espeak-ng 1.52.0 (espeakng-loader 0.2.4)``."""
+        return f"espeak-ng {_catalog().library_version} (espeakng-loader {_wheel_version()})"
+
+    def availability(self) -> Availability:
+        """Usable when the library loads and initializes."""
+        try:
+            catalog = _catalog()
+        except EngineError as error:
+            return Availability(False, str(error))
+        except OSError as error:
+            return Availability(False, f"espeak: {error}")
+        return Availability(True, f"espeak-ng {catalog.library_version}, offline")
+
+    def voices(self) -> list[str]:
+        """Short voice names (``en-us``, ``en-gb-x-rp``...), sorted."""
+        return sorted(v.short_name for v in _catalog().voices)
+
+    def voice_table(self) -> list[EspeakVoice]:
+        """Every voice with its descriptive name and languages, for ``meditate engines``."""
+        return list(_catalog().voices)
+
+    def languages(self) -> list[str]:
+        """Language codes any voice speaks, lower case, sorted."""
+        return sorted({code.lower() for v in _catalog().voices for code, _ in v.languages})
+
+    def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
+        """The resolved voice and native speed; the ``rate`` factor is applied by conditioning."""
+        return {"voice": self._voice_for(voice), "wpm": str(SPEAKING_RATE_WPM)}
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
+        """Speak one prepared sentence; WAV bytes, 16-bit mono at 22050 Hz."""
+        selected = self._voice_for(voice)
+        encoded = text.replace("\x00", " ").encode("utf-8")
+
+        def speak(lib: ctypes.CDLL, sample_rate: int) -> tuple[bytes, int]:
+            _chunks.clear()
+            try:
+                if lib.espeak_SetVoiceByName(selected.encode("utf-8")) != 0:
+                    raise EngineError(f"espeak: cannot select voice '{selected}'")
+                lib.espeak_SetParameter(_RATE, SPEAKING_RATE_WPM, 0)
+                status = lib.espeak_Synth(
+                    encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                )
+                if status != 0:
+                    raise EngineError(f"espeak: synthesis failed (status {status})")
+                lib.espeak_Synchronize()
+                return b"".join(_chunks), sample_rate
+            finally:
+                _chunks.clear()
+
+        pcm, sample_rate = _locked(speak)
+        if not pcm:
+            raise EngineError(f"espeak: no audio for {_quote(text)} with voice '{selected}'")
+        return EncodedAudio(data=_wav_bytes(pcm, sample_rate), format="wav")
+
+    def _voice_for(self, voice: VoiceSettings) -> str:
+        """The requested voice: its name if set, else its language."""
+        requested = voice.name or voice.language
+        if not requested.strip():
+            raise EngineError("espeak: no voice name or language given")
+        return resolve_voice(requested)
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    """A sentence for an error message, shortened."""
+    short = text if len(text) <= limit else text[: limit - 3] + "..."
+    return repr(short)

@@ -1,0 +1,165 @@
+"""The offline espeak engine: real synthesis, determinism, threads, processes, voices."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import threading
+import wave
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from pipeline.engines.espeak import EspeakEngine, resolve_voice
+from pipeline.errors import EngineError
+from pipeline.settings import VoiceSettings
+
+TEXTS = (
+    "Hello world.",
+    "Let your shoulders soften, and notice the breath.",
+    "Breathe in.",
+    "When you are ready, slowly open your eyes.",
+)
+
+
+def _pcm(data: bytes) -> tuple[np.ndarray, int, int]:
+    """Samples, sample rate and channels of WAV bytes."""
+    with wave.open(io.BytesIO(data)) as reader:
+        frames = reader.readframes(reader.getnframes())
+        return np.frombuffer(frames, "<i2"), reader.getframerate(), reader.getnchannels()
+
+
+def _speak_all(voice_name: str = "en-us") -> list[bytes]:
+    """Every text of TEXTS, in order (module level so spawned processes can run it)."""
+    engine = EspeakEngine()
+    return [engine.synthesize(text, VoiceSettings(name=voice_name)).data for text in TEXTS]
+
+
+def test_hello_world_is_real_speech_of_plausible_length() -> None:
+    audio = EspeakEngine().synthesize("Hello world", VoiceSettings())
+    assert audio.format == "wav"
+    samples, sample_rate, channels = _pcm(audio.data)
+    assert (sample_rate, channels) == (22050, 1)
+    assert 0.5 <= samples.size / sample_rate <= 2.5
+    rms_dbfs = 20 * np.log10(np.sqrt(np.mean((samples / 32768.0) ** 2)))
+    assert rms_dbfs > -35
+
+
+def test_same_text_and_voice_give_identical_bytes_whatever_came_before() -> None:
+    engine = EspeakEngine()
+    first = engine.synthesize(TEXTS[1], VoiceSettings(name="en-us")).data
+    engine.synthesize("Something else entirely, much longer than the rest.", VoiceSettings())
+    engine.synthesize("Guten Tag.", VoiceSettings(name="de"))
+    again = engine.synthesize(TEXTS[1], VoiceSettings(name="en-us")).data
+    assert again == first
+
+
+def test_voices_sound_different() -> None:
+    engine = EspeakEngine()
+    british = engine.synthesize(TEXTS[0], VoiceSettings(name="en")).data
+    american = engine.synthesize(TEXTS[0], VoiceSettings(name="en-us")).data
+    assert british != american
+
+
+def test_four_threads_give_the_sequential_results() -> None:
+    sequential = _speak_all()
+    engine = EspeakEngine()
+    jobs = [TEXTS[i % len(TEXTS)] for i in range(16)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(
+            pool.map(lambda text: engine.synthesize(text, VoiceSettings(name="en-us")).data, jobs)
+        )
+    assert results == [sequential[i % len(TEXTS)] for i in range(16)]
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_processes_give_the_parent_results(method: str) -> None:
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    expected = _speak_all()
+    stop = threading.Event()
+
+    def busy() -> None:
+        engine = EspeakEngine()
+        while not stop.is_set():
+            engine.synthesize(TEXTS[0], VoiceSettings())
+
+    # A thread synthesizing while we fork: children must not inherit a held lock or a
+    # half-used library instance.
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        context = multiprocessing.get_context(method)
+        with context.Pool(2) as pool:
+            results = pool.map(_speak_all, ["en-us", "en-us"])
+    finally:
+        stop.set()
+        worker.join()
+    assert results == [expected, expected]
+
+
+def test_unknown_voice_lists_close_matches() -> None:
+    with pytest.raises(EngineError) as caught:
+        EspeakEngine().synthesize("Hello.", VoiceSettings(name="en-uss"))
+    message = str(caught.value)
+    assert "en-uss" in message
+    assert "en-us" in message.split("did you mean", 1)[1]
+
+
+def test_unknown_language_is_an_error() -> None:
+    with pytest.raises(EngineError, match="unknown voice or language 'qq'"):
+        EspeakEngine().cache_settings(VoiceSettings(name="", language="qq"))
+
+
+def test_unknown_variant_is_an_error() -> None:
+    with pytest.raises(EngineError, match=r"variant '\+nosuch'"):
+        resolve_voice("en+nosuch")
+
+
+@pytest.mark.parametrize(
+    ("requested", "resolved"),
+    [
+        ("en", "gmw/en"),
+        ("en-us", "gmw/en-US"),
+        ("EN-US", "gmw/en-US"),
+        ("English (America)", "gmw/en-US"),
+        ("gmw/en-US", "gmw/en-US"),
+        ("en-gb", "gmw/en"),
+        ("en-us+f3", "gmw/en-US+f3"),
+    ],
+)
+def test_voice_names_resolve_to_one_identifier(requested: str, resolved: str) -> None:
+    assert resolve_voice(requested) == resolved
+
+
+def test_language_is_used_when_no_name_is_set() -> None:
+    engine = EspeakEngine()
+    settings = engine.cache_settings(VoiceSettings(name="", language="en-us"))
+    assert settings == {"voice": "gmw/en-US", "wpm": "115"}
+
+
+def test_rate_does_not_enter_cache_settings() -> None:
+    engine = EspeakEngine()
+    slow = engine.cache_settings(VoiceSettings(name="en-us", rate=0.5))
+    assert slow == engine.cache_settings(VoiceSettings(name="en-us", rate=1.0))
+
+
+def test_voices_languages_version_availability() -> None:
+    engine = EspeakEngine()
+    assert {"en", "en-us", "de"} <= set(engine.voices())
+    assert {"en", "en-us", "en-gb", "fr"} <= set(engine.languages())
+    assert engine.version().startswith("espeak-ng 1.")
+    assert "espeakng-loader" in engine.version()
+    availability = engine.availability()
+    assert availability.usable, availability.reason
+    assert any(v.name == "English (America)" for v in engine.voice_table())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-v xx --stdout hello", "<speak>Hi <break time='3s'/> there</speak>", "Tab\tand \x00 nul."],
+)
+def test_hostile_text_is_spoken_as_text(text: str) -> None:
+    samples, sample_rate, _ = _pcm(EspeakEngine().synthesize(text, VoiceSettings()).data)
+    assert 0.2 < samples.size / sample_rate < 10
