@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING
 
 import yaml
 
-from pipeline.errors import ConfigError
+from pipeline.errors import AudioError, ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 CATALOG_FILE = "catalog.yaml"
 KINDS = ("bed", "one-shot")
+AUDIO_SUFFIXES = (".ogg", ".opus", ".oga", ".flac", ".wav", ".mp3", ".m4a", ".aac", ".aiff", ".aif")
+"""File endings that make a bare ``name.ext`` a path rather than a catalog name."""
+MAX_ASSET_BYTES = 200_000_000
+"""Larger asset files are refused before decoding (a hostile or mistaken file)."""
+MAX_ASSET_S = 30 * 60.0
+"""Longer assets are refused: a bed loops, a one-shot rings; neither needs more."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,9 @@ def load_catalog(folder: Path) -> dict[str, Asset]:
     try:
         data = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(f"{catalog_path}: error: cannot read the asset catalog: {error}") from None
+        raise ConfigError(
+            f"{catalog_path}: error: cannot read the asset catalog: {error}"
+        ) from None
     entries = data.get("assets") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise ConfigError(f"{catalog_path}: error: expected a mapping 'assets: {{name: entry}}'")
@@ -76,3 +92,160 @@ def project_catalog(project_assets_dir: Path | None) -> dict[str, Asset]:
     if project_assets_dir is not None and project_assets_dir.resolve() != builtin_assets_dir():
         catalog.update(load_catalog(project_assets_dir))
     return catalog
+
+
+class AssetLookupError(ConfigError):
+    """An asset name or path that does not resolve; ``suggestions`` holds close catalog names."""
+
+    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.suggestions = suggestions or []
+
+
+def find_asset(
+    name_or_path: str,
+    catalog: dict[str, Asset],
+    script_dir: Path,
+    project_root: Path,
+    kind: str = "one-shot",
+) -> Asset:
+    """The catalog entry called ``name_or_path``, else the file it names relative to the script.
+
+    A path must be relative and stay inside the project root (symlinks resolved); ``kind``
+    (``bed`` loops) applies to path assets only.
+    """
+    text = name_or_path.strip()
+    if text in catalog:
+        return catalog[text]
+    if not text:
+        raise AssetLookupError("empty asset name")
+    if not _looks_like_path(text):
+        close = difflib.get_close_matches(text, list(catalog), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        known = ", ".join(sorted(catalog)) or "none"
+        raise AssetLookupError(f"unknown asset '{text}'{hint} (catalog: {known})", close)
+    if (
+        PurePosixPath(text).is_absolute()
+        or PureWindowsPath(text).is_absolute()
+        or (PureWindowsPath(text).drive)
+    ):
+        raise AssetLookupError(
+            f"asset path '{text}' is absolute; use a catalog name or a path relative to the script"
+        )
+    if text.startswith("~"):
+        raise AssetLookupError(f"asset path '{text}': '~' is not expanded; use a relative path")
+    root = project_root.resolve()
+    resolved = (script_dir / text).resolve()
+    if not resolved.is_relative_to(root):
+        raise AssetLookupError(f"asset path '{text}' leads outside the project folder {root}")
+    if not resolved.exists():
+        raise AssetLookupError(f"asset file '{text}' not found (looked for {resolved})")
+    if not resolved.is_file():
+        raise AssetLookupError(f"asset path '{text}' is not a file ({resolved})")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return Asset(
+        name=text,
+        kind=kind,
+        file=resolved,
+        loop=kind == "bed",
+        licence="",
+        description=f"file {text}",
+        level_db=0.0,
+    )
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        "/" in text
+        or "\\" in text
+        or text.startswith((".", "~"))
+        or text.lower().endswith(AUDIO_SUFFIXES)
+    )
+
+
+def _check_file(asset: Asset) -> os.stat_result:
+    """Stat the asset file, turning every way it can be unusable into a clear AudioError."""
+    where = f"{asset.file}: asset '{asset.name}'"
+    try:
+        stat = asset.file.stat()
+    except FileNotFoundError:
+        raise AudioError(
+            f"{where}: file not found (probable cause: it was moved, deleted or misspelt "
+            "in the catalog)"
+        ) from None
+    except OSError as error:
+        raise AudioError(f"{where}: cannot read it ({error.strerror})") from None
+    if not asset.file.is_file():
+        raise AudioError(f"{where}: not a regular file")
+    if not os.access(asset.file, os.R_OK):
+        raise AudioError(f"{where}: cannot read it (probable cause: file permissions)")
+    if stat.st_size == 0:
+        raise AudioError(f"{where}: the file is empty (probable cause: an interrupted copy)")
+    if stat.st_size > MAX_ASSET_BYTES:
+        raise AudioError(
+            f"{where}: {stat.st_size} bytes is too large for an asset "
+            f"(limit {MAX_ASSET_BYTES // 1_000_000} MB)"
+        )
+    return stat
+
+
+def asset_length_s(asset: Asset) -> float:
+    """Length of the asset in seconds, from the file's header when it tells, else by decoding."""
+    stat = _check_file(asset)
+    length = _header_length_s(str(asset.file), stat.st_mtime_ns, stat.st_size)
+    if length is None:
+        samples = load_asset_audio(asset, 8000, 1)
+        length = samples.shape[0] / 8000.0
+    return length
+
+
+@lru_cache(maxsize=64)
+def _header_length_s(path: str, mtime_ns: int, size: int) -> float | None:
+    """Length from the container header (mutagen); None when unknown or unreadable."""
+    try:
+        import mutagen
+
+        info = mutagen.File(path)
+    except Exception:  # mutagen raises many types on damaged files; decoding reports those
+        return None
+    length = getattr(getattr(info, "info", None), "length", None)
+    return float(length) if isinstance(length, (int, float)) and length > 0 else None
+
+
+def load_asset_audio(asset: Asset, sample_rate: int, channels: int) -> npt.NDArray[np.float32]:
+    """Decoded float32 samples (frames, channels) at the given rate, converted as needed.
+
+    Results are memoized per file version and format; the returned array is read-only.
+    """
+    stat = _check_file(asset)
+    length = _header_length_s(str(asset.file), stat.st_mtime_ns, stat.st_size)
+    if length is not None and length > MAX_ASSET_S:
+        raise AudioError(
+            f"{asset.file}: asset '{asset.name}': {length:.0f} s is too long for an asset "
+            f"(limit {MAX_ASSET_S:.0f} s)"
+        )
+    return _decode_cached(
+        str(asset.file), asset.name, stat.st_mtime_ns, stat.st_size, sample_rate, channels
+    )
+
+
+@lru_cache(maxsize=16)
+def _decode_cached(
+    path: str, name: str, mtime_ns: int, size: int, sample_rate: int, channels: int
+) -> npt.NDArray[np.float32]:
+    from pipeline.ffmpeg import decode
+
+    where = f"{path}: asset '{name}'"
+    try:
+        samples = decode(Path(path), sample_rate, channels)
+    except AudioError as error:
+        detail = str(error).removeprefix(f"{path}: ").removeprefix("cannot decode: ")
+        raise AudioError(
+            f"{where}: cannot decode it (probable cause: the file is corrupt, truncated or "
+            f"not audio): {detail}"
+        ) from None
+    if samples.shape[0] > MAX_ASSET_S * sample_rate:
+        raise AudioError(f"{where}: too long for an asset (limit {MAX_ASSET_S:.0f} s)")
+    samples.setflags(write=False)
+    return samples

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONDITIONING_VERSION = "1"
+CONDITIONING_VERSION = "2"
 """Part of speech cache keys; bump whenever conditioning changes its output."""
 
 SILENCE_DBFS = -50.0
@@ -37,6 +37,12 @@ FADE_S = 0.005
 """Raised-cosine fade at both ends; the first and last samples are 0."""
 TEMPO_PAD_MS = 100
 """Silence added at both ends before ``atempo`` so its window never cuts speech."""
+SPEECH_LEVEL_DBFS = -20.0
+"""RMS of the voiced parts of every clip, so all engines and sentences sit at one level."""
+SPEECH_PEAK_DBFS = -3.0
+"""No clip peaks above this after leveling."""
+LEVEL_WINDOW_S = 0.05
+"""Window of the voiced-part detector used for leveling."""
 BATCH_CLIPS = 32
 """Clips per ffmpeg run in :func:`condition_clips`."""
 ATEMPO_MIN = 0.5
@@ -171,8 +177,31 @@ def _finish(
         raise AudioError(f"engine returned silence for {label}")
     start, end = bounds
     clip = np.array(samples[start:end], dtype=np.float32)
+    clip *= np.float32(level_gain(clip, sample_rate))
     apply_edge_fades(clip, sample_rate)
     return clip
+
+
+def level_gain(clip: npt.NDArray[np.float32], sample_rate: int) -> float:
+    """Linear gain bringing the voiced windows' RMS to SPEECH_LEVEL_DBFS, peaks capped."""
+    import numpy as np
+
+    window = max(1, round(LEVEL_WINDOW_S * sample_rate))
+    count = max(1, clip.size // window)
+    frames = (
+        clip[: count * window].astype(np.float64).reshape(count, -1)
+        if clip.size >= window
+        else clip.astype(np.float64).reshape(1, -1)
+    )
+    energy = np.mean(frames * frames, axis=1)
+    voiced = energy[energy >= energy.max() * 0.01]
+    rms = math.sqrt(float(np.mean(voiced))) if voiced.size else 0.0
+    peak = float(np.max(np.abs(clip))) if clip.size else 0.0
+    if rms <= 0.0 or peak <= 0.0:
+        return 1.0
+    wanted = 10.0 ** (SPEECH_LEVEL_DBFS / 20.0) / rms
+    ceiling = 10.0 ** (SPEECH_PEAK_DBFS / 20.0) / peak
+    return min(wanted, ceiling)
 
 
 def audible_bounds(

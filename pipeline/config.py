@@ -197,7 +197,7 @@ DEFAULTS: Layer = {
     "voice.engine": "espeak",
     "voice.tld": "com",
     "voice.rate": 1.0,
-    "background.gain": 0.0,
+    "background.gain": -18.0,
     "background.fade_in": 5.0,
     "background.fade_out": 10.0,
     "background.duck": 10.0,

@@ -30,7 +30,7 @@ class BackgroundSettings:
 
     asset: str
     """Catalog name or a path relative to the script."""
-    gain_db: float = 0.0
+    gain_db: float = -18.0
     """Level relative to the asset's catalog level."""
     fade_in_s: float = 5.0
     """Fade-in length."""

@@ -95,3 +95,32 @@ def test_new_rejects_bad_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     result = CliRunner().invoke(cli, ["new", "Bad Id", "-d", "s"])
     assert result.exit_code == 2 and "invalid id" in result.output
     assert not (tmp_path / "s").exists()
+
+
+def test_a_partial_given_alone_is_checked_as_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "_ok.yaml").write_text("steps:\n  - say: Bye.\n", encoding="utf-8")
+    (tmp_path / "_bad.yaml").write_text("title: T\nsteps:\n  - pause: ten\n", encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["validate", "_ok.yaml"]).exit_code == 0
+    result = runner.invoke(cli, ["validate", "_bad.yaml"])
+    assert result.exit_code == 1
+    assert (
+        "_bad.yaml:1:1: error: title: unknown key 'title'; expected one of: steps" in result.output
+    )
+    assert "_bad.yaml:3:12: error: steps[0].pause: expected a duration like '30s'" in result.output
+
+
+def test_a_folder_skips_partials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s" / "_snippets").mkdir(parents=True)
+    (tmp_path / "s" / "_snippets" / "end.yaml").write_text("steps:\n  - say: Bye.\n")
+    (tmp_path / "s" / "_draft.yaml").write_text("not: a script\n")
+    (tmp_path / "s" / "one.yaml").write_text(
+        "title: One\nsteps:\n  - say: Hi.\n  - include: _snippets/end.yaml\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", "s"])
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) checked" in result.output

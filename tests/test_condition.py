@@ -49,7 +49,16 @@ def test_output_is_mono_float32_at_the_requested_rate() -> None:
         assert clip.dtype == np.float32
         assert clip.ndim == 1
         assert clip.size == pytest.approx(TONE_S * sample_rate, abs=0.010 * sample_rate)
-        assert 0.45 < float(np.max(np.abs(clip))) < 0.55  # averaged, not summed
+        mono = condition_clip(_wav(_tone()), 1.0, sample_rate)
+        np.testing.assert_allclose(clip, mono, atol=1e-4)  # averaged, not summed
+
+
+@pytest.mark.parametrize("amplitude", [0.02, 0.3, 0.9])
+def test_every_clip_is_leveled_to_the_speech_level(amplitude: float) -> None:
+    clip = condition_clip(_wav(_tone() * amplitude / 0.5), 1.0, 44100)
+    rms_dbfs = 20 * np.log10(float(np.sqrt(np.mean(clip.astype(np.float64) ** 2))))
+    assert rms_dbfs == pytest.approx(-20.0, abs=0.3)
+    assert float(np.max(np.abs(clip))) <= 10 ** (-3 / 20) + 1e-6
 
 
 @pytest.mark.parametrize("rate", [0.5, 2.0, 0.8, 1.25])

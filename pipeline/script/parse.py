@@ -89,6 +89,18 @@ def parse_script(path: Path, root: Path, problems: list[Problem]) -> Script | No
     return _ScriptParser(document, root.resolve(), problems).script()
 
 
+def parse_partial(path: Path, root: Path, problems: list[Problem]) -> None:
+    """Check a partial (a ``steps:``-only file) on its own; problems are appended."""
+    shown = display_path(path)
+    try:
+        document = load_document(shown)
+    except LoadFailed as failure:
+        problems.append(failure.problem)
+        return
+    parser = _ScriptParser(document, root.resolve(), problems)
+    parser.partial_steps()
+
+
 class _ScriptParser:
     def __init__(self, document: Document, root: Path, problems: list[Problem]) -> None:
         self.document = document
@@ -153,6 +165,27 @@ class _ScriptParser:
             includes=tuple(self.includes),
         )
         return script if _error_count(self.problems) == errors_before else None
+
+    def partial_steps(self) -> list[Step]:
+        """The steps of this document read as a partial."""
+        return self._partial_steps(self.document, [self.document.path.resolve()])
+
+    def _partial_steps(self, document: Document, chain: list[Path]) -> list[Step]:
+        """Steps of a partial document: a mapping with only a ``steps:`` list."""
+        reader = Reader(document.path, self.problems)
+        root = document.root
+        if root is None or is_null(root):
+            self.problems.append(
+                Problem(Place(document.path, 1, 1), "a partial needs a 'steps:' list")
+            )
+            return []
+        entries = reader.mapping(root, "", ("steps",))
+        if entries is None:
+            return []
+        if "steps" not in entries:
+            reader.error(root, "steps", "a partial needs a 'steps:' list")
+            return []
+        return self.steps(reader, entries["steps"][1], "steps", chain)
 
     def _optional_text(self, values: dict[str, yaml.Node], key: str) -> str:
         if key not in values or is_null(values[key]):
@@ -511,20 +544,7 @@ class _ScriptParser:
         except LoadFailed as failure:
             self.problems.append(failure.problem)
             return []
-        included = Reader(document.path, self.problems)
-        root = document.root
-        if root is None or is_null(root):
-            included.problems.append(
-                Problem(Place(document.path, 1, 1), "an included file needs a 'steps:' list")
-            )
-            return []
-        entries = included.mapping(root, "", ("steps",))
-        if entries is None:
-            return []
-        if "steps" not in entries:
-            included.error(root, "steps", "an included file needs a 'steps:' list")
-            return []
-        return self.steps(included, entries["steps"][1], "steps", [*chain, target])
+        return self._partial_steps(document, [*chain, target])
 
 
 def _number(value: object) -> float:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from pipeline.assets import Asset, project_catalog
 from pipeline.config import Project, resolve
-from pipeline.errors import ConfigError, PipelineError, Place, Problem, ScriptError
+from pipeline.errors import ConfigError, EngineError, PipelineError, Place, Problem, ScriptError
 from pipeline.script.model import BreatheStep, SayStep, Script, SectionStep, SoundStep
-from pipeline.script.parse import display_path, is_partial, parse_script
+from pipeline.script.parse import display_path, is_partial, parse_partial, parse_script
 from pipeline.settings import Settings, VoiceSettings
+from pipeline.timeline import Timeline
 
 SCRIPT_SUFFIXES = (".yaml", ".yml")
 
@@ -114,6 +115,9 @@ def validate_file(
     root = project.root
     if not path.resolve().is_relative_to(root):
         root = path.resolve().parent
+    if is_partial(path):
+        parse_partial(path, root, problems)
+        return None
     script = parse_script(path, root, problems)
     if script is None:
         return None
@@ -189,15 +193,33 @@ def _check_sections(script: Script, problems: list[Problem]) -> None:
 
 
 def _check_plan(script: Script, settings: Settings, problems: list[Problem]) -> None:
-    """Plan with estimated (or cached) lengths: catches impossible targets and long cues."""
+    """Plan with estimated lengths (catches impossible targets and long cues), check voices."""
     from pipeline.timeline import plan
 
     try:
-        plan(script, settings, EstimatedLengths(script, settings))
+        timeline = plan(script, settings, EstimatedLengths(script, settings))
     except ScriptError as error:
         problems.extend(error.problems)
+        return
     except PipelineError as error:
         problems.append(Problem(Place(script.path), str(error)))
+        return
+    _check_voices(timeline, settings, problems)
+
+
+def _check_voices(timeline: Timeline, settings: Settings, problems: list[Problem]) -> None:
+    """Every voice used must name a registered engine and a voice or language it has."""
+    from pipeline.engines import get_engine
+
+    seen: set[VoiceSettings] = set()
+    for cue in timeline.speech:
+        if cue.voice in seen:
+            continue
+        seen.add(cue.voice)
+        try:
+            get_engine(cue.voice.engine, settings.retry).cache_settings(cue.voice)
+        except EngineError as error:
+            problems.append(Problem(cue.place.at(cue.place.key_path or "voice"), str(error)))
 
 
 def sound_lengths(script: Script, settings: Settings) -> Callable[[str], float]:
