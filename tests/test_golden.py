@@ -6,9 +6,9 @@ Run with ``MEDITATE_REGEN_GOLDEN=1`` to rewrite the ``.out`` files, then review 
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,19 +21,43 @@ CASES = sorted(
 REGENERATE = os.environ.get("MEDITATE_REGEN_GOLDEN") == "1"
 
 
+MEASURED = """
+import atexit, resource, sys
+peak_file = sys.argv.pop(1)
+def report():
+    with open(peak_file, "w") as out:
+        out.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+atexit.register(report)
+from pipeline.cli import main
+sys.argv[0] = "meditate"
+main()
+"""
+
+
 def run_validate(target: str, *extra: str) -> tuple[int, str, float, int]:
-    """Run the real command in a child process; return code, output, seconds, peak KiB."""
+    """Run the real command in a child process; return code, output, seconds, its peak KiB."""
+    peak_file = Path(tempfile.gettempdir()) / f"meditate-peak-{os.getpid()}"
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "validate", *extra, f"scripts/{target}"],
-        cwd=GOLDEN,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                MEASURED,
+                str(peak_file),
+                "validate",
+                *extra,
+                f"scripts/{target}",
+            ],
+            cwd=GOLDEN,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        seconds = time.perf_counter() - started
+        peak_kib = int(peak_file.read_text())
+    finally:
+        peak_file.unlink(missing_ok=True)
     return result.returncode, result.stdout + result.stderr, seconds, peak_kib
 
 
