@@ -63,7 +63,7 @@ def validate_figures(count: int) -> None:
             cwd=project, capture_output=True, text=True,
         )  # fmt: skip
         print(
-            f"validate {count} scripts: {seconds:.2f} s ({result.stderr.strip().splitlines()[-1]})"
+            f"validate {count} scripts: {seconds:.2f} s ({(result.stdout + result.stderr).strip().splitlines()[-1]})"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,8 +58,17 @@ def builtin_assets_dir() -> Path:
 def load_catalog(folder: Path) -> dict[str, Asset]:
     """Entries of ``folder/catalog.yaml``; an absent folder or file is an empty catalog."""
     catalog_path = folder / CATALOG_FILE
-    if not catalog_path.is_file():
+    try:
+        stat = catalog_path.stat()
+    except OSError:
         return {}
+    return dict(_read_catalog(catalog_path, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_catalog(catalog_path: Path, mtime_ns: int, size: int) -> dict[str, Asset]:
+    """The parsed catalog, memoized on the file's identity (a batch reads it once)."""
+    folder = catalog_path.parent
     try:
         data = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:

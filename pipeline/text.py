@@ -383,6 +383,12 @@ def split_paragraphs(text: str) -> list[str]:
 
 
 def split_say(text: str) -> list[Sentence]:
+    """Sentences of a ``say`` text (a fresh list; the work is memoized)."""
+    return list(_split_say(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_say(text: str) -> tuple[Sentence, ...]:
     """Sentences of a ``say`` text, with paragraph breaks and inline pauses.
 
     Raises ValueError for a malformed pause marker (see :func:`find_pause_marker_errors`).
@@ -432,7 +438,7 @@ def split_say(text: str) -> list[Sentence]:
     if sentences and pending_pause is not None:
         last = sentences[-1]
         sentences[-1] = Sentence(last.text, last.pause_before_s, last.new_paragraph, pending_pause)
-    return sentences
+    return tuple(sentences)
 
 
 # --- measures and limits ----------------------------------------------------------------
@@ -441,6 +447,7 @@ _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _WORD = re.compile(r"[^\W_]+(?:['\u2019.,\-][^\W_]+)*")
 
 
+@functools.lru_cache(maxsize=8192)
 def word_count(text: str) -> int:
     """Spoken words for length estimates; ``3.5``, ``don't`` count once, a CJK character once."""
     text = strip_tags(strip_pause_markers(text))

@@ -22,11 +22,14 @@ REGENERATE = os.environ.get("MEDITATE_REGEN_GOLDEN") == "1"
 
 
 MEASURED = """
-import atexit, resource, sys
+import atexit, sys
 peak_file = sys.argv.pop(1)
 def report():
+    # VmHWM belongs to this process image; ru_maxrss would inherit the parent's at fork.
+    status = open("/proc/self/status").read()
+    peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
     with open(peak_file, "w") as out:
-        out.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+        out.write(peak)
 atexit.register(report)
 from pipeline.cli import main
 sys.argv[0] = "meditate"

@@ -195,3 +195,28 @@ def test_alias_expansion_is_bounded() -> None:
 def test_small_aliases_are_fine() -> None:
     document = compose_text(Path("ok.yaml"), "a: &v 3\nb: *v\n")
     assert document.root is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x:\n" + "".join("  " * depth + "- \n" for depth in range(5000)),
+        "x:\n" + "".join("  " * depth + "a:\n" for depth in range(5000)),
+        "x: " + "{a: " * 5000 + "1" + "}" * 5000,
+        "x: " + "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=["block-sequences", "block-mappings", "flow-mappings", "flow-sequences"],
+)
+def test_deep_block_and_flow_nesting_is_refused(text: str) -> None:
+    with pytest.raises(LoadFailed, match="nesting is deeper than 40 levels"):
+        compose_text(Path("deep.yaml"), text)
+
+
+def test_recursive_alias_is_refused() -> None:
+    with pytest.raises(LoadFailed, match="undefined alias 'a'"):
+        compose_text(Path("loop.yaml"), "a: &a [1, *a]\n")
+
+
+def test_several_documents_are_refused() -> None:
+    with pytest.raises(LoadFailed, match="expected one YAML document"):
+        compose_text(Path("two.yaml"), "title: A\n---\ntitle: B\n")

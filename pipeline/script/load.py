@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from pipeline.errors import Place, Problem
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVER: Any = yaml.resolver.Resolver()
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 100_000
@@ -42,18 +48,32 @@ class Document:
     """Root node, ``None`` for an empty document."""
 
 
-def place_of(path: Path, node: yaml.Node, key_path: str = "") -> Place:
-    """The 1-based position of a node."""
+def place_of(path: Path, node: yaml.Node | yaml.Event, key_path: str = "") -> Place:
+    """The 1-based position of a node or parser event."""
     mark = node.start_mark
+    if mark is None:
+        return Place(path, 0, 0, key_path)
     return Place(path, mark.line + 1, mark.column + 1, key_path)
 
 
 def load_document(path: Path) -> Document:
-    """Read and compose one YAML file; raise LoadFailed with a located problem."""
+    """Read and compose one YAML file; raise LoadFailed with a located problem.
+
+    Documents are memoized on the file's identity, so a partial included by many scripts
+    is read once per run.
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise _failed(path, f"file is {size / 1e6:.1f} MB; the limit is 1 MB")
+        stat = path.stat()
+    except OSError as error:
+        raise _failed(path, f"cannot read: {error.strerror or error}") from None
+    if stat.st_size > MAX_FILE_BYTES:
+        raise _failed(path, f"file is {stat.st_size / 1e6:.1f} MB; the limit is 1 MB")
+    return _load_document(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_document(path: Path, mtime_ns: int, size: int) -> Document:
+    try:
         raw = path.read_bytes()
     except OSError as error:
         raise _failed(path, f"cannot read: {error.strerror or error}") from None
@@ -63,7 +83,7 @@ def load_document(path: Path) -> Document:
 def compose_text(path: Path, text: str) -> Document:
     """Compose YAML text into checked nodes (safe tags, bounded size and depth)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(path, text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -71,11 +91,87 @@ def compose_text(path: Path, text: str) -> Document:
         raise LoadFailed(Problem(Place(path, line, column), message)) from None
     except yaml.YAMLError as error:
         raise _failed(path, f"invalid YAML: {error}") from None
-    except RecursionError:
-        raise _failed(path, f"nesting is deeper than {MAX_DEPTH} levels") from None
     if root is not None:
         _check_tree(path, root)
     return Document(path, root)
+
+
+def _compose(path: Path, text: str) -> yaml.Node | None:
+    """Build the node tree from parser events, iteratively, stopping at MAX_DEPTH.
+
+    libyaml's event parser is fast and not recursive; composing here (instead of with
+    ``yaml.compose``, whose C composer recurses and can crash on deep nesting) keeps every
+    node's position and lets the depth limit act before anything deep is built.
+    """
+    root: yaml.Node | None = None
+    anchors: dict[str, yaml.Node] = {}
+    stack: list[tuple[Any, list[yaml.Node], str | None]] = []
+    documents = 0
+
+    def add(node: yaml.Node) -> None:
+        nonlocal root
+        if not stack:
+            root = node
+            return
+        parent, pending, _ = stack[-1]
+        if isinstance(parent, yaml.SequenceNode):
+            parent.value.append(node)
+        elif pending:
+            parent.value.append((pending.pop(), node))
+        else:
+            pending.append(node)
+
+    events: Iterator[Any] = yaml.parse(text, Loader=_LOADER)
+    for event in events:
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise LoadFailed(
+                    Problem(place_of(path, event), "expected one YAML document, found several")
+                )
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise LoadFailed(
+                    Problem(place_of(path, event), f"undefined alias {event.anchor!r}")
+                )
+            add(anchors[event.anchor])
+        elif isinstance(event, yaml.ScalarEvent):
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = _RESOLVER.resolve(yaml.ScalarNode, event.value, event.implicit)
+            node: Any = yaml.ScalarNode(
+                tag, event.value, _any(event.start_mark), _any(event.end_mark), style=event.style
+            )
+            if event.anchor is not None:
+                anchors[event.anchor] = node
+            add(node)
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            if len(stack) >= MAX_DEPTH:
+                raise LoadFailed(
+                    Problem(place_of(path, event), f"nesting is deeper than {MAX_DEPTH} levels")
+                )
+            kind = (
+                yaml.SequenceNode
+                if isinstance(event, yaml.SequenceStartEvent)
+                else yaml.MappingNode
+            )
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = _RESOLVER.resolve(kind, None, event.implicit)
+            collection = kind(tag, [], _any(event.start_mark), None, flow_style=event.flow_style)
+            add(collection)
+            stack.append((collection, [], event.anchor))
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            collection, _, anchor = stack.pop()
+            collection.end_mark = event.end_mark
+            if anchor is not None:
+                anchors[anchor] = collection
+    return root
+
+
+def _any(value: object) -> Any:
+    """libyaml's marks are a different class than PyYAML's stubs expect; same attributes."""
+    return value
 
 
 def _decode(path: Path, raw: bytes) -> str:

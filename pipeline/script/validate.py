@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +73,10 @@ def find_scripts(paths: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+PARALLEL_FROM_FILES = 48
+"""Batches at least this large are validated in worker processes, one per core."""
+
+
 def validate_paths(
     paths: Iterable[Path],
     project: Project,
@@ -78,14 +84,10 @@ def validate_paths(
     flags: dict[str, object] | None = None,
 ) -> Report:
     """Validate every script under ``paths`` and collect all problems."""
-    report = Report()
+    report = Report(files=find_scripts(paths))
     seen_ids: dict[str, Path] = {}
-    for path in find_scripts(paths):
-        report.files.append(path)
-        if not path.exists():
-            report.problems.append(Problem(Place(display_path(path)), "no such file or folder"))
-            continue
-        checked = validate_file(path, project, report.problems, environ, flags)
+    for problems, checked in _validate_all(report.files, project, environ, flags):
+        report.problems += problems
         if checked is None:
             continue
         script = checked.script
@@ -101,6 +103,60 @@ def validate_paths(
         report.checked.append(checked)
     report.problems.sort(key=lambda p: (str(p.place.path), p.place.line, p.place.column))
     return report
+
+
+_Outcome = tuple[list[Problem], "Checked | None"]
+
+
+def _validate_all(
+    files: list[Path],
+    project: Project,
+    environ: dict[str, object] | None,
+    flags: dict[str, object] | None,
+) -> list[_Outcome]:
+    """Each file's problems and result, in file order; large batches use every core."""
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
+    if len(files) < PARALLEL_FROM_FILES or workers < 2:
+        return [_validate_one(path, project, environ, flags) for path in files]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    chunks = [files[index::workers] for index in range(workers)]
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        results = list(
+            pool.map(
+                _validate_chunk, chunks, [project] * workers, [environ] * workers, [flags] * workers
+            )
+        )
+    by_file = {
+        path: outcome
+        for chunk, outcomes in zip(chunks, results, strict=True)
+        for path, outcome in zip(chunk, outcomes, strict=True)
+    }
+    return [by_file[path] for path in files]
+
+
+def _validate_chunk(
+    files: list[Path],
+    project: Project,
+    environ: dict[str, object] | None,
+    flags: dict[str, object] | None,
+) -> list[_Outcome]:
+    return [_validate_one(path, project, environ, flags) for path in files]
+
+
+def _validate_one(
+    path: Path,
+    project: Project,
+    environ: dict[str, object] | None,
+    flags: dict[str, object] | None,
+) -> _Outcome:
+    problems: list[Problem] = []
+    if not path.exists():
+        problems.append(Problem(Place(display_path(path)), "no such file or folder"))
+        return problems, None
+    return problems, validate_file(path, project, problems, environ, flags)
 
 
 def validate_file(
