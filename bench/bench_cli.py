@@ -62,9 +62,8 @@ def validate_figures(count: int) -> None:
             [sys.executable, "-m", "pipeline", "validate", "scripts"],
             cwd=project, capture_output=True, text=True,
         )  # fmt: skip
-        print(
-            f"validate {count} scripts: {seconds:.2f} s ({(result.stdout + result.stderr).strip().splitlines()[-1]})"
-        )
+        summary = (result.stdout + result.stderr).strip().splitlines()[-1]
+        print(f"validate {count} scripts: {seconds:.2f} s ({summary})")
 
 
 def main() -> None:

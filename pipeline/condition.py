@@ -199,8 +199,8 @@ def level_gain(clip: npt.NDArray[np.float32], sample_rate: int) -> float:
     peak = float(np.max(np.abs(clip))) if clip.size else 0.0
     if rms <= 0.0 or peak <= 0.0:
         return 1.0
-    wanted = 10.0 ** (SPEECH_LEVEL_DBFS / 20.0) / rms
-    ceiling = 10.0 ** (SPEECH_PEAK_DBFS / 20.0) / peak
+    wanted = float(10.0 ** (SPEECH_LEVEL_DBFS / 20.0) / rms)
+    ceiling = float(10.0 ** (SPEECH_PEAK_DBFS / 20.0) / peak)
     return min(wanted, ceiling)
 
 
