@@ -277,6 +277,26 @@ def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
     )
 
 
+@cli.command("inspect")
+@click.argument("audio", type=click.Path(path_type=Path))
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the waveform and loudness with chapter marks to this PNG.")  # fmt: skip
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+    help="Output format.",
+)  # fmt: skip
+@handle_errors
+def inspect_command(audio: Path, plot: Path | None, output_format: str) -> None:
+    """Measure an audio file: duration, loudness, true peak, clipping, silences, chapters."""
+    from pipeline.analysis import format_inspection, inspect_audio, inspection_as_dict
+
+    info = inspect_audio(audio, plot=plot)
+    if output_format == "json":
+        click.echo(json.dumps(inspection_as_dict(info), indent=2))
+    else:
+        click.echo(format_inspection(info))
+
+
 def _scripts_dir(project: Project) -> Path:
     from pipeline.config import resolve
 
