@@ -279,8 +279,10 @@ def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
 
 @cli.command("inspect")
 @click.argument("audio", type=click.Path(path_type=Path))
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw the waveform and loudness with chapter marks to this PNG.")  # fmt: skip
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the waveform and loudness with chapter marks to this PNG.",
+)  # fmt: skip
 @click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
     help="Output format.",
