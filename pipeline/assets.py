@@ -147,11 +147,11 @@ def find_asset(
     root = project_root.resolve()
     resolved = (script_dir / text).resolve()
     if not resolved.is_relative_to(root):
-        raise AssetLookupError(f"asset path '{text}' leads outside the project folder {root}")
+        raise AssetLookupError(f"asset path '{text}' leads outside the project folder")
     if not resolved.exists():
-        raise AssetLookupError(f"asset file '{text}' not found (looked for {resolved})")
+        raise AssetLookupError(f"asset file '{text}' not found (looked for {_shown(resolved)})")
     if not resolved.is_file():
-        raise AssetLookupError(f"asset path '{text}' is not a file ({resolved})")
+        raise AssetLookupError(f"asset path '{text}' is not a file ({_shown(resolved)})")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return Asset(
@@ -163,6 +163,14 @@ def find_asset(
         description=f"file {text}",
         level_db=0.0,
     )
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when possible, as users read it."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
 
 
 def _looks_like_path(text: str) -> bool:

@@ -191,7 +191,9 @@ def _check_script(script: Script, settings: Settings, root: Path, problems: list
     if settings.background is not None:
         place = script.background.place if script.background and script.background.place else None
         place = place or Place(settings.config_path or script.path, 0, 0, "defaults.background")
-        asset = _asset(settings.background.asset, catalog, script_dir, root, place, problems)
+        asset = _asset(
+            settings.background.asset, catalog, script_dir, root, place, problems, kind="bed"
+        )
         if asset is not None and asset.kind != "bed":
             problems.append(Problem(place, f"{asset.name!r} is a {asset.kind}, not a bed"))
         if settings.background.fade_out_s == 0:
@@ -219,11 +221,12 @@ def _asset(
     root: Path,
     place: Place,
     problems: list[Problem],
+    kind: str = "one-shot",
 ) -> Asset | None:
     from pipeline.assets import find_asset
 
     try:
-        return find_asset(name, catalog, script_dir, root)
+        return find_asset(name, catalog, script_dir, root, kind)
     except (ValueError, ConfigError) as error:
         problems.append(Problem(place, str(error)))
         return None
