@@ -223,6 +223,66 @@ def speak(state: State, paths: tuple[Path, ...], engine: str | None, jobs: int) 
 
 
 @cli.command()
+@click.argument("script", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: the project's output folder).")  # fmt: skip
+@click.option("--engine", help="Speech engine (overrides script and config).")
+@click.option("--formats", help="Comma-separated formats: mp3, m4a, ogg, opus, flac, wav.")
+@click.option("--section", help="Render only the chapter with this title.")
+@click.option("--preview", "preview", help="Render only the first part, e.g. 60s.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Sentences synthesized at once.")  # fmt: skip
+@click.pass_obj
+@handle_errors
+def render(
+    state: State,
+    script: Path,
+    output: Path | None,
+    engine: str | None,
+    formats: str | None,
+    section: str | None,
+    preview: str | None,
+    jobs: int,
+) -> None:
+    """Render SCRIPT to audio with captions and a sidecar.
+
+    --section and --preview render an excerpt quickly for editors (named
+    <id>.section-<title>.<format> or <id>.preview.<format>, no sidecar).
+    """
+    from pipeline.errors import UsageError
+    from pipeline.render import render_script
+    from pipeline.units import parse_duration
+
+    preview_s = None
+    if preview is not None:
+        try:
+            preview_s = parse_duration(preview)
+        except ValueError as error:
+            raise UsageError(f"error: --preview: {error}") from None
+        if preview_s <= 0:
+            raise UsageError("error: --preview: must be longer than 0 s")
+    with _progress_bar(state, "speaking") as progress:
+        result = render_script(
+            script,
+            state.project(script),
+            {"voice.engine": engine, "formats": formats},
+            output_dir=output,
+            section=section,
+            preview_s=preview_s,
+            progress=progress,
+            jobs=jobs,
+        )
+    for path in result.files:
+        click.echo(f"wrote {path}")
+    if result.sidecar is not None:
+        loudness = result.sidecar["loudness"]
+        click.echo(
+            f"{result.sidecar['duration_s']:.1f} s, {loudness['integrated_lufs']:.1f} LUFS, "
+            f"true peak {loudness['true_peak_dbtp']:.1f} dBTP"
+        )
+
+
+@cli.command()
 @handle_errors
 def engines() -> None:
     """List speech engines, whether each is usable here, and their voices and languages."""

@@ -1,0 +1,318 @@
+"""Rendering one track: timeline -> speech -> streaming mix -> master -> encode -> sidecars.
+
+Mastering is two passes over the (deterministic, cheap) streaming mix: the first measures
+the integrated loudness, the second applies one static gain and the true-peak limiter on
+its way into the encoder. Nothing holds the whole track in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.cache import SpeechCache
+from pipeline.config import Project
+from pipeline.errors import AudioError, PipelineError, UsageError
+from pipeline.planning import Planned, check_scripts, plan_checked
+from pipeline.script.validate import Checked
+from pipeline.speech import ProgressCallback, SpeakReport, speech_requests, synthesize_missing
+from pipeline.timeline import SpeechCue, Timeline
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+Stage = Callable[[str, float], None]
+"""Reports ``(stage, fraction done)`` while a track renders: speech, measure, encode, finish."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What to render and where."""
+
+    output_dir: Path
+    """Folder of the outputs."""
+    formats: tuple[str, ...]
+    """Encoded formats; the first one is measured again for the sidecar."""
+    section: str | None = None
+    """Render only the chapter with this title (an editor's excerpt, no sidecar)."""
+    preview_s: float | None = None
+    """Render only the first seconds (an editor's excerpt, no sidecar)."""
+    build_key: str = ""
+    """Content hash of every input, stored in the sidecar (see `pipeline.build`)."""
+    jobs: int = 1
+    """Sentences synthesized at once."""
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render wrote."""
+
+    files: tuple[Path, ...]
+    """Every file written, audio first, sidecar last."""
+    sidecar: dict[str, Any] | None
+    """The track's sidecar (None for an excerpt)."""
+    speech: SpeakReport
+    """What speech synthesis did."""
+    timeline: Timeline = field(repr=False)
+    """The timeline rendered."""
+
+
+def render_script(
+    path: Path,
+    project: Project,
+    flags: dict[str, object] | None = None,
+    *,
+    output_dir: Path | None = None,
+    section: str | None = None,
+    preview_s: float | None = None,
+    progress: ProgressCallback | None = None,
+    stage: Stage | None = None,
+    jobs: int = 1,
+) -> RenderResult:
+    """Validate and render one script into the output folder."""
+    from pipeline.build import build_key
+
+    checked = check_scripts([path], project, flags)
+    if not checked:
+        raise UsageError(
+            f"{path}: error: not a script (partials are rendered by the scripts that include them)"
+        )
+    item = checked[0]
+    settings = item.settings
+    options = RenderOptions(
+        output_dir=output_dir or settings.output_dir,
+        formats=settings.formats,
+        section=section,
+        preview_s=preview_s,
+        build_key=build_key(item),
+        jobs=jobs,
+    )
+    return render_checked(item, options, progress=progress, stage=stage)
+
+
+def render_checked(
+    checked: Checked,
+    options: RenderOptions,
+    *,
+    cache: SpeechCache | None = None,
+    progress: ProgressCallback | None = None,
+    stage: Stage | None = None,
+) -> RenderResult:
+    """Render a validated script: synthesize what is missing, mix, master, encode, write."""
+    from pipeline.encode import Encoder, TrackTags, tag_file
+    from pipeline.fileio import write_text_atomic
+    from pipeline.master import (
+        TruePeakLimiter,
+        limiter_ceiling_dbtp,
+        measure_file,
+        measure_stream,
+        static_gain_db,
+    )
+    from pipeline.mix import mix
+    from pipeline.outputs import captions_vtt, file_info, sha256_file, sidecar, write_json_atomic
+
+    script, settings = checked.script, checked.settings
+    report_stage = stage or (lambda name, fraction: None)
+    cache = cache or SpeechCache(settings.cache_dir)
+    planned = plan_checked(checked, cache)
+    report_stage("speech", 0.0)
+    speech = synthesize_missing(
+        speech_requests(planned.timeline, str(script.path)),
+        cache,
+        lexicon=settings.lexicon,
+        sample_rate=settings.sample_rate,
+        retry=settings.retry,
+        jobs=options.jobs,
+        progress=progress,
+    )
+    cache.record_run()
+    if speech.synthesized:
+        planned = plan_checked(checked, cache)
+    timeline = _excerpt(planned.timeline, options)
+    excerpt = options.section is not None or options.preview_s is not None
+    sources = _Sources(planned, cache)
+    sample_rate, channels = settings.sample_rate, settings.channels
+
+    def mixed(gain_db: float) -> Iterator[npt.NDArray[np.float32]]:
+        return mix(
+            timeline,
+            speech_clip=sources.speech,
+            sound=sources.sound,
+            bed=sources.bed if timeline.background is not None else None,
+            sample_rate=sample_rate,
+            channels=channels,
+            gain_db=gain_db,
+        )
+
+    report_stage("measure", 0.2)
+    measured = measure_stream(mixed(0.0), sample_rate, channels)
+    gain_db = static_gain_db(measured, settings.target_lufs)
+    limiter = TruePeakLimiter(
+        sample_rate, channels, limiter_ceiling_dbtp(settings.true_peak_dbtp, options.formats)
+    )
+    name = script.id + _excerpt_suffix(options)
+    tags = TrackTags(
+        title=script.title + (" (excerpt)" if excerpt else ""),
+        artist=script.author,
+        album=script.category,
+        comment=script.description,
+        chapters=tuple((chapter.title, chapter.start_s) for chapter in timeline.chapters),
+        duration_s=timeline.length_s,
+    )
+    report_stage("encode", 0.3)
+    output_dir = options.output_dir
+    with Encoder(
+        output_dir,
+        name,
+        options.formats,
+        sample_rate=sample_rate,
+        channels=channels,
+        bitrate=settings.bitrate,
+        tags=tags,
+    ) as encoder:
+        total = max(1, round(timeline.length_s * sample_rate))
+        for block in limiter.stream(mixed(gain_db)):
+            encoder.write(block)
+            report_stage("encode", 0.3 + 0.6 * min(1.0, encoder.frames_written / total))
+        encoder.close()
+        for fmt, temporary in encoder.temp_paths.items():
+            tag_file(temporary, fmt, tags)
+        report_stage("finish", 0.9)
+        loudness = measure_file(encoder.temp_paths[options.formats[0]])
+        _check_loudness(name, loudness.integrated_lufs, loudness.true_peak_dbtp, settings)
+        final_paths = encoder.commit()
+    captions_path = output_dir / f"{name}.vtt"
+    write_text_atomic(captions_path, captions_vtt(timeline, script.title))
+    files = [final_paths[fmt] for fmt in options.formats]
+    written = (*files, captions_path)
+    if excerpt:
+        report_stage("done", 1.0)
+        return RenderResult(written, None, speech, timeline)
+    from pipeline.engines import get_engine
+
+    data = sidecar(
+        script,
+        timeline,
+        files=[
+            file_info(
+                final_paths[fmt],
+                fmt,
+                sample_rate,
+                channels,
+                settings.bitrate if fmt not in ("flac", "wav") else None,
+                output_dir,
+            )
+            for fmt in options.formats
+        ],
+        integrated_lufs=loudness.integrated_lufs,
+        true_peak_dbtp=loudness.true_peak_dbtp if loudness.true_peak_dbtp is not None else -120.0,
+        loudness_range_lu=loudness.loudness_range_lu,
+        voice=settings.voice,
+        engine_version=get_engine(settings.voice.engine, settings.retry).version(),
+        source_sha256=sha256_file(script.path),
+        build_key=options.build_key,
+        root=settings.root,
+        captions=captions_path.name,
+    )
+    sidecar_path = output_dir / f"{script.id}.json"
+    write_json_atomic(sidecar_path, data)
+    report_stage("done", 1.0)
+    return RenderResult((*written, sidecar_path), data, speech, timeline)
+
+
+class _Sources:
+    """Audio the mixer pulls: cached speech clips, one-shots and the bed, at project format."""
+
+    def __init__(self, planned: Planned, cache: SpeechCache) -> None:
+        from pipeline.assets import project_catalog
+
+        self.planned = planned
+        self.cache = cache
+        self.settings = planned.settings
+        self.catalog = project_catalog(self.settings.assets_dir)
+        self.script_dir = planned.script.path.resolve().parent
+        self.sound_dirs = {
+            cue.asset: cue.place.path.resolve().parent
+            for cue in planned.timeline.cues
+            if hasattr(cue, "asset")
+        }
+
+    def speech(self, cue: SpeechCue) -> npt.NDArray[np.float32]:
+        key = self.planned.lengths.key(cue.text, cue.voice)
+        clip = self.cache.get(key) if key is not None else None
+        if clip is None:
+            raise AudioError(
+                f"{cue.place}: the speech clip of {cue.text[:60]!r} is missing from the cache "
+                "(was it pruned during the render?)"
+            )
+        return clip
+
+    def sound(self, name: str) -> tuple[npt.NDArray[np.float32], float]:
+        return self._load(name, self.sound_dirs.get(name, self.script_dir), "one-shot")
+
+    def bed(self, name: str) -> tuple[npt.NDArray[np.float32], float]:
+        return self._load(name, self.script_dir, "bed")
+
+    def _load(self, name: str, folder: Path, kind: str) -> tuple[npt.NDArray[np.float32], float]:
+        from pipeline.assets import find_asset, load_asset_audio
+
+        asset = find_asset(name, self.catalog, folder, self.settings.root, kind)
+        audio = load_asset_audio(asset, self.settings.sample_rate, self.settings.channels)
+        return audio, asset.level_db
+
+
+def _excerpt(timeline: Timeline, options: RenderOptions) -> Timeline:
+    """The part of the timeline an editor asked for: one chapter, or the first seconds."""
+    from pipeline.mix import excerpt
+
+    start_s, end_s = 0.0, timeline.length_s
+    if options.section is not None:
+        titles = [chapter.title for chapter in timeline.chapters]
+        if options.section not in titles:
+            known = ", ".join(repr(title) for title in titles) or "none"
+            raise UsageError(
+                f"error: --section: no chapter {options.section!r} (chapters: {known})"
+            )
+        index = titles.index(options.section)
+        start_s = timeline.chapters[index].start_s
+        if index + 1 < len(timeline.chapters):
+            end_s = timeline.chapters[index + 1].start_s
+    if options.preview_s is not None:
+        end_s = min(end_s, start_s + options.preview_s)
+    if (start_s, end_s) == (0.0, timeline.length_s):
+        return timeline
+    return excerpt(timeline, start_s, end_s)
+
+
+def _excerpt_suffix(options: RenderOptions) -> str:
+    if options.section is not None:
+        slug = re.sub(r"[^a-z0-9]+", "-", options.section.lower()).strip("-") or "section"
+        return f".section-{slug}"
+    if options.preview_s is not None:
+        return ".preview"
+    return ""
+
+
+def _check_loudness(
+    name: str, integrated_lufs: float, true_peak_dbtp: float | None, settings: Any
+) -> None:
+    """Log when the encoded file misses the loudness target (e.g. a mostly silent excerpt)."""
+    if abs(integrated_lufs - settings.target_lufs) > 0.5:
+        log.warning(
+            "%s: integrated loudness %.1f LUFS, target %.1f LUFS",
+            name,
+            integrated_lufs,
+            settings.target_lufs,
+        )
+    if true_peak_dbtp is not None and true_peak_dbtp > settings.true_peak_dbtp:
+        raise PipelineError(
+            f"{name}: error: true peak {true_peak_dbtp:.2f} dBTP over the ceiling "
+            f"{settings.true_peak_dbtp:.1f} dBTP after encoding"
+        )
