@@ -33,7 +33,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_speak_then_plan_shows_measured_lengths(project: Path) -> None:
     runner = CliRunner()
-    before = json.loads(runner.invoke(cli, ["plan", "--format", "json", "scripts/tiny.yaml"]).output)
+    before = json.loads(
+        runner.invoke(cli, ["plan", "--format", "json", "scripts/tiny.yaml"]).output
+    )
     assert before["estimated"] == 3
     result = runner.invoke(cli, ["speak"])
     assert result.exit_code == 0, result.output
@@ -42,7 +44,9 @@ def test_speak_then_plan_shows_measured_lengths(project: Path) -> None:
     assert after["estimated"] == 0
     says = [cue for cue in after["cues"] if cue["kind"] == "say"]
     assert all(cue["estimated"] is False for cue in says)
-    assert says[1]["start_s"] == pytest.approx(says[0]["start_s"] + says[0]["length_s"] + 0.8, abs=1e-3)
+    assert says[1]["start_s"] == pytest.approx(
+        says[0]["start_s"] + says[0]["length_s"] + 0.8, abs=1e-3
+    )
     again = runner.invoke(cli, ["speak", "scripts"])
     assert "3 already cached, 0 synthesized (0 engine call(s))" in again.output
 
@@ -79,3 +83,23 @@ def test_engines_lists_usability_and_languages() -> None:
     assert result.exit_code == 0
     assert "espeak espeak-ng" in result.output and ": usable" in result.output
     assert "gtts gTTS" in result.output and "languages (" in result.output
+
+
+def test_awkward_text_is_spoken_without_trouble(project: Path) -> None:
+    awkward = (
+        'title: Awkward\nsteps:\n  - say: "- starts with a dash. Tabs\\tand \\u0007bell. '
+        'Emoji 🌿 here. <break time=\\"1s\\"/> Tagged <emphasis>words</emphasis>."\n'
+    )
+    (project / "scripts" / "awkward.yaml").write_text(awkward, encoding="utf-8")
+    result = CliRunner().invoke(cli, ["speak", "scripts/awkward.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "4 synthesized" in result.output
+
+
+def test_only_emoji_is_a_located_error(project: Path) -> None:
+    (project / "scripts" / "emoji.yaml").write_text(
+        "title: E\nsteps:\n  - say: 🌿🌿\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(cli, ["validate", "scripts/emoji.yaml"])
+    assert result.exit_code == 1
+    assert "scripts/emoji.yaml:3:10: error: steps[0].say: nothing speakable" in result.output

@@ -1,0 +1,78 @@
+"""gTTS through the whole command line, against the local fake Google server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fake_gtts import FakeGtts
+
+from pipeline.cli import cli
+from pipeline.engines import clear_engine_cache
+
+SCRIPT = """\
+title: Online voice
+voice: {engine: gtts, tld: co.uk}
+steps:
+  - say: Hello there. Breathe softly.
+"""
+
+
+def make_project(root: Path, fake: FakeGtts, tries: int = 3) -> None:
+    (root / "meditate.yaml").write_text(
+        "sample_rate: 16000\nchannels: 1\ncache: cache\n"
+        f"gtts: {{endpoint: '{fake.url}', tries: {tries}, backoff_min: 10ms, "
+        "backoff_max: 20ms, timeout: 1s, min_interval: 0s}\n",
+        encoding="utf-8",
+    )
+    (root / "scripts").mkdir()
+    (root / "scripts" / "online.yaml").write_text(SCRIPT, encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def fresh_engines() -> None:
+    clear_engine_cache()
+
+
+def test_speak_with_gtts_fills_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeGtts() as fake:
+        make_project(tmp_path, fake)
+        result = CliRunner().invoke(cli, ["speak", "-j", "1"])
+        assert result.exit_code == 0, result.output
+        assert "2 sentence(s): 0 already cached, 2 synthesized" in result.output
+        assert sorted(fake.texts) == ["Breathe softly.", "Hello there."]
+        assert {request.tld for request in fake.requests} == {"co.uk"}
+        again = CliRunner().invoke(cli, ["speak"])
+        assert "0 synthesized (0 engine call(s))" in again.output
+        assert len(fake.requests) == 2
+
+
+def test_rate_limited_forever_is_a_clear_error_and_caches_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeGtts(default_mode="429") as fake:
+        make_project(tmp_path, fake, tries=3)
+        result = CliRunner().invoke(cli, ["speak", "-j", "1"])
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output
+        assert "scripts/online.yaml:4:10: steps[0].say" in result.output
+        assert "429 (Too Many Requests)" in result.output and "after 3 tries" in result.output
+        assert "probable cause: rate limit" in result.output
+        assert len(fake.requests) == 3, "no other sentence is tried after the first failure"
+    entries = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.suffix == ".s16"]
+    assert entries == []
+
+
+def test_never_falls_back_to_another_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeGtts(default_mode="500") as fake:
+        make_project(tmp_path, fake, tries=2)
+        result = CliRunner().invoke(cli, ["render", "scripts/online.yaml", "-o", "out"])
+    assert result.exit_code == 1
+    assert "500" in result.output
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
