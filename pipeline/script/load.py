@@ -88,6 +88,8 @@ def compose_text(path: Path, text: str) -> Document:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         message = f"invalid YAML: {error.problem or error.context}"
+        if "nesting depth" in str(error.problem):  # libyaml's own limit, deeper than ours
+            message = f"nesting is deeper than {MAX_DEPTH} levels"
         raise LoadFailed(Problem(Place(path, line, column), message)) from None
     except yaml.YAMLError as error:
         raise _failed(path, f"invalid YAML: {error}") from None
