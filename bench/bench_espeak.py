@@ -2,10 +2,8 @@
 
 Each run is a fresh ``python`` process doing everything from import to done; the parent
 times it and prints the real-time factor (audio seconds per wall second, target >= 200),
-plus the child's own breakdown: imports, synthesis, conditioning (ffmpeg).
-
-Two modes, each in its own fresh processes: conditioning sentence by sentence, and all
-sentences in one ``condition_clips`` call.
+plus the child's own breakdown: imports, synthesis, conditioning (numpy; ffmpeg only
+for a rate other than 1.0).
 
     python bench/bench_espeak.py [--runs 3] [--rate 1.0] [--sample-rate 44100]
 """
@@ -45,12 +43,12 @@ PARAGRAPH = (
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from pipeline.condition import clip_length_s, condition_clip, condition_clips
+from pipeline.condition import clip_length_s, condition_clip
 from pipeline.engines.espeak import EspeakEngine
 from pipeline.settings import VoiceSettings
 import numpy  # what conditioning imports lazily: counted with the imports
 t1 = time.perf_counter()
-text, rate, sample_rate, mode = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+text, rate, sample_rate = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 sentences = [s.strip() for s in text.split(". ") if s.strip()]
 engine = EspeakEngine()
 voice = VoiceSettings(rate=rate)
@@ -61,28 +59,22 @@ for sentence in sentences:
     encoded.append(engine.synthesize(sentence, voice))
     b = time.perf_counter()
     synth_s += b - a
-    if mode == "each":
-        clip = condition_clip(encoded[-1], rate, sample_rate, label=repr(sentence))
-        condition_s += time.perf_counter() - b
-        audio_s += clip_length_s(clip, sample_rate)
-if mode == "batch":
-    b = time.perf_counter()
-    clips = condition_clips([(e, rate) for e in encoded], sample_rate)
+    clip = condition_clip(encoded[-1], rate, sample_rate, label=repr(sentence))
     condition_s += time.perf_counter() - b
-    audio_s = sum(clip_length_s(clip, sample_rate) for clip in clips)
+    audio_s += clip_length_s(clip, sample_rate)
 print(json.dumps({"sentences": len(sentences), "audio_s": audio_s, "import_s": t1 - t0,
                   "synth_s": synth_s, "condition_s": condition_s,
                   "inside_s": time.perf_counter() - t0}))
 """
 
 
-def run_once(rate: float, sample_rate: int, mode: str) -> dict[str, float]:
+def run_once(rate: float, sample_rate: int) -> dict[str, float]:
     """One fresh process; its figures plus the wall time seen from outside."""
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, PARAGRAPH, str(rate), str(sample_rate), mode],
+        [sys.executable, "-c", CHILD, PARAGRAPH, str(rate), str(sample_rate)],
         capture_output=True,
         text=True,
         env=env,
@@ -102,27 +94,22 @@ def main() -> None:
     options = parser.parse_args()
     words = len(PARAGRAPH.split())
     print(f"paragraph: {words} words; rate {options.rate}; {options.sample_rate} Hz; fresh process")
-    for mode, what in (
-        ("each", "condition_clip per sentence (one ffmpeg each)"),
-        ("batch", "condition_clips (one ffmpeg for all sentences)"),
-    ):
-        print(f"{mode}: {what}")
-        runs = [run_once(options.rate, options.sample_rate, mode) for _ in range(options.runs)]
-        for index, figures in enumerate(runs, 1):
-            print(
-                f"  run {index}: {figures['sentences']:.0f} sentences, audio "
-                f"{figures['audio_s']:.1f} s, wall {figures['wall_s']:.3f} s -> "
-                f"{figures['audio_s'] / figures['wall_s']:.0f}x real time | imports "
-                f"{figures['import_s']:.3f} s, synthesis {figures['synth_s']:.3f} s, "
-                f"conditioning {figures['condition_s']:.3f} s, interpreter start+exit "
-                f"{figures['wall_s'] - figures['inside_s']:.3f} s"
-            )
-        best = min(runs, key=lambda f: f["wall_s"])
+    runs = [run_once(options.rate, options.sample_rate) for _ in range(options.runs)]
+    for index, figures in enumerate(runs, 1):
         print(
-            f"  best: {best['audio_s'] / best['wall_s']:.0f}x real time (target >= 200x); "
-            f"synthesis alone {best['audio_s'] / best['synth_s']:.0f}x; conditioning "
-            f"{best['condition_s'] / best['sentences'] * 1000:.0f} ms per sentence"
+            f"  run {index}: {figures['sentences']:.0f} sentences, audio "
+            f"{figures['audio_s']:.1f} s, wall {figures['wall_s']:.3f} s -> "
+            f"{figures['audio_s'] / figures['wall_s']:.0f}x real time | imports "
+            f"{figures['import_s']:.3f} s, synthesis {figures['synth_s']:.3f} s, "
+            f"conditioning {figures['condition_s']:.3f} s, interpreter start+exit "
+            f"{figures['wall_s'] - figures['inside_s']:.3f} s"
         )
+    best = min(runs, key=lambda f: f["wall_s"])
+    print(
+        f"best: {best['audio_s'] / best['wall_s']:.0f}x real time (target >= 200x); "
+        f"synthesis alone {best['audio_s'] / best['synth_s']:.0f}x; conditioning "
+        f"{best['condition_s'] / best['sentences'] * 1000:.1f} ms per sentence"
+    )
 
 
 if __name__ == "__main__":

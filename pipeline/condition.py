@@ -7,11 +7,9 @@ pauses around clips are exact and joins never click.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.engines.base import EncodedAudio
@@ -24,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONDITIONING_VERSION = "2"
+CONDITIONING_VERSION = "3"
 """Part of speech cache keys; bump whenever conditioning changes its output."""
 
 SILENCE_DBFS = -50.0
@@ -43,8 +41,6 @@ SPEECH_PEAK_DBFS = -3.0
 """No clip peaks above this after leveling."""
 LEVEL_WINDOW_S = 0.05
 """Window of the voiced-part detector used for leveling."""
-BATCH_CLIPS = 32
-"""Clips per ffmpeg run in :func:`condition_clips`."""
 ATEMPO_MIN = 0.5
 ATEMPO_MAX = 2.0
 
@@ -64,8 +60,8 @@ def atempo_chain(rate: float) -> list[str]:
     return filters
 
 
-def filter_chain(rate: float, sample_rate: int) -> list[str]:
-    """The ffmpeg filters: tempo (on padded input), then mono at ``sample_rate``.
+def tempo_filters(rate: float) -> list[str]:
+    """The ffmpeg filters applying ``rate`` (on padded input) and a mono mix, at the native rate.
 
     atempo drops about half a window at each end of its input; silence padded around the
     clip (trimmed again afterwards) keeps every sample of speech.
@@ -73,8 +69,7 @@ def filter_chain(rate: float, sample_rate: int) -> list[str]:
     tempo = atempo_chain(rate)
     pad = [f"adelay=delays={TEMPO_PAD_MS}:all=1", f"apad=pad_dur={TEMPO_PAD_MS}ms"]
     # rematrix_maxval=1: a stereo source is averaged, never summed into clipping.
-    resample = f"aresample=osr={sample_rate}:ochl=mono:rematrix_maxval=1"
-    return [*pad, *tempo, resample] if tempo else [resample]
+    return [*pad, *tempo, "aresample=ochl=mono:rematrix_maxval=1"] if tempo else []
 
 
 def condition_clip(
@@ -82,80 +77,129 @@ def condition_clip(
 ) -> npt.NDArray[np.float32]:
     """Decode, tempo-adjust, resample to mono ``sample_rate``, trim silence, fade the ends.
 
-    ``label`` names the clip in errors (e.g. the sentence). A clip with no audible sound
-    is an AudioError.
+    A plain WAV at rate 1.0 (the espeak case) needs no ffmpeg at all; other formats and
+    tempo changes go through one ffmpeg run at the clip's native rate. Resampling is done
+    here, always the same way. ``label`` names the clip in errors. A clip with no audible
+    sound is an AudioError.
     """
-    import numpy as np
-
     _check(audio, sample_rate, label)
-    args: list[str] = []
-    if audio.format:
-        args += ["-f", audio.format]
-    args += ["-i", "pipe:0", "-map", "0:a:0", "-af", ",".join(filter_chain(rate, sample_rate))]
-    args += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
-    try:
-        raw = run_ffmpeg(args, audio.data)
-    except AudioError as error:
-        raise AudioError(
-            f"cannot decode the engine output for {label} (format {audio.format or '?'}): {error}"
-        ) from None
-    return _finish(np.frombuffer(raw, dtype="<f4"), sample_rate, label)
+    filters = tempo_filters(rate)
+    native = read_wav(audio.data) if audio.format == "wav" and not filters else None
+    if native is None:
+        args: list[str] = ["-f", audio.format] if audio.format else []
+        args += ["-i", "pipe:0", "-map", "0:a:0"]
+        if filters:
+            args += ["-af", ",".join(filters)]
+        args += ["-f", "wav", "-acodec", "pcm_f32le", "pipe:1"]
+        try:
+            native = read_wav(run_ffmpeg(args, audio.data))
+        except AudioError as error:
+            raise AudioError(
+                f"cannot decode the engine output for {label} "
+                f"(format {audio.format or '?'}): {error}"
+            ) from None
+        if native is None:
+            raise AudioError(f"cannot decode the engine output for {label}: no audio in it")
+    samples, source_rate = native
+    return _finish(resample(samples, source_rate, sample_rate), sample_rate, label)
 
 
-def condition_clips(
-    clips: Sequence[tuple[EncodedAudio, float]],
-    sample_rate: int,
-    *,
-    labels: Sequence[str] | None = None,
-    batch: int = BATCH_CLIPS,
-) -> list[npt.NDArray[np.float32]]:
-    """``condition_clip`` for many ``(audio, rate)`` pairs, one ffmpeg run per ``batch`` clips.
+def read_wav(data: bytes) -> tuple[npt.NDArray[np.float32], int] | None:
+    """Mono float32 samples and rate of 16-bit PCM or float WAV bytes; None if not such a WAV.
 
-    Gives the same samples as conditioning each clip alone (each has its own filter chain);
-    it only saves ffmpeg start-ups. If a batch fails, its clips are redone one by one so
-    the error names the clip at fault.
+    The data chunk's size is not trusted (ffmpeg writing to a pipe cannot fill it in): the
+    data runs to the end of the bytes.
     """
     import numpy as np
 
-    names = list(labels) if labels is not None else [f"clip {i + 1}" for i in range(len(clips))]
-    if len(names) != len(clips):
-        raise ValueError("labels and clips differ in length")
-    for (audio, _), label in zip(clips, names, strict=True):
-        _check(audio, sample_rate, label)
-    results: list[npt.NDArray[np.float32]] = []
-    for first in range(0, len(clips), max(1, batch)):
-        part = clips[first : first + max(1, batch)]
-        part_names = names[first : first + len(part)]
-        if len(part) == 1:
-            results.append(condition_clip(part[0][0], part[0][1], sample_rate, label=part_names[0]))
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    position, fmt = 12, b""
+    while position + 8 <= len(data):
+        chunk = data[position : position + 4]
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        body = position + 8
+        if chunk == b"fmt ":
+            fmt = data[body : body + 16]
+        elif chunk == b"data" and len(fmt) == 16:
+            tag = int.from_bytes(fmt[0:2], "little")
+            channels = int.from_bytes(fmt[2:4], "little")
+            rate = int.from_bytes(fmt[4:8], "little")
+            bits = int.from_bytes(fmt[14:16], "little")
+            payload = data[body:]
+            if tag == 1 and bits == 16:
+                pcm = np.frombuffer(payload[: len(payload) // 2 * 2], "<i2") / np.float32(32768)
+            elif tag == 3 and bits == 32:
+                pcm = np.frombuffer(payload[: len(payload) // 4 * 4], "<f4")
+            else:
+                return None
+            if channels < 1 or rate <= 0:
+                return None
+            frames = pcm[: len(pcm) // channels * channels].reshape(-1, channels)
+            return frames.mean(axis=1, dtype=np.float32), rate
+        position = body + size + (size & 1)
+    return None
+
+
+RESAMPLE_HALF_TAPS = 24
+"""Input samples on each side of an output sample (counted at the lower rate)."""
+RESAMPLE_BETA = 9.0
+"""Kaiser window shape: about 90 dB of stopband."""
+RESAMPLE_CUTOFF = 0.95
+"""Passband edge as a fraction of the lower Nyquist frequency."""
+
+
+def resample(
+    samples: npt.NDArray[np.float32], source_rate: int, target_rate: int
+) -> npt.NDArray[np.float32]:
+    """Band-limited rational resampling (polyphase, Kaiser-windowed sinc); deterministic."""
+    import numpy as np
+
+    if source_rate == target_rate:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    divisor = math.gcd(source_rate, target_rate)
+    up, down = target_rate // divisor, source_rate // divisor
+    table, half = _polyphase_table(up, down)
+    count = -(-len(samples) * up // down)
+    padded = np.concatenate(
+        [np.zeros(half, np.float64), samples.astype(np.float64), np.zeros(half + 1, np.float64)]
+    )
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half)
+    out = np.empty(count, np.float32)
+    inverse = pow(down, -1, up)
+    for phase in range(up):
+        first = phase * inverse % up  # outputs first..count step up share this phase
+        if first >= count:
             continue
-        with tempfile.TemporaryDirectory(prefix="meditate-condition-") as folder:
-            args: list[str] = []
-            graph: list[str] = []
-            outputs: list[str] = []
-            for index, (audio, rate) in enumerate(part):
-                source = Path(folder) / f"in{index}"
-                source.write_bytes(audio.data)
-                if audio.format:
-                    args += ["-f", audio.format]
-                args += ["-i", str(source)]
-                graph.append(f"[{index}:a:0]{','.join(filter_chain(rate, sample_rate))}[o{index}]")
-            args += ["-filter_complex", ";".join(graph)]
-            for index in range(len(part)):
-                target = str(Path(folder) / f"out{index}.f32")
-                outputs.append(target)
-                args += ["-map", f"[o{index}]", "-f", "f32le", "-acodec", "pcm_f32le", target]
-            try:
-                run_ffmpeg(["-y", *args])
-            except AudioError:
-                log.debug("batch of %d clips failed; conditioning them one by one", len(part))
-                for (audio, rate), label in zip(part, part_names, strict=True):
-                    results.append(condition_clip(audio, rate, sample_rate, label=label))
-                continue
-            for target, label in zip(outputs, part_names, strict=True):
-                raw = np.fromfile(target, dtype="<f4")
-                results.append(_finish(raw, sample_rate, label))
-    return results
+        start, length = first * down // up + 1, len(range(first, count, up))
+        if down == 1:  # consecutive windows: a plain convolution is much faster
+            span = padded[start : start + length + 2 * half - 1]
+            out[first::up] = np.convolve(span, table[phase][::-1], mode="valid")
+        else:
+            out[first::up] = windows[start::down][:length] @ table[phase]
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _polyphase_table(up: int, down: int) -> tuple[npt.NDArray[np.float64], int]:
+    """Taps per output phase: ``table[p, k]`` weighs input sample ``i - half + 1 + k``."""
+    import numpy as np
+
+    stretch = max(1.0, down / up)  # downsampling widens the kernel and lowers the cutoff
+    half = math.ceil(RESAMPLE_HALF_TAPS * stretch)
+    cutoff = RESAMPLE_CUTOFF * 0.5 / stretch  # cycles per input sample
+    distance = np.arange(-half + 1, half + 1)[None, :] - (np.arange(up) / up)[:, None]
+    kernel = 2 * cutoff * np.sinc(2 * cutoff * distance) * _kaiser(distance / half)
+    return kernel / kernel.sum(axis=1, keepdims=True), half
+
+
+def _kaiser(position: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The Kaiser window at continuous positions in [-1, 1] (0 outside)."""
+    import numpy as np
+
+    inside = np.clip(1.0 - position**2, 0.0, None)
+    window = np.i0(RESAMPLE_BETA * np.sqrt(inside)) / np.i0(RESAMPLE_BETA)
+    return np.asarray(window * (np.abs(position) <= 1.0), dtype=np.float64)
 
 
 def _check(audio: EncodedAudio, sample_rate: int, label: str) -> None:

@@ -8,7 +8,7 @@ import wave
 import numpy as np
 import pytest
 
-from pipeline.condition import atempo_chain, clip_length_s, condition_clip, condition_clips
+from pipeline.condition import atempo_chain, clip_length_s, condition_clip, resample
 from pipeline.engines.base import EncodedAudio
 from pipeline.errors import AudioError
 
@@ -163,18 +163,40 @@ def test_bad_rate_is_an_error(rate: float) -> None:
         condition_clip(_wav(_tone()), rate, 44100)
 
 
-def test_a_batch_gives_the_same_samples_as_one_by_one() -> None:
-    clips = [(_wav(_tone(seconds=0.5)), 1.0), (_wav(_tone(seconds=0.7)), 0.8)]
-    stereo = np.stack([_tone(seconds=0.3), _tone(seconds=0.3)], axis=1)
-    clips.append((_wav(stereo, 16000), 1.5))
-    alone = [condition_clip(audio, rate, 44100) for audio, rate in clips]
-    batched = condition_clips(clips, 44100, batch=2)
-    assert len(batched) == len(alone)
-    for one, other in zip(alone, batched, strict=True):
-        assert np.array_equal(one, other)
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [(22050, 44100), (22050, 48000), (24000, 44100), (48000, 44100), (44100, 16000)],
+)
+@pytest.mark.parametrize("frequency", [440.0, 3000.0])
+def test_resampling_is_clean(source: int, target: int, frequency: float) -> None:
+    t = np.arange(2 * source) / source
+    resampled = resample(
+        (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), source, target
+    )
+    assert len(resampled) == 2 * target
+    ideal = 0.5 * np.sin(2 * np.pi * frequency * np.arange(len(resampled)) / target)
+    middle = slice(target // 10, 19 * target // 10)
+    error = resampled[middle] - ideal[middle]
+    assert 10 * np.log10(np.mean(ideal[middle] ** 2) / np.mean(error**2)) > 85.0
 
 
-def test_a_bad_clip_in_a_batch_is_named() -> None:
-    clips = [(_wav(_tone(seconds=0.5)), 1.0), (EncodedAudio(b"garbage" * 100, "wav"), 1.0)]
+def test_resampling_removes_what_the_lower_rate_cannot_hold() -> None:
+    t = np.arange(44100) / 44100
+    folded = resample(np.sin(2 * np.pi * 12000 * t).astype(np.float32), 44100, 16000)
+    assert 20 * np.log10(float(np.sqrt(np.mean(folded[2000:-2000] ** 2)))) < -80.0
+
+
+def test_an_espeak_wav_needs_no_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.condition
+
+    def no_ffmpeg(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("ffmpeg was called")
+
+    monkeypatch.setattr(pipeline.condition, "run_ffmpeg", no_ffmpeg)
+    clip = condition_clip(_wav(_tone()), 1.0, 44100)
+    assert clip.size == pytest.approx(TONE_S * 44100, abs=0.010 * 44100)
+
+
+def test_garbage_wav_is_named() -> None:
     with pytest.raises(AudioError, match="for 'second'"):
-        condition_clips(clips, 44100, labels=["'first'", "'second'"])
+        condition_clip(EncodedAudio(b"garbage" * 100, "wav"), 1.0, 44100, label="'second'")
