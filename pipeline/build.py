@@ -1,19 +1,54 @@
-"""Batch builds: content-hash build keys, incremental and parallel rendering, catalog."""
+"""Batch builds: content-hash build keys, incremental and parallel rendering, catalog.
+
+A track is up to date when its sidecar ``<out>/<id>.json`` records the track's current build
+key and every file the sidecar lists exists with the recorded size (``verify`` also compares
+SHA-256). Timestamps and mere existence are never trusted. The sidecar is written last, so a
+track counts as built only once all its files are in place; a killed build is resumed by
+running it again. One build at a time per output folder (``<out>/.meditate-build.lock``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.config import Project
+from pipeline.errors import BuildError, PipelineError, UsageError
 from pipeline.script.model import SayStep, SoundStep
+from pipeline.script.parse import display_path
 from pipeline.script.validate import Checked
 
-KEY_VERSION = "1"
+log = logging.getLogger(__name__)
+
+UP_TO_DATE = "up to date"
+MISSING = "missing"
+STALE = "stale"
+BUILT = "built"
+FAILED = "failed"
+NOT_STARTED = "not started"
+CATALOG_NAME = "catalog.json"
+LOCK_NAME = ".meditate-build.lock"
+SENTENCE_JOBS = 2
+"""Sentences synthesized at once inside one track's render (online engines overlap requests)."""
+STALE_WRITE_S = 60.0
+"""Hidden ``.*.tmp`` files older than this in the output folder are left by killed writers
+(a sidecar or captions write takes milliseconds; a concurrent ``render`` may be writing one)."""
+_STAGE_STEP = 0.02
+"""Worker progress is forwarded when a track advances by this fraction (or changes stage)."""
+
+KEY_VERSION = "2"
 """Bump when the build key's recipe changes."""
 
 
@@ -21,33 +56,38 @@ def build_key(checked: Checked) -> str:
     """Content hash of everything that shapes a track; never timestamps or file existence.
 
     Covers the script and its includes (bytes), every asset it uses (bytes), the resolved
-    settings, each voice's engine, engine version and output-shaping settings, and the
-    generator's version.
+    settings, each voice's engine, engine version and output-shaping settings, the speech
+    cache's key and conditioning versions, and the generator's version.
     """
-    from pipeline.assets import find_asset, project_catalog
+    from pipeline.assets import Asset, find_asset, project_catalog
+    from pipeline.cache import KEY_SCHEMA
+    from pipeline.condition import CONDITIONING_VERSION
     from pipeline.engines import get_engine
     from pipeline.timeline import resolve_voice
 
     script, settings = checked.script, checked.settings
     catalog = project_catalog(settings.assets_dir)
     script_dir = script.path.resolve().parent
-    assets: list[tuple[str, str]] = []
+    used: list[tuple[str, Asset]] = []
     if settings.background is not None:
         bed = find_asset(settings.background.asset, catalog, script_dir, settings.root, "bed")
-        assets.append((settings.background.asset, _file_sha256(bed.file)))
+        used.append((settings.background.asset, bed))
     for step in script.steps:
         if isinstance(step, SoundStep):
             folder = step.place.path.resolve().parent
-            sound = find_asset(step.asset, catalog, folder, settings.root)
-            assets.append((step.asset, _file_sha256(sound.file)))
-    voices = {resolve_voice(None, settings)}
-    voices |= {
+            used.append((step.asset, find_asset(step.asset, catalog, folder, settings.root)))
+    assets = [  # the bytes and the catalog entry's level and loop flag, not where it lies
+        (name, _file_sha256(asset.file), asset.kind, asset.loop, asset.level_db)
+        for name, asset in used
+    ]
+    step_voices = [
         resolve_voice(step.voice, settings)
         for step in script.steps
         if isinstance(step, SayStep) and step.voice is not None
-    }
+    ]
+    ordered_voices = sorted({resolve_voice(None, settings), *step_voices}, key=repr)
     engines = []
-    for voice in sorted(voices, key=repr):
+    for voice in ordered_voices:
         engine = get_engine(voice.engine, settings.retry)
         engines.append(
             {
@@ -59,10 +99,12 @@ def build_key(checked: Checked) -> str:
     recipe: dict[str, Any] = {
         "key_version": KEY_VERSION,
         "generator": __version__,
+        "speech": f"{KEY_SCHEMA}/{CONDITIONING_VERSION}",
         "script": _file_sha256(script.path.resolve()),
         "includes": [_file_sha256(path) for path in script.includes],
         "assets": assets,
         "engines": engines,
+        "step_voices": [ordered_voices.index(voice) for voice in step_voices],
         "settings": _shaping_settings(checked),
     }
     canonical = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str)
@@ -75,6 +117,7 @@ def _shaping_settings(checked: Checked) -> dict[str, Any]:
     for where in ("root", "config_path", "scripts_dir", "output_dir", "cache_dir", "assets_dir"):
         settings.pop(where, None)
     settings["retry"] = None  # how we ask an online engine does not change what it says
+    settings["forced_voice"] = None  # its effect is in the resolved voices of the recipe
     settings["source_path"] = str(
         checked.script.path.resolve().relative_to(checked.settings.root.resolve())
         if checked.script.path.resolve().is_relative_to(checked.settings.root.resolve())
@@ -96,3 +139,819 @@ def _sha256_of(path: Path, mtime_ns: int, size: int) -> str:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackState:
+    """Whether one track's outputs match its inputs."""
+
+    track_id: str
+    """The script's id."""
+    source: Path
+    """The script file."""
+    state: str
+    """``up to date``, ``missing`` (no sidecar) or ``stale``."""
+    reason: str = ""
+    """Why it is missing or stale, e.g. ``inputs changed`` or ``x.mp3: 10 bytes, expected 20``."""
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """Outputs whose script is gone (deleted, renamed, or its id changed)."""
+
+    track_id: str
+    """The id recorded in the sidecar."""
+    sidecar: Path
+    """The sidecar file in the output folder."""
+    source: str
+    """The script path the sidecar names (relative to the project root)."""
+
+
+@dataclass(frozen=True)
+class TrackOutcome:
+    """What a build did with one track."""
+
+    track_id: str
+    """The script's id."""
+    source: Path
+    """The script file."""
+    status: str
+    """``built``, ``up to date``, ``failed`` or ``not started`` (a failure stopped the build)."""
+    reason: str = ""
+    """Why it was rendered: ``missing``, ``forced``, or why it was stale."""
+    error: str = ""
+    """The failure's message."""
+    seconds: float = 0.0
+    """Wall time of its render."""
+    synthesized: int = 0
+    """Sentences synthesized for it."""
+    engine_calls: int = 0
+    """Calls to an engine's ``synthesize`` for it."""
+
+
+@dataclass
+class BuildReport:
+    """Everything a build did; ``ok`` is False if any track failed or was not started."""
+
+    output_dir: Path
+    """The output folder."""
+    tracks: list[TrackOutcome] = field(default_factory=list)
+    """One entry per selected script, in id order."""
+    orphans: list[Orphan] = field(default_factory=list)
+    """Orphaned outputs found (removed when ``pruned`` lists them)."""
+    pruned: list[Path] = field(default_factory=list)
+    """Files removed by ``prune``."""
+    catalog_path: Path | None = None
+    """``catalog.json``, written at the end of every build."""
+    catalog_tracks: int = 0
+    """Tracks listed in the catalog."""
+    shard: tuple[int, int] | None = None
+    """``(K, N)`` when only shard K of N was built."""
+    jobs: int = 1
+    """Worker processes used."""
+    elapsed_s: float = 0.0
+    """Wall time of the whole build."""
+
+    def with_status(self, status: str) -> list[TrackOutcome]:
+        """The tracks with this status."""
+        return [track for track in self.tracks if track.status == status]
+
+    @property
+    def built(self) -> int:
+        """Tracks rendered by this build."""
+        return len(self.with_status(BUILT))
+
+    @property
+    def up_to_date(self) -> int:
+        """Tracks left as they were."""
+        return len(self.with_status(UP_TO_DATE))
+
+    @property
+    def failed(self) -> int:
+        """Tracks whose render failed."""
+        return len(self.with_status(FAILED))
+
+    @property
+    def not_started(self) -> int:
+        """Tracks never started because an earlier failure stopped the build."""
+        return len(self.with_status(NOT_STARTED))
+
+    @property
+    def synthesized(self) -> int:
+        """Sentences synthesized, over every track."""
+        return sum(track.synthesized for track in self.tracks)
+
+    @property
+    def engine_calls(self) -> int:
+        """Engine ``synthesize`` calls, over every track."""
+        return sum(track.engine_calls for track in self.tracks)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every selected track is now up to date."""
+        return not (self.failed or self.not_started)
+
+
+@dataclass
+class CheckReport:
+    """What ``check`` found; ``ok`` is False if anything is missing, stale or orphaned."""
+
+    output_dir: Path
+    """The output folder."""
+    tracks: list[TrackState] = field(default_factory=list)
+    """One entry per script, in id order."""
+    orphans: list[Orphan] = field(default_factory=list)
+    """Outputs whose script is gone."""
+
+    @property
+    def missing(self) -> list[TrackState]:
+        """Tracks never built."""
+        return [track for track in self.tracks if track.state == MISSING]
+
+    @property
+    def stale(self) -> list[TrackState]:
+        """Tracks whose outputs do not match their inputs."""
+        return [track for track in self.tracks if track.state == STALE]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every output is present and current, and nothing is orphaned."""
+        return not (self.missing or self.stale or self.orphans)
+
+
+@dataclass(frozen=True)
+class CatalogResult:
+    """What writing ``catalog.json`` found."""
+
+    path: Path
+    """The catalog file."""
+    tracks: int
+    """Tracks listed."""
+    skipped: tuple[str, ...] = ()
+    """Sidecars left out because a file they list is missing or changed (one message each)."""
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """Progress of a build, for the CLI to draw.
+
+    ``kind``: ``plan`` (what will be rendered is known), ``stage`` (a track's render moved on)
+    or ``finished`` (a track is done, ``outcome`` tells how).
+    """
+
+    kind: str
+    """``plan``, ``stage`` or ``finished``."""
+    done: int
+    """Tracks finished so far (rendered or failed)."""
+    total: int
+    """Tracks to render."""
+    track_id: str = ""
+    """The track concerned (``stage``, ``finished``)."""
+    stage: str = ""
+    """Render stage: speech, measure, encode, finish, done."""
+    fraction: float = 0.0
+    """How far this track's render is, 0..1."""
+    outcome: TrackOutcome | None = None
+    """How the track finished (``finished``)."""
+
+
+BuildProgress = Callable[[BuildEvent], None]
+"""Receives every :class:`BuildEvent`; called from the building thread only."""
+
+
+# --- build and check ---------------------------------------------------------------------------
+
+
+def build(
+    paths: Iterable[Path],
+    project: Project,
+    flags: dict[str, object] | None = None,
+    *,
+    output_dir: Path | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    keep_going: bool = False,
+    shard: tuple[int, int] | None = None,
+    prune: bool = False,
+    verify: bool = False,
+    wait_s: float = 0.0,
+    progress: BuildProgress | None = None,
+) -> BuildReport:
+    """Validate every script, then render what is missing or stale, in parallel; write the catalog.
+
+    Nothing is rendered if any script is invalid (ScriptError lists every problem). Without
+    ``keep_going`` the first failure stops new renders (running ones finish). ``shard=(K, N)``
+    renders a deterministic, length-balanced 1/N of the scripts. ``prune`` deletes orphaned
+    outputs. ``verify`` compares SHA-256 of existing outputs, not only sizes. Another build on
+    the same folder is waited for up to ``wait_s`` seconds, then BuildError.
+    """
+    from pipeline.planning import check_scripts
+
+    started = time.monotonic()
+    emit = progress or (lambda event: None)
+    paths = list(paths)
+    checked = check_scripts(paths, project, flags)
+    out = output_dir if output_dir is not None else _default_output_dir(project, flags)
+    selected = checked if shard is None else shard_scripts(checked, *shard)
+    report = BuildReport(output_dir=out, shard=shard)
+    with build_lock(out, wait_s):
+        _remove_leftovers(out)
+        keys = {item.script.id: build_key(item) for item in selected}
+        states = {
+            item.script.id: track_state(out, item, keys[item.script.id], verify=verify)
+            for item in selected
+        }
+        todo = [item for item in selected if force or states[item.script.id].state != UP_TO_DATE]
+        lengths = _estimated_lengths(todo)
+        todo.sort(key=lambda item: (-lengths[item.script.id], item.script.id))
+        workers = max(1, min(jobs or _cpu_count(), len(todo)))
+        report.jobs = workers
+        rendering = {item.script.id for item in todo}
+        outcomes = {
+            item.script.id: TrackOutcome(item.script.id, item.script.path, UP_TO_DATE)
+            for item in selected
+            if item.script.id not in rendering
+        }
+        reasons = {
+            item.script.id: "forced"
+            if states[item.script.id].state == UP_TO_DATE
+            else (states[item.script.id].reason or states[item.script.id].state)
+            for item in todo
+        }
+        emit(BuildEvent("plan", 0, len(todo)))
+        rendered = _render_all(todo, keys, out, workers, keep_going, emit, reasons)
+        outcomes.update({outcome.track_id: outcome for outcome in rendered})
+        report.tracks = [outcomes[track_id] for track_id in sorted(outcomes)]
+        report.orphans = find_orphans(out, checked, paths, project.root)
+        if prune:
+            for orphan in report.orphans:
+                report.pruned += remove_outputs(out, orphan.sidecar)
+        result = write_catalog(out)
+        report.catalog_path, report.catalog_tracks = result.path, result.tracks
+    report.elapsed_s = time.monotonic() - started
+    log.info(
+        "build: %d built, %d up to date, %d failed in %.1f s",
+        report.built,
+        report.up_to_date,
+        report.failed,
+        report.elapsed_s,
+    )
+    return report
+
+
+def check(
+    paths: Iterable[Path],
+    project: Project,
+    flags: dict[str, object] | None = None,
+    *,
+    output_dir: Path | None = None,
+    verify: bool = False,
+) -> CheckReport:
+    """Validate and compare every script's build key with its sidecar; synthesize and write nothing.
+
+    Lists missing, stale and orphaned outputs (see :func:`find_orphans`).
+    """
+    from pipeline.planning import check_scripts
+
+    paths = list(paths)
+    checked = check_scripts(paths, project, flags)
+    out = output_dir if output_dir is not None else _default_output_dir(project, flags)
+    tracks = [track_state(out, item, build_key(item), verify=verify) for item in checked]
+    tracks.sort(key=lambda track: track.track_id)
+    return CheckReport(out, tracks, find_orphans(out, checked, paths, project.root))
+
+
+def rebuild_catalog(
+    project: Project,
+    flags: dict[str, object] | None = None,
+    *,
+    output_dir: Path | None = None,
+    wait_s: float = 0.0,
+) -> CatalogResult:
+    """Write ``catalog.json`` from the sidecars in an output folder (e.g. shards copied in)."""
+    out = output_dir if output_dir is not None else _default_output_dir(project, flags)
+    if not out.is_dir():
+        raise BuildError(f"{out}: error: no such output folder")
+    with build_lock(out, wait_s):
+        return write_catalog(out)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N) as ``(K, N)``; UsageError otherwise."""
+    left, slash, right = text.partition("/")
+    try:
+        index, count = int(left), int(right)
+    except ValueError:
+        index = count = 0
+    if not slash or count < 1 or not 1 <= index <= count:
+        raise UsageError(f"error: --shard: expected K/N with 1 <= K <= N, like 2/4, got {text!r}")
+    return index, count
+
+
+def shard_scripts(checked: Sequence[Checked], index: int, count: int) -> list[Checked]:
+    """Shard ``index`` (1-based) of ``count``: deterministic and balanced by estimated length.
+
+    Scripts are taken longest first (ties by id) and each goes to the shard with the least
+    estimated audio so far (ties to the lowest shard). Lengths are estimated from the text,
+    never from a machine's speech cache, so every machine computes the same partition.
+    """
+    if not 1 <= index <= count:
+        raise UsageError(f"error: --shard: {index}/{count} is not a shard")
+    lengths = _estimated_lengths(checked)
+    ordered = sorted(checked, key=lambda item: (-lengths[item.script.id], item.script.id))
+    loads = [0.0] * count
+    mine: list[Checked] = []
+    for item in ordered:
+        target = min(range(count), key=lambda shard: (loads[shard], shard))
+        loads[target] += max(lengths[item.script.id], 1.0)
+        if target == index - 1:
+            mine.append(item)
+    return sorted(mine, key=lambda item: item.script.id)
+
+
+# --- outputs on disk -------------------------------------------------------------------------
+
+
+def track_state(out: Path, checked: Checked, key: str, *, verify: bool = False) -> TrackState:
+    """Compare one track's sidecar with its build key and its files with the sidecar."""
+    script = checked.script
+    sidecar_path = out / f"{script.id}.json"
+    if not sidecar_path.is_file():
+        return TrackState(script.id, script.path, MISSING, "never built")
+    data = read_sidecar(sidecar_path)
+    if data is None:
+        return TrackState(script.id, script.path, STALE, f"{sidecar_path.name}: unreadable sidecar")
+    if data.get("build_key") != key:
+        return TrackState(script.id, script.path, STALE, "inputs changed")
+    problem = outputs_problem(out, data, verify=verify)
+    if problem:
+        return TrackState(script.id, script.path, STALE, problem)
+    return TrackState(script.id, script.path, UP_TO_DATE)
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """A track sidecar's data, or None if the file is not a readable sidecar for its name."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if (
+        not isinstance(data, dict)
+        or data.get("id") != path.stem
+        or not isinstance(data.get("files"), list)
+        or not isinstance(data.get("build_key"), str)
+    ):
+        return None
+    return data
+
+
+def outputs_problem(out: Path, data: dict[str, Any], *, verify: bool = False) -> str:
+    """What is wrong with the files a sidecar lists ('' if all present with recorded sizes).
+
+    Sizes are always compared; ``verify`` also hashes each file against its SHA-256.
+    """
+    from pipeline.outputs import sha256_file
+
+    if not data["files"]:
+        return "the sidecar lists no audio file"
+    for entry in data["files"]:
+        if not isinstance(entry, dict):
+            return "malformed sidecar"
+        path = _inside(out, entry.get("path"))
+        if path is None:
+            return f"sidecar path {entry.get('path')!r} is outside the output folder"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{path.name}: missing"
+        if size != entry.get("bytes"):
+            return f"{path.name}: {size} bytes, sidecar says {entry.get('bytes')}"
+        if verify and sha256_file(path) != entry.get("sha256"):
+            return f"{path.name}: content differs from the sidecar's sha256"
+    captions = data.get("captions")
+    if captions is not None:
+        captions_path = _inside(out, captions)
+        if captions_path is None or not captions_path.is_file():
+            return f"{captions}: missing"
+    return ""
+
+
+def sidecars_in(out: Path) -> dict[str, Path]:
+    """Track sidecar files in the output folder by id (``catalog.json`` and hidden files aside)."""
+    found: dict[str, Path] = {}
+    try:
+        entries = list(os.scandir(out))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        name = entry.name
+        if name.endswith(".json") and not name.startswith(".") and name != CATALOG_NAME:
+            found[name[: -len(".json")]] = Path(entry.path)
+    return dict(sorted(found.items()))
+
+
+def find_orphans(
+    out: Path, checked: Sequence[Checked], paths: Sequence[Path], root: Path
+) -> list[Orphan]:
+    """Sidecars whose id no script has, and whose recorded script is gone or was looked at.
+
+    A sidecar whose script still exists outside the ``paths`` of this run (a build of one
+    folder of the catalog) is not an orphan: that script was simply not part of this run.
+    """
+    ids = {item.script.id for item in checked}
+    looked_at = [path.resolve() for path in paths]
+    orphans: list[Orphan] = []
+    for track_id, sidecar_path in sidecars_in(out).items():
+        if track_id in ids:
+            continue
+        data = read_sidecar(sidecar_path)
+        if data is None:
+            continue
+        source = data.get("source")
+        recorded = str(source.get("path", "")) if isinstance(source, dict) else ""
+        script = (root / recorded).resolve() if recorded else None
+        if (
+            script is None
+            or not script.is_file()
+            or any(script.is_relative_to(path) for path in looked_at)
+        ):
+            orphans.append(Orphan(track_id, sidecar_path, recorded))
+    return orphans
+
+
+def remove_outputs(out: Path, sidecar_path: Path) -> list[Path]:
+    """Delete a track's files, captions and, last, its sidecar; returns what was removed."""
+    data = read_sidecar(sidecar_path)
+    targets: list[Path] = []
+    if data is not None:
+        for entry in data["files"]:
+            path = _inside(out, entry.get("path")) if isinstance(entry, dict) else None
+            if path is not None:
+                targets.append(path)
+        captions = _inside(out, data.get("captions"))
+        if captions is not None:
+            targets.append(captions)
+    targets.append(sidecar_path)
+    removed: list[Path] = []
+    for path in targets:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise BuildError(f"{path}: error: cannot remove: {error.strerror or error}") from None
+        removed.append(path)
+    return removed
+
+
+def write_catalog(out: Path) -> CatalogResult:
+    """Write ``catalog.json`` from every intact sidecar in the output folder, sorted by id.
+
+    A sidecar whose files are missing or differ in size from what it records is left out
+    (and named in ``skipped``), so the catalog never points at a file that is not there.
+    """
+    from pipeline.outputs import catalog, write_json_atomic
+
+    tracks: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for sidecar_path in sidecars_in(out).values():
+        data = read_sidecar(sidecar_path)
+        if data is None:
+            continue
+        problem = outputs_problem(out, data)
+        if problem:
+            skipped.append(f"{sidecar_path.name}: {problem}")
+            log.warning("catalog: %s left out: %s", sidecar_path.name, problem)
+            continue
+        tracks.append(data)
+    path = out / CATALOG_NAME
+    write_json_atomic(path, catalog(tracks))
+    return CatalogResult(path, len(tracks), tuple(skipped))
+
+
+def _inside(out: Path, relative: object) -> Path | None:
+    """``out / relative`` if ``relative`` is a plain relative path that stays inside ``out``."""
+    if not isinstance(relative, str) or not relative:
+        return None
+    candidate = Path(relative)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        return None
+    return out / candidate
+
+
+# --- lock and leftovers --------------------------------------------------------------------------
+
+
+_held_lock_fd: int | None = None
+
+
+@contextlib.contextmanager
+def build_lock(out: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold ``<out>/.meditate-build.lock`` exclusively; a second build waits ``wait_s``, then stops.
+
+    The lock is an ``flock`` on an open file, so the kernel releases it when its holder exits,
+    even by SIGKILL: a stale lock file never blocks anyone.
+    """
+    global _held_lock_fd
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise BuildError(f"{out}: error: cannot lock the output folder: {error}") from None
+    try:
+        deadline = time.monotonic() + wait_s
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                if time.monotonic() >= deadline:
+                    shown = display_path(out)
+                    raise BuildError(
+                        f"{shown}: error: another build is running on {shown} (pid {holder}); "
+                        "let it finish, or pass --wait to wait for it"
+                    ) from None
+                if not waiting:
+                    log.warning("waiting for another build on %s (pid %s)", out, holder)
+                    waiting = True
+                time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held_lock_fd = fd
+        yield
+    finally:
+        _held_lock_fd = None
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> str:
+    """The pid written by the build holding the lock ('?' if unknown)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return "?"
+    return text if text.isdigit() else "?"
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete temporaries of killed runs: encoder outputs of dead pids, old atomic writes.
+
+    A killed worker may linger as a zombie until init reaps it; its temporaries go too.
+    """
+    import re
+
+    from pipeline.encode import remove_stale_temporaries
+
+    removed = remove_stale_temporaries(out)
+    now = time.time()
+    with contextlib.suppress(FileNotFoundError), os.scandir(out) as entries:
+        for entry in entries:
+            name = entry.name
+            if not name.startswith("."):
+                continue
+            encoder = re.fullmatch(r"\..+\.tmp-(\d+)", name)
+            with contextlib.suppress(OSError):
+                dead = bool(encoder) and _is_zombie(int(encoder.group(1)) if encoder else 0)
+                old = name.endswith(".tmp") and now - entry.stat().st_mtime > STALE_WRITE_S
+                if dead or old:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    for path in removed:
+        log.info("removed %s, left by a killed run", path)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but was not reaped yet (Linux; False when unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] in ("Z", "X")
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A worker's answer: plain data, so it crosses process boundaries."""
+
+    track_id: str
+    error: str
+    seconds: float
+    synthesized: int = 0
+    engine_calls: int = 0
+
+
+_worker_queue: Any = None
+
+
+def _render_all(
+    todo: list[Checked],
+    keys: dict[str, str],
+    out: Path,
+    workers: int,
+    keep_going: bool,
+    emit: BuildProgress,
+    reasons: dict[str, str],
+) -> list[TrackOutcome]:
+    """Render ``todo`` on ``workers`` processes (in this process for one); stop on failure."""
+    by_id = {item.script.id: item for item in todo}
+    outcomes: list[TrackOutcome] = []
+
+    def finish(rendered: _Rendered) -> bool:
+        item = by_id[rendered.track_id]
+        outcome = TrackOutcome(
+            rendered.track_id,
+            item.script.path,
+            FAILED if rendered.error else BUILT,
+            reasons.get(rendered.track_id, ""),
+            rendered.error,
+            rendered.seconds,
+            rendered.synthesized,
+            rendered.engine_calls,
+        )
+        outcomes.append(outcome)
+        emit(BuildEvent("finished", len(outcomes), len(todo), outcome.track_id, outcome=outcome))
+        return bool(rendered.error) and not keep_going
+
+    pending = list(todo)
+    if workers <= 1:
+        while pending:
+            item = pending.pop(0)
+            track_id = item.script.id
+
+            def stage(name: str, fraction: float, track_id: str = track_id) -> None:
+                emit(BuildEvent("stage", len(outcomes), len(todo), track_id, name, fraction))
+
+            if finish(_render_one(item, keys[track_id], out, stage)):
+                break
+    else:
+        pending = _render_in_pool(pending, keys, out, workers, finish, emit, len(todo), outcomes)
+    outcomes += [
+        TrackOutcome(item.script.id, item.script.path, NOT_STARTED, reasons.get(item.script.id, ""))
+        for item in pending
+    ]
+    return outcomes
+
+
+def _render_in_pool(
+    pending: list[Checked],
+    keys: dict[str, str],
+    out: Path,
+    workers: int,
+    finish: Callable[[_Rendered], bool],
+    emit: BuildProgress,
+    total: int,
+    outcomes: list[TrackOutcome],
+) -> list[Checked]:
+    """Keep ``workers`` renders running; returns the scripts never started."""
+    import multiprocessing
+    import queue as queue_module
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    events = context.Queue()
+    running: dict[Future[_Rendered], str] = {}
+    stop = False
+
+    def drain() -> None:
+        while True:
+            try:
+                track_id, name, fraction = events.get_nowait()
+            except queue_module.Empty:
+                return
+            emit(BuildEvent("stage", len(outcomes), total, track_id, name, fraction))
+
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(events, os.getpid(), _held_lock_fd),
+    ) as pool:
+        while running or (pending and not stop):
+            while not stop and pending and len(running) < workers:
+                item = pending.pop(0)
+                future = pool.submit(_render_one, item, keys[item.script.id], out)
+                running[future] = item.script.id
+            done, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
+            drain()
+            for future in sorted(done, key=lambda future: running[future]):
+                track_id = running.pop(future)
+                try:
+                    rendered = future.result()
+                except BrokenProcessPool:
+                    rendered = _Rendered(
+                        track_id, f"{track_id}: error: a worker process died (out of memory?)", 0.0
+                    )
+                    stop = True
+                stop = finish(rendered) or stop
+        drain()
+    events.close()
+    return pending
+
+
+def _init_worker(events: Any, parent_pid: int, lock_fd: int | None) -> None:
+    """Set up a worker: the progress queue; die with the build; do not keep its lock alive."""
+    global _worker_queue
+    _worker_queue = events
+    if lock_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(lock_fd)
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _render_one(
+    checked: Checked, key: str, out: Path, stage: Callable[[str, float], None] | None = None
+) -> _Rendered:
+    """Render one track; failures come back as messages (never raised across processes)."""
+    from pipeline.render import RenderOptions, render_checked
+
+    track_id = checked.script.id
+    report = stage or _queue_stage(track_id)
+    started = time.monotonic()
+
+    def speech(done: int, total: int, text: str) -> None:
+        report("speech", 0.2 * done / max(total, 1))
+
+    options = RenderOptions(out, checked.settings.formats, build_key=key, jobs=SENTENCE_JOBS)
+    try:
+        result = render_checked(checked, options, progress=speech, stage=report)
+    except PipelineError as error:
+        return _Rendered(track_id, str(error), time.monotonic() - started)
+    except Exception as error:  # a bug in one track must not take the batch down
+        log.debug("render of %s failed", track_id, exc_info=True)
+        message = f"{checked.script.path}: internal error: {type(error).__name__}: {error}"
+        return _Rendered(track_id, message, time.monotonic() - started)
+    return _Rendered(
+        track_id,
+        "",
+        time.monotonic() - started,
+        result.speech.synthesized,
+        result.speech.engine_calls,
+    )
+
+
+def _queue_stage(track_id: str) -> Callable[[str, float], None]:
+    """A stage callback that forwards to the build process, thinned to a few events per track."""
+    last = ("", -1.0)
+
+    def report(name: str, fraction: float) -> None:
+        nonlocal last
+        if _worker_queue is None:
+            return
+        if name == last[0] and fraction - last[1] < _STAGE_STEP:
+            return
+        last = (name, fraction)
+        with contextlib.suppress(Exception):
+            _worker_queue.put((track_id, name, fraction))
+
+    return report
+
+
+def _estimated_lengths(checked: Iterable[Checked]) -> dict[str, float]:
+    """Each track's length planned from estimated speech (the same on every machine), by id."""
+    from pipeline.script.validate import EstimatedLengths
+    from pipeline.timeline import plan
+
+    lengths: dict[str, float] = {}
+    for item in checked:
+        try:
+            estimate = EstimatedLengths(item.script, item.settings)
+            lengths[item.script.id] = plan(item.script, item.settings, estimate).length_s
+        except PipelineError:
+            lengths[item.script.id] = 0.0
+    return lengths
+
+
+def _default_output_dir(project: Project, flags: dict[str, object] | None) -> Path:
+    from pipeline.config import flags_layer, resolve
+
+    return resolve(project, flags=flags_layer(flags or {})).output_dir
+
+
+def _cpu_count() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1

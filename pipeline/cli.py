@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from pipeline.build import BuildEvent, BuildReport
     from pipeline.config import Project
     from pipeline.script.validate import Report
 
@@ -283,6 +284,146 @@ def render(
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: the project's output folder).")  # fmt: skip
+@click.option("-j", "--jobs", type=click.IntRange(1, 256),
+              help="Tracks rendered at once (processes)  [default: number of cores].")  # fmt: skip
+@click.option("--force", is_flag=True, help="Render every track, even those up to date.")
+@click.option("--keep-going", is_flag=True, help="Render the other tracks after a failure.")
+@click.option("--shard", help="Build only shard K of N (K/N), balanced by estimated length.")
+@click.option("--engine", help="Speech engine (overrides scripts and config).")
+@click.option("--prune", is_flag=True, help="Delete outputs whose script is gone.")
+@click.option("--verify", is_flag=True,
+              help="Check existing outputs by SHA-256, not only by size.")  # fmt: skip
+@click.option("--wait", "wait", default="0s", show_default=True,
+              help="How long to wait for another build on the same folder, e.g. 10m.")  # fmt: skip
+@click.option("--catalog-only", is_flag=True,
+              help="Only rewrite catalog.json from the sidecars in the output folder.")  # fmt: skip
+@click.pass_obj
+@handle_errors
+def build(
+    state: State,
+    paths: tuple[Path, ...],
+    output: Path | None,
+    jobs: int | None,
+    force: bool,
+    keep_going: bool,
+    shard: str | None,
+    engine: str | None,
+    prune: bool,
+    verify: bool,
+    wait: str,
+    catalog_only: bool,
+) -> None:
+    """Render every script that is missing or stale, in parallel; write catalog.json.
+
+    With no PATH, the project's scripts folder. All scripts are validated first: nothing is
+    rendered if one is invalid. A track is up to date when its sidecar holds the build key
+    of its current inputs and its files are intact. Exit status 1 if a track failed.
+    """
+    from pipeline import build as building
+
+    project = state.project(paths[0] if paths else None)
+    wait_s = _duration_option("--wait", wait)
+    flags: dict[str, object] = {"voice.engine": engine}
+    if catalog_only:
+        result = building.rebuild_catalog(project, flags, output_dir=output, wait_s=wait_s)
+        for skipped in result.skipped:
+            click.echo(f"left out {skipped}", err=True)
+        click.echo(f"wrote {_shown(result.path)} ({result.tracks} track(s))")
+        return
+    with _BuildDisplay(state) as display:
+        report = building.build(
+            paths or (_scripts_dir(project),),
+            project,
+            flags,
+            output_dir=output,
+            jobs=jobs,
+            force=force,
+            keep_going=keep_going,
+            shard=building.parse_shard(shard) if shard else None,
+            prune=prune,
+            verify=verify,
+            wait_s=wait_s,
+            progress=display,
+        )
+    _echo_build_summary(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: the project's output folder).")  # fmt: skip
+@click.option("--engine", help="Speech engine (overrides scripts and config).")
+@click.option("--verify", is_flag=True,
+              help="Check outputs by SHA-256, not only by size.")  # fmt: skip
+@click.option(
+    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+    help="Output format.",
+)  # fmt: skip
+@click.pass_obj
+@handle_errors
+def check(
+    state: State,
+    paths: tuple[Path, ...],
+    output: Path | None,
+    engine: str | None,
+    verify: bool,
+    output_format: str,
+) -> None:
+    """For CI: list outputs that are missing, stale or orphaned; exit 1 if any.
+
+    Validates and compares build keys with sidecars; synthesizes and writes nothing.
+    With no PATH, the project's scripts folder.
+    """
+    from pipeline.build import check as check_outputs
+
+    project = state.project(paths[0] if paths else None)
+    report = check_outputs(
+        paths or (_scripts_dir(project),),
+        project,
+        {"voice.engine": engine},
+        output_dir=output,
+        verify=verify,
+    )
+    if output_format == "json":
+        payload = {
+            "output": str(report.output_dir),
+            "ok": report.ok,
+            "tracks": [
+                {"id": t.track_id, "source": str(t.source), "state": t.state, "reason": t.reason}
+                for t in report.tracks
+            ],
+            "orphans": [
+                {"id": o.track_id, "sidecar": str(o.sidecar), "source": o.source}
+                for o in report.orphans
+            ],
+        }
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        for track in report.missing + report.stale:
+            click.echo(f"{track.state:<9} {track.track_id}  {track.source}: {track.reason}")
+        for orphan in report.orphans:
+            click.echo(
+                f"orphaned  {orphan.track_id}  {_shown(orphan.sidecar)} "
+                f"(script {orphan.source or '?'} "
+                "is gone; `meditate build --prune` removes it)"
+            )
+        click.echo(
+            f"{len(report.tracks)} track(s): "
+            f"{len(report.tracks) - len(report.missing) - len(report.stale)} up to date, "
+            f"{len(report.missing)} missing, {len(report.stale)} stale; "
+            f"{len(report.orphans)} orphaned",
+            err=not report.ok,
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @handle_errors
 def engines() -> None:
     """List speech engines, whether each is usable here, and their voices and languages."""
@@ -357,6 +498,105 @@ def inspect_command(audio: Path, plot: Path | None, output_format: str) -> None:
         click.echo(json.dumps(inspection_as_dict(info), indent=2))
     else:
         click.echo(format_inspection(info))
+
+
+def _duration_option(option: str, text: str) -> float:
+    from pipeline.errors import UsageError
+    from pipeline.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise UsageError(f"error: {option}: {error}") from None
+
+
+class _BuildDisplay:
+    """Draws build progress on stderr: a live status line on a terminal, else one line per track."""
+
+    def __init__(self, state: State) -> None:
+        self.quiet = state.verbosity < 0
+        self.live = sys.stderr.isatty() and not self.quiet
+        self.running: dict[str, tuple[str, float]] = {}
+        self.done = self.total = 0
+        self.drawn = False
+
+    def __enter__(self) -> _BuildDisplay:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._clear()
+
+    def __call__(self, event: BuildEvent) -> None:
+        self.done, self.total = event.done, event.total
+        if event.kind == "stage":
+            self.running[event.track_id] = (event.stage, event.fraction)
+        elif event.kind == "finished":
+            self.running.pop(event.track_id, None)
+            outcome = event.outcome
+            if outcome is None:
+                pass
+            elif outcome.error:
+                self._line(f"[{self.done}/{self.total}] FAILED {outcome.track_id}")
+                self._line(outcome.error)
+            elif not self.quiet:
+                self._line(f"[{self.done}/{self.total}] built {outcome.track_id} "
+                           f"({outcome.seconds:.1f} s)")  # fmt: skip
+        if self.live:
+            self._draw()
+
+    def _line(self, text: str) -> None:
+        self._clear()
+        click.echo(text, err=True)
+
+    def _clear(self) -> None:
+        if self.drawn:
+            click.echo("\r\x1b[K", nl=False, err=True)
+            self.drawn = False
+
+    def _draw(self) -> None:
+        if not self.running and self.done >= self.total:
+            self._clear()
+            return
+        import shutil
+
+        running = sorted(self.running.items())
+        overall = (self.done + sum(fraction for _, (_, fraction) in running)) / max(self.total, 1)
+        busy = ", ".join(f"{name} {stage} {fraction:.0%}" for name, (stage, fraction) in running)
+        text = f"[{self.done}/{self.total} {overall:.0%}] {busy or 'starting'}"
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        click.echo("\r\x1b[K" + text[:width], nl=False, err=True)
+        self.drawn = True
+
+
+def _shown(path: Path) -> Path:
+    from pipeline.script.parse import display_path
+
+    return display_path(path)
+
+
+def _echo_build_summary(report: BuildReport) -> None:
+    """The table at the end of a build: counts, time, catalog, orphans."""
+    rows = [("built", str(report.built)), ("up to date", str(report.up_to_date)),
+            ("failed", str(report.failed))]  # fmt: skip
+    if report.not_started:
+        rows.append(("not started", f"{report.not_started} (stopped by a failure; --keep-going)"))
+    if report.shard is not None:
+        rows.append(("shard", f"{report.shard[0]}/{report.shard[1]}"))
+    rows.append(("time", f"{report.elapsed_s:.1f} s ({report.jobs} process(es))"))
+    rows.append(("speech", f"{report.synthesized} sentence(s) synthesized"))
+    if report.pruned:
+        rows.append(("pruned", f"{len(report.pruned)} file(s) of {len(report.orphans)} orphan(s)"))
+    elif report.orphans:
+        names = ", ".join(orphan.track_id for orphan in report.orphans)
+        rows.append(("orphaned", f"{names} (script gone; --prune removes them)"))
+    if report.catalog_path is not None:
+        rows.append(
+            ("catalog", f"{_shown(report.catalog_path)} ({report.catalog_tracks} track(s))")
+        )
+    for failed in report.with_status("failed"):
+        click.echo(f"failed: {failed.track_id} ({failed.source})", err=True)
+    for name, value in rows:
+        click.echo(f"{name:<12} {value}")
 
 
 def _scripts_dir(project: Project) -> Path:

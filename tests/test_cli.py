@@ -124,3 +124,17 @@ def test_a_folder_skips_partials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(cli, ["validate", "s"])
     assert result.exit_code == 0, result.output
     assert "1 file(s) checked" in result.output
+
+
+def test_sidecars_are_readable_by_others(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from pipeline.fileio import write_text_atomic
+
+    previous = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "x.json", "{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644

@@ -1,0 +1,130 @@
+"""Batch builds: no-op build and check of 200 scripts (< 2 s each), -j 2 vs -j 1, one edit.
+
+Run: ``python bench/bench_build.py``. Every figure is measured in this run, side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.build import BuildReport, build, check
+from pipeline.config import load_project
+
+NOOP_SCRIPTS = 200
+RENDER_SCRIPTS = 8
+RENDER_LENGTH = "60s"
+ROUNDS = 2
+TINY_CONFIG = "sample_rate: 16000\nchannels: 1\nformats: [wav]\ncache: cache\n"
+RENDER_CONFIG = "sample_rate: 44100\nchannels: 2\nformats: [mp3]\ncache: cache\n"
+
+
+def tiny_script(number: int) -> str:
+    return (
+        f"title: Tiny {number}\nsteps:\n  - section: Start\n"
+        f"  - say: Breathe in. Breathe out.\n  - pause: 1s\n  - say: Rest, number {number % 7}.\n"
+    )
+
+
+def long_script(number: int) -> str:
+    return (
+        f"title: Long {number}\nduration: {RENDER_LENGTH}\n"
+        "background: {asset: rain, fade_in: 2s, fade_out: 4s}\nsteps:\n"
+        f"  - sound: bowl\n  - say: Welcome to session {number}. Settle in.\n"
+        "  - pause: 20s+\n  - say: Notice your breath.\n  - pause: 20s+\n  - say: Goodbye.\n"
+    )
+
+
+def make_project(root: Path, config: str, scripts: dict[str, str]) -> None:
+    (root / "scripts").mkdir(parents=True)
+    (root / "meditate.yaml").write_text(config, encoding="utf-8")
+    for name, text in scripts.items():
+        (root / "scripts" / name).write_text(text, encoding="utf-8")
+
+
+def run_build(root: Path, **options: object) -> tuple[BuildReport, float]:
+    project = load_project(root / "meditate.yaml")
+    started = time.perf_counter()
+    report = build([root / "scripts"], project, {}, **options)  # type: ignore[arg-type]
+    return report, time.perf_counter() - started
+
+
+def cli_seconds(root: Path, *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], cwd=root, check=False, capture_output=True
+    )
+    return time.perf_counter() - started
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def bench_noop(root: Path) -> None:
+    make_project(root, TINY_CONFIG, {f"t{n:03d}.yaml": tiny_script(n) for n in range(NOOP_SCRIPTS)})
+    first, first_s = run_build(root)
+    print(f"{NOOP_SCRIPTS} tiny scripts, first build: {first.built} built in {first_s:.1f} s")
+    noop, noop_s = run_build(root)
+    assert noop.built == 0 and noop.up_to_date == NOOP_SCRIPTS
+    project = load_project(root / "meditate.yaml")
+    started = time.perf_counter()
+    report = check([root / "scripts"], project)
+    check_s = time.perf_counter() - started
+    assert report.ok
+    build_cli_s = cli_seconds(root, "build")
+    check_cli_s = cli_seconds(root, "check")
+    for label, seconds in (
+        ("no-op build (library)", noop_s),
+        ("no-op `meditate build` (CLI)", build_cli_s),
+        ("check (library)", check_s),
+        ("`meditate check` (CLI)", check_cli_s),
+    ):
+        print(f"  {label:30s} {seconds:6.2f} s  (< 2 s: {verdict(seconds < 2)})")
+    script = root / "scripts" / "t123.yaml"
+    script.write_text(tiny_script(123).replace("Breathe out.", "Let go."), encoding="utf-8")
+    edited, edited_s = run_build(root)
+    for failed in edited.with_status("failed"):
+        print(f"  FAILED {failed.track_id}: {failed.error}")
+    print(
+        f"  one sentence edited: {edited.built} track re-rendered, {edited.up_to_date} up to "
+        f"date, {edited.synthesized} sentence synthesized ({edited.engine_calls} engine call), "
+        f"{edited_s:.2f} s  (1 and 1: {verdict(edited.built == 1 and edited.synthesized == 1)})"
+    )
+
+
+def bench_parallel(root: Path) -> None:
+    make_project(root, RENDER_CONFIG, {f"l{n}.yaml": long_script(n) for n in range(RENDER_SCRIPTS)})
+    warm, warm_s = run_build(root, output_dir=root / "warm")  # fills the speech cache
+    print(
+        f"{RENDER_SCRIPTS} scripts of {RENDER_LENGTH} (44.1 kHz stereo mp3, bed, bowl); "
+        f"speech synthesized first ({warm.synthesized} sentences, {warm_s:.1f} s)"
+    )
+    timings: dict[int, float] = {1: float("inf"), 2: float("inf")}
+    for _ in range(ROUNDS):  # interleaved, best of each: the machine is shared
+        for jobs in (1, 2):
+            out = root / f"j{jobs}"
+            report, seconds = run_build(root, output_dir=out, jobs=jobs, force=True)
+            assert report.built == RENDER_SCRIPTS and report.synthesized == 0, report
+            timings[jobs] = min(timings[jobs], seconds)
+    audio_s = RENDER_SCRIPTS * 60
+    for jobs, seconds in timings.items():
+        print(f"  -j {jobs}: {seconds:6.1f} s ({audio_s / seconds:5.1f} s of audio per second)")
+    ratio = timings[1] / timings[2]
+    print(f"  -j 2 throughput / -j 1 throughput: {ratio:.2f}x  (>= 1.7x: {verdict(ratio >= 1.7)})")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"  (best of {ROUNDS} interleaved runs; load average {load:.1f}, {os.cpu_count()} cores)")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as folder:
+        bench_noop(Path(folder) / "noop")
+        bench_parallel(Path(folder) / "parallel")
+
+
+if __name__ == "__main__":
+    main()

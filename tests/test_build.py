@@ -1,0 +1,558 @@
+"""Batch builds: incremental by build key, parallel, resumable, locked; check, prune, catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.build import (
+    BUILT,
+    FAILED,
+    NOT_STARTED,
+    UP_TO_DATE,
+    BuildReport,
+    build,
+    build_key,
+    build_lock,
+    check,
+    parse_shard,
+    rebuild_catalog,
+    shard_scripts,
+)
+from pipeline.cache import SpeechCache
+from pipeline.cli import cli
+from pipeline.config import Project, load_project
+from pipeline.errors import BuildError, ScriptError, UsageError
+from pipeline.planning import check_scripts
+
+CONFIG = "sample_rate: 16000\nchannels: 1\nformats: [wav]\ncache: cache\n"
+BROKEN_CATALOG = """\
+assets:
+  broken:
+    kind: bed
+    file: broken.ogg
+    licence: CC0-1.0
+"""
+
+
+def tiny(title: str, text: str = "Hello there.", pause_s: float = 1.0) -> str:
+    """A script of one or two short sentences and a pause: a render of well under a second."""
+    return f"title: {title}\nsteps:\n  - say: {text}\n  - pause: {pause_s}s\n"
+
+
+def make_project(root: Path, scripts: dict[str, str], config: str = CONFIG) -> Project:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meditate.yaml").write_text(config, encoding="utf-8")
+    for name, text in scripts.items():
+        path = root / "scripts" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return load_project(root / "meditate.yaml")
+
+
+def run_build(root: Path, **options: object) -> BuildReport:
+    project = load_project(root / "meditate.yaml")
+    return build([root / "scripts"], project, {}, **options)  # type: ignore[arg-type]
+
+
+def statuses(report: BuildReport) -> dict[str, str]:
+    return {track.track_id: track.status for track in report.tracks}
+
+
+def sidecars(out: Path) -> list[dict[str, object]]:
+    return [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(out.glob("*.json"))
+        if path.name != "catalog.json"
+    ]
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with its size and mtime: to prove nothing was written."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def assert_complete_wav(path: Path) -> None:
+    """The file holds exactly the frames its header declares (not truncated)."""
+    with wave.open(str(path), "rb") as reader:
+        frames = reader.getnframes()
+        data = reader.readframes(frames)
+        assert frames > 0
+        assert len(data) == frames * reader.getsampwidth() * reader.getnchannels()
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Path:
+    make_project(
+        tmp_path,
+        {
+            "one.yaml": tiny("One", "Breathe in slowly."),
+            "two.yaml": tiny("Two", "Let your shoulders drop. Rest here."),
+            "sub/three.yaml": tiny("Three", "Notice the quiet."),
+            "_parts/partial.yaml": "steps:\n  - say: Never built alone.\n",
+        },
+    )
+    return tmp_path
+
+
+def forbid_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any engine call fail loudly (worker processes are forked: they inherit it)."""
+    from pipeline.engines.espeak import EspeakEngine
+
+    def synthesize(*args: object) -> None:
+        raise AssertionError("an engine was asked to synthesize")
+
+    monkeypatch.setattr(EspeakEngine, "synthesize", synthesize)
+
+
+def test_second_build_renders_nothing_and_catalog_matches_sidecars(
+    three: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run_build(three, jobs=2)
+    assert statuses(first) == {"one": BUILT, "two": BUILT, "three": BUILT}
+    assert first.ok and first.synthesized == 4 and first.jobs == 2
+    forbid_synthesis(monkeypatch)
+    second = run_build(three, jobs=2)
+    assert statuses(second) == {"one": UP_TO_DATE, "two": UP_TO_DATE, "three": UP_TO_DATE}
+    assert second.built == 0 and second.engine_calls == 0 and second.synthesized == 0
+    out = three / "dist"
+    catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    assert [track["id"] for track in catalog["tracks"]] == ["one", "three", "two"]
+    assert catalog["tracks"] == sidecars(out)
+    assert catalog["generator"].startswith("meditation-pipeline ")
+    for track in catalog["tracks"]:
+        for entry in track["files"]:
+            path = out / entry["path"]
+            assert path.stat().st_size == entry["bytes"]
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+            assert_complete_wav(path)
+
+
+def test_editing_one_sentence_rerenders_one_track_and_synthesizes_one_sentence(
+    three: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_build(three, jobs=1)
+    script = three / "scripts" / "two.yaml"
+    script.write_text(tiny("Two", "Let your shoulders drop. Stay here."), encoding="utf-8")
+    report = run_build(three, jobs=1)
+    assert statuses(report) == {"one": UP_TO_DATE, "two": BUILT, "three": UP_TO_DATE}
+    assert report.synthesized == 1 and report.engine_calls == 1
+    assert report.with_status(BUILT)[0].reason == "inputs changed"
+    forbid_synthesis(monkeypatch)
+    forced = run_build(three, jobs=2, force=True)
+    assert forced.built == 3 and forced.synthesized == 0
+    assert {track.reason for track in forced.tracks} == {"forced"}
+
+
+def test_a_changed_output_file_is_stale_and_verify_catches_same_size_damage(three: Path) -> None:
+    run_build(three)
+    project = load_project(three / "meditate.yaml")
+    wav = three / "dist" / "one.wav"
+    data = bytearray(wav.read_bytes())
+    data[-10] ^= 0xFF  # same size, different bytes
+    wav.write_bytes(bytes(data))
+    assert check([three / "scripts"], project).ok  # sizes only: cheap
+    deep = check([three / "scripts"], project, verify=True)
+    assert [(t.track_id, t.reason) for t in deep.stale] == [
+        ("one", "one.wav: content differs from the sidecar's sha256")
+    ]
+    wav.write_bytes(bytes(data[:-100]))
+    report = check([three / "scripts"], project)
+    assert [t.track_id for t in report.stale] == ["one"]
+    assert "bytes, sidecar says" in report.stale[0].reason
+    rebuilt = run_build(three)
+    assert statuses(rebuilt)["one"] == BUILT and rebuilt.synthesized == 0
+    assert check([three / "scripts"], project, verify=True).ok
+
+
+def test_engine_flag_changes_the_key(three: Path) -> None:
+    run_build(three)
+    project = load_project(three / "meditate.yaml")
+    assert check([three / "scripts"], project, {"voice.engine": "espeak"}).ok
+    assert not check([three / "scripts"], project, {"sample_rate": 22050}).ok
+
+
+def keys_of(root: Path) -> dict[str, str]:
+    project = load_project(root / "meditate.yaml")
+    return {item.script.id: build_key(item) for item in check_scripts([root / "scripts"], project)}
+
+
+def test_build_keys_follow_content_not_time_or_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "a"
+    make_project(
+        root,
+        {
+            "bed.yaml": tiny("Bed") + "background: {asset: soft, fade_out: 1s}\n",
+            "inc.yaml": tiny("Inc") + "  - include: _parts/end.yaml\n",
+            "_parts/end.yaml": "steps:\n  - say: The end.\n",
+        },
+    )
+    assets = root / "audio_assets"
+    assets.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "audio_assets" / "rain.ogg", assets / "s.ogg")
+    catalog = "assets:\n  soft: {kind: bed, file: s.ogg, level_db: 0}\n"
+    (assets / "catalog.yaml").write_text(catalog, encoding="utf-8")
+    base = keys_of(root)
+    moved = tmp_path / "elsewhere" / "b"
+    shutil.copytree(root, moved)
+    assert keys_of(moved) == base  # another checkout folder: same keys
+    for path in root.rglob("*.yaml"):
+        os.utime(path, (1, 1))  # timestamps alone change nothing
+    assert keys_of(root) == base
+
+    def changed(edit: object) -> set[str]:
+        keys = keys_of(root)
+        return {track_id for track_id in keys if keys[track_id] != base[track_id]}
+
+    (root / "scripts" / "_parts" / "end.yaml").write_text(
+        "steps:\n  - say: The very end.\n", encoding="utf-8"
+    )
+    assert changed("include") == {"inc"}
+    (root / "scripts" / "_parts" / "end.yaml").write_text(
+        "steps:\n  - say: The end.\n", encoding="utf-8"
+    )
+    (assets / "catalog.yaml").write_text(catalog.replace("0}", "-3}"), encoding="utf-8")
+    assert changed("asset level") == {"bed"}
+    (assets / "catalog.yaml").write_text(catalog, encoding="utf-8")
+    (assets / "s.ogg").write_bytes((assets / "s.ogg").read_bytes()[:-1000])
+    assert changed("asset bytes") == {"bed"}
+    shutil.copy(Path(__file__).resolve().parents[1] / "audio_assets" / "rain.ogg", assets / "s.ogg")
+    assert keys_of(root) == base
+    monkeypatch.setenv("MEDITATE_RATE", "0.9")
+    assert changed("environment") == {"bed", "inc"}
+
+
+def broken_bed_project(root: Path) -> Path:
+    """Three scripts; the longest uses a bed whose file is garbage (valid, fails to render)."""
+    make_project(
+        root,
+        {
+            "a.yaml": tiny("A"),
+            "b.yaml": tiny("B"),
+            "c-broken.yaml": tiny("C", "This one has a broken bed.", 3.0)
+            + "background: {asset: broken, fade_out: 1s}\n",
+        },
+    )
+    assets = root / "audio_assets"
+    assets.mkdir()
+    (assets / "catalog.yaml").write_text(BROKEN_CATALOG, encoding="utf-8")
+    (assets / "broken.ogg").write_bytes(b"OggS" + bytes(range(256)) * 8)
+    return root
+
+
+def test_a_failure_stops_the_build_without_keep_going(tmp_path: Path) -> None:
+    root = broken_bed_project(tmp_path)
+    report = run_build(root, jobs=1)
+    assert statuses(report) == {"a": NOT_STARTED, "b": NOT_STARTED, "c-broken": FAILED}
+    assert not report.ok
+    error = report.with_status(FAILED)[0].error
+    assert "broken" in error and "Traceback" not in error
+    assert sorted(p.name for p in (root / "dist").iterdir()) == [
+        ".meditate-build.lock",
+        "catalog.json",
+    ]
+    result = CliRunner().invoke(cli, ["build", str(root / "scripts"), "-j", "1"])
+    assert result.exit_code == 1
+    assert "not started  2" in result.output and "FAILED c-broken" in result.output
+
+
+def test_keep_going_renders_the_rest(tmp_path: Path) -> None:
+    root = broken_bed_project(tmp_path)
+    report = run_build(root, jobs=2, keep_going=True)
+    assert statuses(report) == {"a": BUILT, "b": BUILT, "c-broken": FAILED}
+    assert report.catalog_tracks == 2
+    result = CliRunner().invoke(cli, ["build", str(root / "scripts"), "--keep-going"])
+    assert result.exit_code == 1
+    assert "up to date   2" in result.output and "failed       1" in result.output
+
+
+def test_invalid_or_duplicate_scripts_render_nothing_and_name_both_files(tmp_path: Path) -> None:
+    root = tmp_path
+    project = make_project(
+        root,
+        {
+            "a.yaml": tiny("A"),
+            "calm/same.yaml": "id: same\n" + tiny("First"),
+            "sleep/same.yaml": "id: same\n" + tiny("Second"),
+            "z.yaml": "title: Z\nsteps:\n  - pause: ten\n",
+        },
+    )
+    with pytest.raises(ScriptError) as caught:
+        build([root / "scripts"], project, {})
+    message = str(caught.value)
+    assert "duplicate id 'same'" in message
+    assert "calm/same.yaml" in message and "sleep/same.yaml" in message
+    assert "z.yaml:3:" in message and "steps[0].pause" in message
+    assert not (root / "dist").exists() and not (root / "cache").exists()
+    result = CliRunner().invoke(cli, ["check", str(root / "scripts")])
+    assert result.exit_code == 1 and "duplicate id 'same'" in result.output
+
+
+def test_shards_are_disjoint_complete_deterministic_and_balanced(tmp_path: Path) -> None:
+    lengths = [3, 40, 5, 12, 25, 8, 30, 2, 17]
+    project = make_project(
+        tmp_path, {f"s{n}.yaml": tiny(f"S{n}", "Hi.", float(n)) for n in lengths}
+    )
+    checked = check_scripts([tmp_path / "scripts"], project)
+    for count in (1, 2, 3, 4):
+        shards = [
+            [item.script.id for item in shard_scripts(checked, index, count)]
+            for index in range(1, count + 1)
+        ]
+        again = [
+            [item.script.id for item in shard_scripts(list(reversed(checked)), index, count)]
+            for index in range(1, count + 1)
+        ]
+        assert shards == again
+        flat = [track_id for shard in shards for track_id in shard]
+        assert sorted(flat) == sorted(f"s{n}" for n in lengths)
+        assert len(flat) == len(set(flat))
+        loads = [sum(int(track_id[1:]) for track_id in shard) for shard in shards]
+        assert max(loads) - min(loads) <= max(lengths)
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "3", "a/b", "1/0"):
+        with pytest.raises(UsageError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_shard_outputs_merge_into_one_catalog(three: Path) -> None:
+    first = run_build(three, shard=(1, 2), output_dir=three / "out1")
+    second = run_build(three, shard=(2, 2), output_dir=three / "out2")
+    ids1, ids2 = statuses(first), statuses(second)
+    assert not set(ids1) & set(ids2) and len(ids1) + len(ids2) == 3
+    merged = three / "merged"
+    merged.mkdir()
+    for folder in ("out1", "out2"):
+        for path in (three / folder).iterdir():
+            if not path.name.startswith("."):
+                shutil.copy2(path, merged / path.name)
+    config = str(three / "meditate.yaml")
+    result = CliRunner().invoke(
+        cli, ["--config", config, "build", "--catalog-only", "-o", str(merged)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "(3 track(s))" in result.output
+    catalog = json.loads((merged / "catalog.json").read_text(encoding="utf-8"))
+    assert [track["id"] for track in catalog["tracks"]] == ["one", "three", "two"]
+    assert catalog["tracks"] == sidecars(merged)
+    project = load_project(three / "meditate.yaml")
+    assert check([three / "scripts"], project, output_dir=merged).ok
+    with pytest.raises(BuildError, match="no such output folder"):
+        rebuild_catalog(project, output_dir=three / "nowhere")
+
+
+def test_check_lists_missing_stale_orphaned_and_writes_nothing(
+    three: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = load_project(three / "meditate.yaml")
+    before = tree(three)
+    report = check([three / "scripts"], project)
+    assert [t.track_id for t in report.missing] == ["one", "three", "two"]
+    assert tree(three) == before  # no output folder, no cache, no stats
+    run_build(three)
+    (three / "scripts" / "one.yaml").write_text(tiny("One", "Breathe out."), encoding="utf-8")
+    (three / "scripts" / "sub" / "three.yaml").unlink()
+    (three / "scripts" / "four.yaml").write_text(tiny("Four"), encoding="utf-8")
+    forbid_synthesis(monkeypatch)
+    before = tree(three)
+    report = check([three / "scripts"], project)
+    assert tree(three) == before
+    assert [(t.track_id, t.reason) for t in report.stale] == [("one", "inputs changed")]
+    assert [t.track_id for t in report.missing] == ["four"]
+    assert [(o.track_id, o.source) for o in report.orphans] == [("three", "scripts/sub/three.yaml")]
+    assert not report.ok
+    result = CliRunner().invoke(cli, ["check", str(three / "scripts")])
+    assert result.exit_code == 1
+    assert "stale     one" in result.output and "missing   four" in result.output
+    assert "orphaned  three" in result.output
+    assert "3 track(s): 1 up to date, 1 missing, 1 stale; 1 orphaned" in result.output
+    as_json = CliRunner().invoke(cli, ["check", "--format", "json", str(three / "scripts")])
+    payload = json.loads(as_json.output)
+    assert payload["ok"] is False and payload["orphans"][0]["id"] == "three"
+    # a check of one folder or file does not call the others' outputs orphans, only the gone
+    for part in (three / "scripts" / "sub", three / "scripts" / "one.yaml"):
+        assert [o.track_id for o in check([part], project).orphans] == ["three"]
+
+
+def test_prune_removes_orphaned_outputs_only(three: Path) -> None:
+    run_build(three)
+    out = three / "dist"
+    (three / "scripts" / "sub" / "three.yaml").rename(three / "scripts" / "sub" / "tres.yaml")
+    kept = run_build(three)
+    assert [o.track_id for o in kept.orphans] == ["three"] and not kept.pruned
+    assert (out / "three.wav").exists()
+    pruned = run_build(three, prune=True)
+    assert sorted(p.name for p in pruned.pruned) == ["three.json", "three.vtt", "three.wav"]
+    assert not list(out.glob("three.*"))
+    assert {p.name for p in out.glob("*.wav")} == {"one.wav", "two.wav", "tres.wav"}
+    assert pruned.catalog_tracks == 3
+    assert check([three / "scripts"], load_project(three / "meditate.yaml")).ok
+
+
+def test_a_second_build_on_the_same_folder_stops_or_waits(three: Path) -> None:
+    out = three / "dist"
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with build_lock(out):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        with pytest.raises(BuildError) as caught:
+            run_build(three)
+        shown = os.path.relpath(out)
+        assert str(caught.value) == (
+            f"{shown}: error: another build is running on {shown} (pid {os.getpid()}); "
+            "let it finish, or pass --wait to wait for it"
+        )
+        assert not list(out.glob("*.wav"))
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+        report = run_build(three, wait_s=20.0)
+        assert report.built == 3 and time.monotonic() - started >= 0.4
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_corrupt_cache_entry_is_detected_and_redone(three: Path) -> None:
+    first = run_build(three)
+    assert first.synthesized == 4
+    out = three / "dist"
+    before = (out / "one.wav").read_bytes()
+    cache = SpeechCache(three / "cache")
+    entries = sorted(cache.root.glob("*/*.s16"))
+    assert len(entries) == 4
+    for entry in entries:  # truncate every entry: whichever belongs to 'one' is hit
+        entry.write_bytes(entry.read_bytes()[:-200])
+    report = run_build(three, force=True, jobs=2)
+    assert report.built == 3 and report.synthesized == 4
+    assert (out / "one.wav").read_bytes() == before  # deterministic: same PCM, same file
+    keys = list(cache.keys())
+    assert len(keys) == 4 and all(cache.verify(key) for key in keys)
+
+
+def test_build_and_check_commands(three: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(three)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["build", "-j", "2"])
+    assert result.exit_code == 0, result.output
+    assert "built        3" in result.output and "catalog" in result.output
+    assert "built one" in result.output  # one line per track when stderr is not a terminal
+    assert runner.invoke(cli, ["check"]).exit_code == 0
+    again = runner.invoke(cli, ["build"])
+    assert "up to date   3" in again.output and "built one" not in again.output
+    assert runner.invoke(cli, ["build", "--shard", "3/2"]).exit_code == 2
+    assert runner.invoke(cli, ["build", "--wait", "soon"]).exit_code == 2
+    for command in ("build", "check"):
+        assert runner.invoke(cli, [command, "--help"]).exit_code == 0
+
+
+def test_sigkill_mid_build_leaves_no_truncated_file_and_resumes(tmp_path: Path) -> None:
+    root = tmp_path
+    make_project(root, {f"k{n}.yaml": tiny(f"K{n}", "Rest now.", 25.0) for n in range(6)})
+    out = root / "dist"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "build", "-j", "2"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            names = [p.name for p in out.glob("*")] if out.is_dir() else []
+            if any(n.endswith(".json") and n != "catalog.json" for n in names) and any(
+                ".tmp-" in n for n in names
+            ):
+                break
+            assert process.poll() is None, "the build finished before it could be killed"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(10)
+    assert process.returncode == -signal.SIGKILL
+    time.sleep(0.3)  # orphaned ffmpeg processes see the end of their input and exit
+    for sidecar in sidecars(out):
+        for entry in sidecar["files"]:  # type: ignore[union-attr]
+            assert (out / entry["path"]).stat().st_size == entry["bytes"]
+    for wav in out.glob("*.wav"):  # final names only: complete or absent
+        assert_complete_wav(wav)
+    assert not (out / "catalog.json").exists()
+    done_before = len(sidecars(out))
+    assert 1 <= done_before < 6
+    report = run_build(root, jobs=2)  # the lock died with the build
+    assert report.ok and report.up_to_date == done_before and report.built == 6 - done_before
+    assert not [p.name for p in out.iterdir() if ".tmp-" in p.name]  # encoder temporaries
+    writes = [p for p in out.iterdir() if p.name.endswith(".tmp")]  # a killed sidecar write
+    assert all(p.name.startswith(".") for p in writes)
+    for path in writes:  # removed once surely abandoned (a concurrent render may own a new one)
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    assert run_build(root).built == 0
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+    for sidecar in sidecars(out):
+        for entry in sidecar["files"]:  # type: ignore[union-attr]
+            path = out / entry["path"]
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+            assert_complete_wav(path)
+    assert check([root / "scripts"], load_project(root / "meditate.yaml")).ok
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> object:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_fails_clearly_leaves_nothing_partial_and_keeps_the_cache(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    root = tmp_path / "project"
+    make_project(root, {"long.yaml": tiny("Long", "This track is too big.", 12.0)})
+    report = run_build(root, output_dir=tiny_disk)
+    assert statuses(report) == {"long": FAILED}
+    error = report.with_status(FAILED)[0].error
+    assert error.startswith("disk full while encoding") and "long.wav" in error
+    names = sorted(p.name for p in tiny_disk.iterdir())
+    assert names == [".meditate-build.lock", "catalog.json"]
+    cache = SpeechCache(root / "cache")
+    keys = list(cache.keys())
+    assert len(keys) == 1 and all(cache.verify(key) for key in keys)
+    result = CliRunner().invoke(cli, ["build", str(root / "scripts"), "-o", str(tiny_disk)])
+    assert result.exit_code == 1 and "disk full" in result.output
