@@ -218,6 +218,29 @@ def asset_length_s(asset: Asset) -> float:
     return length
 
 
+@dataclass(frozen=True)
+class AssetListing:
+    """One row of ``meditate assets``."""
+
+    asset: Asset
+    """The catalog entry."""
+    length_s: float | None
+    """Its length, or None when the file cannot be read."""
+    problem: str = ""
+    """Why the file cannot be read."""
+
+
+def list_assets(project_assets_dir: Path | None) -> list[AssetListing]:
+    """Every asset of the project's catalog with its length; unreadable files are reported."""
+    rows: list[AssetListing] = []
+    for _, asset in sorted(project_catalog(project_assets_dir).items()):
+        try:
+            rows.append(AssetListing(asset, asset_length_s(asset)))
+        except (AudioError, OSError) as error:
+            rows.append(AssetListing(asset, None, str(error)))
+    return rows
+
+
 @lru_cache(maxsize=64)
 def _header_length_s(path: str, mtime_ns: int, size: int) -> float | None:
     """Length from the container header (mutagen); None when unknown or unreadable."""

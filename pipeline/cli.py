@@ -440,6 +440,35 @@ def engines() -> None:
             click.echo(f"  voices ({len(info.voices)}): {_shorten(info.voices)}")
 
 
+@cli.command()
+@click.pass_obj
+@handle_errors
+def assets(state: State) -> None:
+    """List the asset catalog: name, kind, length, loop, licence, description.
+
+    The built-in catalog, extended or overridden by the project's own assets folder.
+    Regenerate the built-in files with `python -m pipeline.assetgen`.
+    """
+    from pipeline.assets import list_assets
+    from pipeline.config import resolve
+    from pipeline.units import format_clock
+
+    rows = list_assets(resolve(state.project()).assets_dir)
+    click.echo(f"{'name':<10} {'kind':<9} {'length':>7}  {'loop':<4}  {'licence':<9}  description")
+    for row in rows:
+        asset = row.asset
+        length = format_clock(row.length_s) if row.length_s is not None else "?"
+        loop = "yes" if asset.loop else "no"
+        click.echo(
+            f"{asset.name:<10} {asset.kind:<9} {length:>7}  {loop:<4}  {asset.licence or '-':<9}  "
+            f"{asset.description}"
+        )
+        if row.problem:
+            click.echo(f"  error: {row.problem}", err=True)
+    if any(row.problem for row in rows):
+        sys.exit(1)
+
+
 @cli.group()
 def cache() -> None:
     """Inspect or prune the speech cache."""

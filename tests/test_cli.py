@@ -138,3 +138,22 @@ def test_sidecars_are_readable_by_others(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644
+
+
+def test_assets_lists_the_catalog_and_project_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("assets: sounds\n")
+    (tmp_path / "sounds").mkdir()
+    (tmp_path / "sounds" / "bell.wav").write_bytes(b"not audio at all")
+    (tmp_path / "sounds" / "catalog.yaml").write_text(
+        "assets:\n  bell: {kind: one-shot, file: bell.wav, licence: CC-BY-4.0}\n"
+    )
+    result = CliRunner().invoke(cli, ["assets"])
+    lines = result.output.splitlines()
+    names = [line.split()[0] for line in lines[1:] if not line.startswith(" ")]
+    assert names == ["bell", "bowl", "chime", "drone", "gong", "ocean", "rain"]
+    assert any(line.startswith("rain") and "bed" in line and "yes" in line for line in lines)
+    assert "error:" in result.output and "bell.wav" in result.output
+    assert result.exit_code == 1
