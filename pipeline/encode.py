@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from pipeline.master import Loudness
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("mp3", "m4a", "ogg", "opus", "flac", "wav")
@@ -144,6 +146,11 @@ def remove_stale_temporaries(out_dir: Path) -> list[Path]:
     return removed
 
 
+def _tee_escape(path: str) -> str:
+    """A file name as one output of ffmpeg's tee muxer (its separators escaped)."""
+    return re.sub(r"([\\|\[\]:=])", r"\\\1", path)
+
+
 def _escape_ffmetadata(value: str) -> str:
     return re.sub(r"([=;#\\\n])", r"\\\1", value)
 
@@ -232,6 +239,7 @@ class Encoder:
         channels: int = 2,
         bitrate: str = "128k",
         tags: TrackTags | None = None,
+        measure: bool = False,
     ) -> None:
         unknown = [fmt for fmt in formats if fmt not in FORMATS]
         if unknown or not formats:
@@ -250,6 +258,10 @@ class Encoder:
         self.channels = channels
         self.bitrate = bitrate
         self.tags = tags
+        self.measure = measure
+        """Measure the first format's encoded audio while it is encoded (see ``loudness``)."""
+        self.loudness: Loudness | None = None
+        """EBU R128 figures of the first format's encoded packets, after ``close`` (``measure``)."""
         self.temp_paths = {fmt: temporary_path(self.out_dir, track_id, fmt) for fmt in self.formats}
         """Where each format is being written (tag and measure these before commit)."""
         self.final_paths = {fmt: self.out_dir / f"{track_id}.{fmt}" for fmt in self.formats}
@@ -257,6 +269,8 @@ class Encoder:
         self.frames_written = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._drain: _Drain | None = None
+        self._meter: subprocess.Popen[bytes] | None = None
+        self._meter_drain: _Drain | None = None
         self._metadata_path: Path | None = None
         self._closed = False
         self._committed = False
@@ -297,7 +311,24 @@ class Encoder:
                 if compensation_db:
                     command += ["-filter:a", f"volume={compensation_db:.2f}dB"]
             command += ["-fflags", "+bitexact", "-flags:a", "+bitexact"]
-            command += [*_CODEC_ARGS[fmt], "-y", str(self.temp_paths[fmt])]
+            if self.measure and fmt == self.formats[0]:
+                # the same packets go to the file and, in nut, to the meter on stdout
+                codec, muxer = _CODEC_ARGS[fmt][:-2], _CODEC_ARGS[fmt][-1]
+                options = ":movflags=+faststart" if fmt == "m4a" else ""
+                target = _tee_escape(str(self.temp_paths[fmt]))
+                command += [*codec, "-f", "tee", "-y"]
+                command += [f"[f={muxer}{options}]{target}|[f=nut]pipe:1"]
+            else:
+                command += [*_CODEC_ARGS[fmt], "-y", str(self.temp_paths[fmt])]
+        return command
+
+    def meter_command(self) -> list[str]:
+        """The ffmpeg measuring the first format's packets (nut on stdin) with ``ebur128``."""
+        from pipeline.master import ebur128_filter
+
+        command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats"]
+        command += ["-f", "nut", "-i", "pipe:0", "-map", "0:a:0"]
+        command += ["-af", ebur128_filter(True, False), "-f", "null", "-"]
         return command
 
     def start(self) -> None:
@@ -319,10 +350,20 @@ class Encoder:
                 ) from None
             raise AudioError(f"cannot prepare encoding into {self.out_dir}: {error}") from None
         command = self.command()
+        output = subprocess.PIPE if self.measure else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                command, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.PIPE
             )
+            if self.measure:
+                assert self._process.stdout is not None
+                self._meter = subprocess.Popen(
+                    self.meter_command(),
+                    stdin=self._process.stdout,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                self._process.stdout.close()
         except OSError as error:
             self.abort()
             raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
@@ -330,6 +371,10 @@ class Encoder:
         _widen_pipe(self._process.stdin)
         self._drain = _Drain(self._process.stderr)
         self._drain.start()
+        if self._meter is not None:
+            assert self._meter.stderr is not None
+            self._meter_drain = _Drain(self._meter.stderr)
+            self._meter_drain.start()
 
     def write(self, block: npt.NDArray[np.float32]) -> None:
         """Encode one block of shape (frames, channels)."""
@@ -365,8 +410,34 @@ class Encoder:
         with contextlib.suppress(BrokenPipeError, OSError):
             self._process.stdin.close()
         self._check_exit()
+        if self._meter is not None:
+            self._read_meter()
         self._closed = True
         self._remove_metadata()
+
+    def _read_meter(self) -> None:
+        """Wait for the meter and keep its figures in ``loudness``."""
+        import math
+
+        from pipeline.master import Loudness, parse_ebur128_summary
+
+        assert self._meter is not None and self._meter_drain is not None
+        returncode = self._meter.wait()
+        stderr = self._meter_drain.text()
+        if returncode != 0:
+            self.abort()
+            lines = [_PREFIX.sub("", line).strip() for line in stderr.splitlines() if line.strip()]
+            raise AudioError(
+                f"measuring {self.track_id}.{self.formats[0]} failed: ffmpeg: "
+                f"{lines[-1] if lines else f'exit status {returncode}'}"
+            )
+        integrated, lra, peak = parse_ebur128_summary(stderr)
+        self.loudness = Loudness(
+            integrated,
+            lra,
+            peak if peak is not None else -math.inf,
+            self.frames_written / self.sample_rate,
+        )
 
     def commit(self) -> dict[str, Path]:
         """Rename every temporary into place (after ``close``); returns the final paths."""
@@ -379,12 +450,13 @@ class Encoder:
 
     def abort(self) -> None:
         """Stop ffmpeg and remove every temporary; final names are left as they were."""
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-        if self._drain is not None:
-            self._drain.join(timeout=5)
+        for process in (self._process, self._meter):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        for drain in (self._drain, self._meter_drain):
+            if drain is not None:
+                drain.join(timeout=5)
         for path in self.temp_paths.values():
             try:
                 path.unlink()

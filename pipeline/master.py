@@ -58,7 +58,8 @@ class Loudness:
     """Length of the audio measured."""
 
 
-def _ebur128_filter(true_peak: bool, dual_mono: bool) -> str:
+def ebur128_filter(true_peak: bool, dual_mono: bool) -> str:
+    """The ``ebur128`` filter printing only its summary (true peak costs a 4x resampling)."""
     options = ["framelog=verbose"]  # per-frame lines at verbose: only the summary is printed
     if true_peak:
         options.append("peak=true")
@@ -133,7 +134,7 @@ def measure_stream(
         ffmpeg_exe(),
         *("-hide_banner", "-nostdin", "-nostats"),
         *("-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0"),
-        *("-af", _ebur128_filter(true_peak, dual_mono), "-f", "null", "-"),
+        *("-af", ebur128_filter(true_peak, dual_mono), "-f", "null", "-"),
     ]
     try:
         process = subprocess.Popen(
@@ -177,7 +178,7 @@ def measure_file(path: Path, *, dual_mono: bool = False) -> Loudness:
     command = [
         ffmpeg_exe(),
         *("-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1"),
-        *("-i", str(path), "-map", "0:a:0", "-af", _ebur128_filter(True, dual_mono)),
+        *("-i", str(path), "-map", "0:a:0", "-af", ebur128_filter(True, dual_mono)),
         *("-f", "null", "-"),
     ]
     try:

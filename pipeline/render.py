@@ -86,12 +86,18 @@ def render_script(
         )
     item = checked[0]
     settings = item.settings
+    try:
+        key = build_key(item)
+    except OSError as error:  # an input file that cannot be read (a folder, permissions)
+        raise AudioError(
+            f"{error.filename or path}: error: cannot read it ({error.strerror or error})"
+        ) from None
     options = RenderOptions(
         output_dir=output_dir or settings.output_dir,
         formats=settings.formats,
         section=section,
         preview_s=preview_s,
-        build_key=build_key(item),
+        build_key=key,
         jobs=jobs,
     )
     return render_checked(item, options, progress=progress, stage=stage)
@@ -106,7 +112,7 @@ def render_checked(
     stage: Stage | None = None,
 ) -> RenderResult:
     """Render a validated script: synthesize what is missing, mix, master, encode, write."""
-    from pipeline.encode import Encoder, TrackTags, tag_file
+    from pipeline.encode import Encoder, TrackTags, remove_stale_temporaries, tag_file
     from pipeline.fileio import write_text_atomic
     from pipeline.master import (
         TruePeakLimiter,
@@ -120,6 +126,8 @@ def render_checked(
 
     script, settings = checked.script, checked.settings
     report_stage = stage or (lambda name, fraction: None)
+    for stale in remove_stale_temporaries(options.output_dir):
+        log.info("removed %s, left by an interrupted render", stale)
     cache = cache or SpeechCache(settings.cache_dir)
     planned = plan_checked(checked, cache)
     report_stage("speech", 0.0)
@@ -176,6 +184,7 @@ def render_checked(
         channels=channels,
         bitrate=settings.bitrate,
         tags=tags,
+        measure=True,
     ) as encoder:
         total = max(1, round(timeline.length_s * sample_rate))
         for block in limiter.stream(mixed(gain_db)):
@@ -185,7 +194,8 @@ def render_checked(
         for fmt, temporary in encoder.temp_paths.items():
             tag_file(temporary, fmt, tags)
         report_stage("finish", 0.9)
-        loudness = measure_file(encoder.temp_paths[options.formats[0]])
+        # measured while encoding: the first format's own packets, decoded by ffmpeg
+        loudness = encoder.loudness or measure_file(encoder.temp_paths[options.formats[0]])
         _check_loudness(name, loudness.integrated_lufs, loudness.true_peak_dbtp, settings)
         final_paths = encoder.commit()
     captions_path = output_dir / f"{name}.vtt"
