@@ -127,8 +127,12 @@ def _shaping_settings(checked: Checked) -> dict[str, Any]:
 
 
 def _file_sha256(path: Path) -> str:
-    stat = path.stat()
-    return _sha256_of(path, stat.st_mtime_ns, stat.st_size)
+    """A file's SHA-256; a file that cannot be read is a clear error naming it."""
+    try:
+        stat = path.stat()
+        return _sha256_of(path, stat.st_mtime_ns, stat.st_size)
+    except OSError as error:
+        raise BuildError(f"{path}: error: cannot read it: {error.strerror or error}") from None
 
 
 @functools.lru_cache(maxsize=1024)

@@ -273,6 +273,8 @@ def render(
             progress=progress,
             jobs=jobs,
         )
+    if state.verbosity < 0:
+        return
     for path in result.files:
         click.echo(f"wrote {path}")
     if result.sidecar is not None:

@@ -8,6 +8,7 @@ its way into the encoder. Nothing holds the whole track in memory.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -86,12 +87,7 @@ def render_script(
         )
     item = checked[0]
     settings = item.settings
-    try:
-        key = build_key(item)
-    except OSError as error:  # an input file that cannot be read (a folder, permissions)
-        raise AudioError(
-            f"{error.filename or path}: error: cannot read it ({error.strerror or error})"
-        ) from None
+    key = build_key(item)
     options = RenderOptions(
         output_dir=output_dir or settings.output_dir,
         formats=settings.formats,
@@ -160,11 +156,13 @@ def render_checked(
         )
 
     report_stage("measure", 0.2)
-    measured = measure_stream(mixed(0.0), sample_rate, channels)
-    gain_db = static_gain_db(measured, settings.target_lufs)
-    limiter = TruePeakLimiter(
-        sample_rate, channels, limiter_ceiling_dbtp(settings.true_peak_dbtp, options.formats)
+    peak = _PeakMeter()
+    measured = measure_stream(peak.watch(mixed(0.0)), sample_rate, channels)
+    ceiling_dbtp = limiter_ceiling_dbtp(settings.true_peak_dbtp, options.formats)
+    gain_db = _mastering_gain_db(
+        script.path, static_gain_db(measured, settings.target_lufs), peak.dbfs, ceiling_dbtp
     )
+    limiter = TruePeakLimiter(sample_rate, channels, ceiling_dbtp)
     name = script.id + _excerpt_suffix(options)
     tags = TrackTags(
         title=script.title + (" (excerpt)" if excerpt else ""),
@@ -276,6 +274,53 @@ class _Sources:
         asset = find_asset(name, self.catalog, folder, self.settings.root, kind)
         audio = load_asset_audio(asset, self.settings.sample_rate, self.settings.channels)
         return audio, asset.level_db
+
+
+MAX_LIMITING_DB = 6.0
+"""The most the true-peak limiter may take off the loudest peak; more would crush speech."""
+
+
+class _PeakMeter:
+    """The sample peak of a stream of blocks, measured on its way through."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+
+    def watch(self, blocks: Iterator[npt.NDArray[np.float32]]) -> Iterator[npt.NDArray[np.float32]]:
+        import numpy as np
+
+        for block in blocks:
+            if block.size:
+                self.peak = max(self.peak, float(np.max(np.abs(block))))
+            yield block
+
+    @property
+    def dbfs(self) -> float:
+        return 20.0 * math.log10(self.peak) if self.peak > 0 else -math.inf
+
+
+def _mastering_gain_db(
+    path: Path, wanted_db: float, peak_dbfs: float, ceiling_dbtp: float
+) -> float:
+    """The static gain: the loudness target's, unless reaching it would crush the peaks.
+
+    A track that is mostly bed or silence with a little speech measures very quietly; the
+    gain that brings it to the target would push its speech far into the limiter. Such a
+    track stays below the target (with a warning) rather than being squashed.
+    """
+    allowed_db = ceiling_dbtp + MAX_LIMITING_DB - peak_dbfs
+    if wanted_db <= allowed_db:
+        return wanted_db
+    log.warning(
+        "%s: the loudness target needs %+.1f dB, but its peaks allow %+.1f dB without "
+        "crushing them: the track will be %.1f LU quieter than the target (little speech "
+        "over a long bed or silence?)",
+        path,
+        wanted_db,
+        allowed_db,
+        wanted_db - allowed_db,
+    )
+    return allowed_db
 
 
 def _excerpt(timeline: Timeline, options: RenderOptions) -> Timeline:

@@ -127,13 +127,13 @@ def run_cli(
     [
         ("junk", "cannot decode it (probable cause: the file is corrupt"),
         ("empty", "the file is empty"),
-        ("folder", "cannot read it (Is a directory)"),
+        ("folder", "cannot read it: Is a directory"),
     ],
 )
 def test_a_bad_bed_file_is_a_clear_error_and_nothing_is_written(
     root: Path, tmp_path: Path, name: str, cause: str
 ) -> None:
-    with pytest.raises(AudioError) as caught:
+    with pytest.raises(PipelineError) as caught:
         render(root, f"bed-{name}", tmp_path / "out")
     message = str(caught.value)
     assert f"sounds/{name}." in message and cause in message
@@ -290,3 +290,19 @@ def test_a_render_killed_while_encoding_leaves_no_final_file_and_reruns(
     assert sha256_file(out / "long.mp3") == digest  # the finished file is untouched
     assert remove_stale_temporaries(out) == [second]
     assert finals(out) == ["long.json", "long.mp3", "long.vtt"]
+
+
+def test_sparse_speech_is_not_crushed_to_reach_the_target(
+    root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipeline.master import measure_file
+
+    sparse = script("Sparse", "{asset: rain, fade_out: 2s}", "  - say: Rest.\n  - pause: 40s\n")
+    (root / "scripts" / "sparse.yaml").write_text(sparse, encoding="utf-8")
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        render(root, "sparse", out)
+    assert "quieter than the target" in caplog.text
+    loudness = measure_file(out / "sparse.mp3")
+    assert loudness.integrated_lufs < -16.5, "the bed was not pushed up to the target"
+    assert loudness.true_peak_dbtp is not None and loudness.true_peak_dbtp <= -1.0

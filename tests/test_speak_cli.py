@@ -103,3 +103,12 @@ def test_only_emoji_is_a_located_error(project: Path) -> None:
     result = CliRunner().invoke(cli, ["validate", "scripts/emoji.yaml"])
     assert result.exit_code == 1
     assert "scripts/emoji.yaml:3:10: error: steps[0].say: nothing speakable" in result.output
+
+
+def test_quiet_render_prints_nothing(project: Path) -> None:
+    result = CliRunner(mix_stderr=False).invoke(
+        cli, ["-q", "render", "scripts/tiny.yaml", "-o", "out", "--formats", "wav"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert (project / "out" / "tiny.wav").is_file() and (project / "out" / "tiny.json").is_file()
