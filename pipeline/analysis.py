@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from pipeline.errors import AudioError, PipelineError
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.ffmpeg import ffmpeg_exe, start_ffmpeg
 from pipeline.master import SILENCE_LUFS, parse_ebur128_summary
 from pipeline.timeline import Chapter
 from pipeline.units import format_clock
@@ -561,12 +561,7 @@ def _analyse(
         *("-af", "ebur128=peak=true:framelog=info", "-map_metadata", "-1"),
         *("-fflags", "+bitexact", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"),
     ]
-    try:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-    except OSError as error:
-        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
+    process = start_ffmpeg(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
     meter = _MeterLog(process.stderr, keep_curve=want_curves)
     meter.start()

@@ -23,7 +23,6 @@ import os
 import re
 import subprocess
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from pipeline.errors import AudioError
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.ffmpeg import PipeDrain, ffmpeg_exe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -204,23 +203,6 @@ def _widen_pipe(pipe: IO[bytes]) -> None:
         pass
 
 
-class _Drain(threading.Thread):
-    """Collects a pipe's output in the background so ffmpeg never blocks on it."""
-
-    def __init__(self, pipe: IO[bytes]) -> None:
-        super().__init__(daemon=True)
-        self._pipe = pipe
-        self._chunks: list[bytes] = []
-
-    def run(self) -> None:
-        for chunk in iter(lambda: self._pipe.read(65536), b""):
-            self._chunks.append(chunk)
-
-    def text(self) -> str:
-        self.join()
-        return b"".join(self._chunks).decode("utf-8", "replace")
-
-
 class Encoder:
     """One ffmpeg process encoding a PCM stream to several formats at once.
 
@@ -268,9 +250,9 @@ class Encoder:
         """Where ``commit`` puts each format."""
         self.frames_written = 0
         self._process: subprocess.Popen[bytes] | None = None
-        self._drain: _Drain | None = None
+        self._drain: PipeDrain | None = None
         self._meter: subprocess.Popen[bytes] | None = None
-        self._meter_drain: _Drain | None = None
+        self._meter_drain: PipeDrain | None = None
         self._metadata_path: Path | None = None
         self._closed = False
         self._committed = False
@@ -369,11 +351,11 @@ class Encoder:
             raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
         assert self._process.stderr is not None and self._process.stdin is not None
         _widen_pipe(self._process.stdin)
-        self._drain = _Drain(self._process.stderr)
+        self._drain = PipeDrain(self._process.stderr)
         self._drain.start()
         if self._meter is not None:
             assert self._meter.stderr is not None
-            self._meter_drain = _Drain(self._meter.stderr)
+            self._meter_drain = PipeDrain(self._meter.stderr)
             self._meter_drain.start()
 
     def write(self, block: npt.NDArray[np.float32]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from pipeline.errors import AudioError
 
@@ -72,3 +73,31 @@ def decode(
         raise AudioError(f"{what}: cannot decode: no audio in it")
     samples: npt.NDArray[np.float32] = np.frombuffer(raw, dtype="<f4").reshape(-1, channels).copy()
     return samples
+
+
+def start_ffmpeg(
+    command: list[str], *, stdin: int | None, stdout: int | None
+) -> subprocess.Popen[bytes]:
+    """Start a long-running ffmpeg (streaming in or out); its stderr is a pipe to drain."""
+    try:
+        return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    except OSError as error:
+        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
+
+
+class PipeDrain(threading.Thread):
+    """Reads a pipe to its end in the background, so ffmpeg never blocks on a full stderr."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        super().__init__(daemon=True)
+        self._pipe = pipe
+        self._chunks: list[bytes] = []
+
+    def run(self) -> None:
+        for chunk in iter(lambda: self._pipe.read(65536), b""):
+            self._chunks.append(chunk)
+
+    def text(self) -> str:
+        """Everything read, once the pipe has closed."""
+        self.join()
+        return b"".join(self._chunks).decode("utf-8", "replace")

@@ -19,14 +19,13 @@ import logging
 import math
 import re
 import subprocess
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from pipeline.errors import AudioError
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.ffmpeg import PipeDrain, ffmpeg_exe, start_ffmpeg
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,23 +88,6 @@ def parse_ebur128_summary(stderr: str) -> tuple[float, float, float | None]:
     )
 
 
-class _Drain(threading.Thread):
-    """Reads a pipe to its end in the background (ffmpeg blocks if its stderr fills)."""
-
-    def __init__(self, pipe: IO[bytes]) -> None:
-        super().__init__(daemon=True)
-        self._pipe = pipe
-        self._chunks: list[bytes] = []
-
-    def run(self) -> None:
-        for chunk in iter(lambda: self._pipe.read(65536), b""):
-            self._chunks.append(chunk)
-
-    def text(self) -> str:
-        self.join()
-        return b"".join(self._chunks).decode("utf-8", "replace")
-
-
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
@@ -136,14 +118,9 @@ def measure_stream(
         *("-f", "f32le", "-ar", str(sample_rate), "-ac", str(channels), "-i", "pipe:0"),
         *("-af", ebur128_filter(true_peak, dual_mono), "-f", "null", "-"),
     ]
-    try:
-        process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-    except OSError as error:
-        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
+    process = start_ffmpeg(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert process.stdin is not None and process.stderr is not None
-    drain = _Drain(process.stderr)
+    drain = PipeDrain(process.stderr)
     drain.start()
     frames = 0
     try:
