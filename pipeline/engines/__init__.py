@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata
 import logging
 import threading
 from dataclasses import dataclass
@@ -53,6 +52,8 @@ class EngineInfo:
 
 def _third_party() -> dict[str, Any]:
     """Entry points of the group by name, built-in names excluded; a broken metadata is skipped."""
+    import importlib.metadata  # slow to import: only when an engine name is not built in
+
     try:
         found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     except Exception as error:  # a broken installed distribution must not break the registry
