@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONDITIONING_VERSION = "3"
+CONDITIONING_VERSION = "4"
 """Part of speech cache keys; bump whenever conditioning changes its output."""
 
 SILENCE_DBFS = -50.0
@@ -162,7 +162,7 @@ def resample(
     table, half = _polyphase_table(up, down)
     count = -(-len(samples) * up // down)
     padded = np.concatenate(
-        [np.zeros(half, np.float64), samples.astype(np.float64), np.zeros(half + 1, np.float64)]
+        [np.zeros(half, np.float32), samples.astype(np.float32), np.zeros(half + 1, np.float32)]
     )
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half)
     out = np.empty(count, np.float32)
@@ -181,7 +181,7 @@ def resample(
 
 
 @functools.lru_cache(maxsize=16)
-def _polyphase_table(up: int, down: int) -> tuple[npt.NDArray[np.float64], int]:
+def _polyphase_table(up: int, down: int) -> tuple[npt.NDArray[np.float32], int]:
     """Taps per output phase: ``table[p, k]`` weighs input sample ``i - half + 1 + k``."""
     import numpy as np
 
@@ -190,7 +190,7 @@ def _polyphase_table(up: int, down: int) -> tuple[npt.NDArray[np.float64], int]:
     cutoff = RESAMPLE_CUTOFF * 0.5 / stretch  # cycles per input sample
     distance = np.arange(-half + 1, half + 1)[None, :] - (np.arange(up) / up)[:, None]
     kernel = 2 * cutoff * np.sinc(2 * cutoff * distance) * _kaiser(distance / half)
-    return kernel / kernel.sum(axis=1, keepdims=True), half
+    return (kernel / kernel.sum(axis=1, keepdims=True)).astype(np.float32), half
 
 
 def _kaiser(position: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
