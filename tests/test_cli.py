@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,22 @@ def test_assets_lists_the_catalog_and_project_overrides(
     assert any(line.startswith("rain") and "bed" in line and "yes" in line for line in lines)
     assert "error:" in result.output and "bell.wav" in result.output
     assert result.exit_code == 1
+
+
+def test_config_flag_picks_another_project_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("pauses: {sentence: 1s}\n")
+    (tmp_path / "other.yaml").write_text("defaults: {pauses: {sentence: 3s}}\n")
+    (tmp_path / "s.yaml").write_text("title: S\nsteps:\n  - say: One. Two.\n")
+    runner = CliRunner()
+    found = runner.invoke(cli, ["plan", "--format", "json", "s.yaml"])
+    assert found.exit_code == 1 and "meditate.yaml:1:1: error: pauses: unknown key" in found.output
+    chosen = json.loads(
+        runner.invoke(cli, ["--config", "other.yaml", "plan", "--format", "json", "s.yaml"]).output
+    )
+    one, two = chosen["cues"]
+    assert two["start_s"] == pytest.approx(one["start_s"] + one["length_s"] + 3.0, abs=1e-3)
+    missing = runner.invoke(cli, ["--config", "nope.yaml", "validate", "s.yaml"])
+    assert missing.exit_code == 1 and "nope.yaml: error: no such config file" in missing.output
