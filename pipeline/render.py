@@ -21,7 +21,7 @@ from pipeline.errors import AudioError, PipelineError, UsageError
 from pipeline.planning import Planned, check_scripts, plan_checked
 from pipeline.script.validate import Checked
 from pipeline.speech import ProgressCallback, SpeakReport, speech_requests, synthesize_missing
-from pipeline.timeline import SpeechCue, Timeline
+from pipeline.timeline import SoundCue, SpeechCue, Timeline
 
 if TYPE_CHECKING:
     import numpy as np
@@ -249,7 +249,7 @@ class _Sources:
         self.sound_dirs = {
             cue.asset: cue.place.path.resolve().parent
             for cue in planned.timeline.cues
-            if hasattr(cue, "asset")
+            if isinstance(cue, SoundCue)
         }
 
     def speech(self, cue: SpeechCue) -> npt.NDArray[np.float32]:
