@@ -275,8 +275,10 @@ def render(
         )
     if state.verbosity < 0:
         return
+    from pipeline.script.parse import display_path
+
     for path in result.files:
-        click.echo(f"wrote {path}")
+        click.echo(f"wrote {display_path(path)}")
     if result.sidecar is not None:
         loudness = result.sidecar["loudness"]
         click.echo(
