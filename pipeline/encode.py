@@ -320,10 +320,9 @@ class Encoder:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if self.tags is not None:
-                handle, name = tempfile.mkstemp(prefix=f"{self.track_id}.", suffix=".ffmetadata")
-                self._metadata_path = Path(name)
-                with os.fdopen(handle, "w", encoding="utf-8") as file:
-                    file.write(ffmetadata(self.tags))
+                # beside the outputs, named like them: a killed run's copy is cleaned up too
+                self._metadata_path = temporary_path(self.out_dir, self.track_id, "ffmetadata")
+                self._metadata_path.write_text(ffmetadata(self.tags), encoding="utf-8")
         except OSError as error:
             self.abort()
             if _is_disk_full(error):
@@ -331,7 +330,11 @@ class Encoder:
                     f"disk full while encoding {self.final_paths[self.formats[0]]}"
                 ) from None
             raise AudioError(f"cannot prepare encoding into {self.out_dir}: {error}") from None
-        command = self.command()
+        try:
+            command = self.command()
+        except AudioError:  # no ffmpeg: nothing may stay behind
+            self.abort()
+            raise
         output = subprocess.PIPE if self.measure else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
