@@ -27,10 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import AudioError
-from pipeline.ffmpeg import PipeDrain, ffmpeg_exe
+from pipeline.ffmpeg import PipeDrain, ffmpeg_exe, widen_pipe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,16 +193,6 @@ def _is_disk_full(error: BaseException | None) -> bool:
     return False
 
 
-def _widen_pipe(pipe: IO[bytes]) -> None:
-    """Let the producer run up to 1 MiB ahead of ffmpeg (Linux), so both cores stay busy."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-    except (ImportError, OSError, ValueError):
-        pass
-
-
 class Encoder:
     """One ffmpeg process encoding a PCM stream to several formats at once.
 
@@ -353,7 +343,7 @@ class Encoder:
             self.abort()
             raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
         assert self._process.stderr is not None and self._process.stdin is not None
-        _widen_pipe(self._process.stdin)
+        widen_pipe(self._process.stdin)
         self._drain = PipeDrain(self._process.stderr)
         self._drain.start()
         if self._meter is not None:

@@ -85,6 +85,16 @@ def start_ffmpeg(
         raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
 
 
+def widen_pipe(pipe: IO[bytes]) -> None:
+    """Let the producer run up to 1 MiB ahead of ffmpeg (Linux), so both cores stay busy."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError, ValueError):
+        pass
+
+
 class PipeDrain(threading.Thread):
     """Reads a pipe to its end in the background, so ffmpeg never blocks on a full stderr."""
 

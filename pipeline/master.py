@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import AudioError
-from pipeline.ffmpeg import PipeDrain, ffmpeg_exe, start_ffmpeg
+from pipeline.ffmpeg import PipeDrain, ffmpeg_exe, start_ffmpeg, widen_pipe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,6 +120,7 @@ def measure_stream(
     ]
     process = start_ffmpeg(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert process.stdin is not None and process.stderr is not None
+    widen_pipe(process.stdin)
     drain = PipeDrain(process.stderr)
     drain.start()
     frames = 0
