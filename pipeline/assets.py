@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from pipeline.errors import AudioError, ConfigError
+from pipeline.fileio import display_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -149,9 +150,11 @@ def find_asset(
     if not resolved.is_relative_to(root):
         raise AssetLookupError(f"asset path '{text}' leads outside the project folder")
     if not resolved.exists():
-        raise AssetLookupError(f"asset file '{text}' not found (looked for {_shown(resolved)})")
+        raise AssetLookupError(
+            f"asset file '{text}' not found (looked for {display_path(resolved)})"
+        )
     if not resolved.is_file():
-        raise AssetLookupError(f"asset path '{text}' is not a file ({_shown(resolved)})")
+        raise AssetLookupError(f"asset path '{text}' is not a file ({display_path(resolved)})")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return Asset(
@@ -163,14 +166,6 @@ def find_asset(
         description=f"file {text}",
         level_db=0.0,
     )
-
-
-def _shown(path: Path) -> str:
-    """A path relative to the current folder when possible, as users read it."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
 
 
 def _looks_like_path(text: str) -> bool:

@@ -26,8 +26,8 @@ from typing import Any
 from pipeline import __version__
 from pipeline.config import Project
 from pipeline.errors import BuildError, PipelineError, UsageError
+from pipeline.fileio import display_path
 from pipeline.script.model import SayStep, SoundStep
-from pipeline.script.parse import display_path
 from pipeline.script.validate import Checked
 
 log = logging.getLogger(__name__)

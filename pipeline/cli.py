@@ -251,6 +251,7 @@ def render(
     <id>.section-<title>.<format> or <id>.preview.<format>, no sidecar).
     """
     from pipeline.errors import UsageError
+    from pipeline.fileio import display_path
     from pipeline.render import render_script
     from pipeline.units import parse_duration
 
@@ -275,8 +276,6 @@ def render(
         )
     if state.verbosity < 0:
         return
-    from pipeline.script.parse import display_path
-
     for path in result.files:
         click.echo(f"wrote {display_path(path)}")
     if result.sidecar is not None:
@@ -327,6 +326,7 @@ def build(
     of its current inputs and its files are intact. Exit status 1 if a track failed.
     """
     from pipeline import build as building
+    from pipeline.fileio import display_path
 
     project = state.project(paths[0] if paths else None)
     wait_s = _duration_option("--wait", wait)
@@ -335,7 +335,7 @@ def build(
         result = building.rebuild_catalog(project, flags, output_dir=output, wait_s=wait_s)
         for skipped in result.skipped:
             click.echo(f"left out {skipped}", err=True)
-        click.echo(f"wrote {_shown(result.path)} ({result.tracks} track(s))")
+        click.echo(f"wrote {display_path(result.path)} ({result.tracks} track(s))")
         return
     with _BuildDisplay(state) as display:
         report = building.build(
@@ -384,6 +384,7 @@ def check(
     With no PATH, the project's scripts folder.
     """
     from pipeline.build import check as check_outputs
+    from pipeline.fileio import display_path
 
     project = state.project(paths[0] if paths else None)
     report = check_outputs(
@@ -412,7 +413,7 @@ def check(
             click.echo(f"{track.state:<9} {track.track_id}  {track.source}: {track.reason}")
         for orphan in report.orphans:
             click.echo(
-                f"orphaned  {orphan.track_id}  {_shown(orphan.sidecar)} "
+                f"orphaned  {orphan.track_id}  {display_path(orphan.sidecar)} "
                 f"(script {orphan.source or '?'} "
                 "is gone; `meditate build --prune` removes it)"
             )
@@ -601,14 +602,10 @@ class _BuildDisplay:
         self.drawn = True
 
 
-def _shown(path: Path) -> Path:
-    from pipeline.script.parse import display_path
-
-    return display_path(path)
-
-
 def _echo_build_summary(report: BuildReport) -> None:
     """The table at the end of a build: counts, time, catalog, orphans."""
+    from pipeline.fileio import display_path
+
     rows = [("built", str(report.built)), ("up to date", str(report.up_to_date)),
             ("failed", str(report.failed))]  # fmt: skip
     if report.not_started:
@@ -624,7 +621,7 @@ def _echo_build_summary(report: BuildReport) -> None:
         rows.append(("orphaned", f"{names} (script gone; --prune removes them)"))
     if report.catalog_path is not None:
         rows.append(
-            ("catalog", f"{_shown(report.catalog_path)} ({report.catalog_tracks} track(s))")
+            ("catalog", f"{display_path(report.catalog_path)} ({report.catalog_tracks} track(s))")
         )
     for failed in report.with_status("failed"):
         click.echo(f"failed: {failed.track_id} ({failed.source})", err=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, Problem
+from pipeline.errors import ConfigError, Problem, UsageError
 from pipeline.script.load import LoadFailed, load_document
 from pipeline.script.model import Script, Voice
 from pipeline.script.nodes import Reader, is_null, items
@@ -251,7 +251,7 @@ def load_project(config: Path | None = None, start: Path | None = None) -> Proje
 
 def read_config(path: Path) -> Layer:
     """Read ``meditate.yaml`` into a layer; every problem is reported at once."""
-    from pipeline.script.parse import display_path
+    from pipeline.fileio import display_path
 
     shown = display_path(path)
     try:
@@ -331,7 +331,7 @@ def flags_layer(flags: Mapping[str, object]) -> Layer:
             layer[flat] = PARSERS[flat](_coerce(value) if isinstance(value, str) else value)
         except ValueError as error:
             option = "--" + flat.replace("voice.", "").replace(".", "-").replace("_", "-")
-            raise ConfigError(f"error: {option}: {error}") from None
+            raise UsageError(f"error: {option}: {error}") from None
     return layer
 
 

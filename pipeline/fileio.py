@@ -30,6 +30,15 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
+def display_path(path: Path) -> Path:
+    """A path as users read it: relative to the current folder when inside it, else as is."""
+    try:
+        relative = Path(os.path.relpath(path))
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.parts[:1] == ("..",) else relative
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

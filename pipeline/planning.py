@@ -12,8 +12,10 @@ from pathlib import Path
 
 from pipeline.cache import SpeechCache
 from pipeline.config import Project, flags_layer
-from pipeline.errors import ScriptError
+from pipeline.errors import ScriptError, UsageError
+from pipeline.fileio import display_path
 from pipeline.script.model import Script
+from pipeline.script.parse import is_partial
 from pipeline.script.validate import Checked, sound_lengths, validate_paths
 from pipeline.settings import Settings
 from pipeline.speech import CachedLengths
@@ -58,9 +60,20 @@ def plan_checked(checked: Checked, cache: SpeechCache | None = None) -> Planned:
     return Planned(checked.script, settings, timeline, lengths)
 
 
+def check_script(path: Path, project: Project, flags: dict[str, object] | None = None) -> Checked:
+    """Validate the one script a single-track command works on (not a folder, not a partial)."""
+    if path.is_dir():
+        raise UsageError(
+            f"{display_path(path)}: error: a folder; give one script file (build takes folders)"
+        )
+    if is_partial(path):
+        raise UsageError(
+            f"{display_path(path)}: error: a partial (its name or folder starts with '_'); "
+            "use a script that includes it"
+        )
+    return check_scripts([path], project, flags)[0]
+
+
 def plan_script(path: Path, project: Project, flags: dict[str, object] | None = None) -> Timeline:
     """The timeline of one script file."""
-    checked = check_scripts([path], project, flags)
-    if not checked:
-        raise ScriptError([])
-    return plan_checked(checked[0]).timeline
+    return plan_checked(check_script(path, project, flags)).timeline

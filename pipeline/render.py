@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.cache import SpeechCache
 from pipeline.config import Project
 from pipeline.errors import AudioError, PipelineError, UsageError
-from pipeline.planning import Planned, check_scripts, plan_checked
+from pipeline.planning import Planned, check_script, plan_checked
 from pipeline.script.validate import Checked
 from pipeline.speech import ProgressCallback, SpeakReport, speech_requests, synthesize_missing
 from pipeline.timeline import SoundCue, SpeechCue, Timeline
@@ -80,12 +80,7 @@ def render_script(
     """Validate and render one script into the output folder."""
     from pipeline.build import build_key
 
-    checked = check_scripts([path], project, flags)
-    if not checked:
-        raise UsageError(
-            f"{path}: error: not a script (partials are rendered by the scripts that include them)"
-        )
-    item = checked[0]
+    item = check_script(path, project, flags)
     settings = item.settings
     key = build_key(item)
     options = RenderOptions(

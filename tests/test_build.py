@@ -35,6 +35,7 @@ from pipeline.cache import SpeechCache
 from pipeline.cli import cli
 from pipeline.config import Project, load_project
 from pipeline.errors import BuildError, ScriptError, UsageError
+from pipeline.fileio import display_path
 from pipeline.planning import check_scripts
 
 CONFIG = "sample_rate: 16000\nchannels: 1\nformats: [wav]\ncache: cache\n"
@@ -423,7 +424,7 @@ def test_a_second_build_on_the_same_folder_stops_or_waits(three: Path) -> None:
         assert holding.wait(5)
         with pytest.raises(BuildError) as caught:
             run_build(three)
-        shown = os.path.relpath(out)
+        shown = display_path(out)
         assert str(caught.value) == (
             f"{shown}: error: another build is running on {shown} (pid {os.getpid()}); "
             "let it finish, or pass --wait to wait for it"

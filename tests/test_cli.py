@@ -177,3 +177,28 @@ def test_config_flag_picks_another_project_config(
     assert two["start_s"] == pytest.approx(one["start_s"] + one["length_s"] + 3.0, abs=1e-3)
     missing = runner.invoke(cli, ["--config", "nope.yaml", "validate", "s.yaml"])
     assert missing.exit_code == 1 and "nope.yaml: error: no such config file" in missing.output
+
+
+def test_single_script_commands_refuse_folders_and_partials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s" / "_parts").mkdir(parents=True)
+    (tmp_path / "s" / "_parts" / "end.yaml").write_text("steps:\n  - say: Bye.\n")
+    (tmp_path / "s" / "one.yaml").write_text("title: One\nsteps:\n  - say: Hi.\n")
+    runner = CliRunner()
+    for command in ("plan", "render"):
+        folder = runner.invoke(cli, [command, "s"])
+        assert folder.exit_code == 2 and "s: error: a folder; give one script file" in folder.output
+        partial = runner.invoke(cli, [command, "s/_parts/end.yaml"])
+        assert partial.exit_code == 2
+        assert "s/_parts/end.yaml: error: a partial" in partial.output
+    bad_flag = runner.invoke(cli, ["render", "s/one.yaml", "--formats", "mp4"])
+    assert bad_flag.exit_code == 2 and "--formats: unknown format 'mp4'" in bad_flag.output
+
+
+def test_paths_outside_the_current_folder_are_shown_whole(tmp_path: Path) -> None:
+    from pipeline.fileio import display_path
+
+    assert display_path(Path("/dev/null")) == Path("/dev/null")
+    assert display_path(Path.cwd() / "a" / "b.yaml") == Path("a/b.yaml")

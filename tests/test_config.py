@@ -14,7 +14,7 @@ from pipeline.config import (
     read_config,
     resolve,
 )
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, UsageError
 from pipeline.script.parse import parse_script
 
 CONFIG = """\
@@ -143,7 +143,7 @@ def test_bad_environment_value_names_the_variable() -> None:
 
 
 def test_bad_flag_names_the_option() -> None:
-    with pytest.raises(ConfigError, match="--formats: unknown format 'mp4'"):
+    with pytest.raises(UsageError, match="--formats: unknown format 'mp4'"):
         flags_layer({"formats": "mp4"})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import yaml
 
 from pipeline import text as textprep
 from pipeline.errors import Place, Problem
+from pipeline.fileio import display_path
 from pipeline.script.load import Document, LoadFailed, load_document
 from pipeline.script.model import (
     Background,
@@ -63,14 +63,6 @@ MAX_TARGET_S = 6 * 3600.0
 MAX_PHASE_S = 60.0
 MAX_CYCLES = 100
 GAIN_RANGE_DB = (-60.0, 12.0)
-
-
-def display_path(path: Path) -> Path:
-    """A path as users want to read it: relative to the current folder when inside it."""
-    try:
-        return Path(os.path.relpath(path))
-    except ValueError:
-        return path
 
 
 def is_partial(path: Path) -> bool:

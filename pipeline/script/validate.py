@@ -11,8 +11,9 @@ from pathlib import Path
 from pipeline.assets import Asset, project_catalog
 from pipeline.config import Project, resolve
 from pipeline.errors import ConfigError, EngineError, PipelineError, Place, Problem, ScriptError
+from pipeline.fileio import display_path
 from pipeline.script.model import BreatheStep, SayStep, Script, SectionStep, SoundStep
-from pipeline.script.parse import display_path, is_partial, parse_partial, parse_script
+from pipeline.script.parse import is_partial, parse_partial, parse_script
 from pipeline.settings import Settings, VoiceSettings
 from pipeline.timeline import Timeline
 
