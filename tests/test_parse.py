@@ -220,3 +220,15 @@ def test_recursive_alias_is_refused() -> None:
 def test_several_documents_are_refused() -> None:
     with pytest.raises(LoadFailed, match="expected one YAML document"):
         compose_text(Path("two.yaml"), "title: A\n---\ntitle: B\n")
+
+
+def test_bad_flexible_pause_and_folder_include_are_named(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    _, problems = parse(
+        tmp_path, "title: T\nsteps:\n  - pause: 30s++\n  - include: sub\n  - include: gone.yaml\n"
+    )
+    assert messages(problems) == [
+        "3:12 steps[0].pause: expected a duration like '30s' or '30s+', got '30s++'",
+        "4:14 steps[1].include: 'sub' is a folder, not a file",
+        "5:14 steps[2].include: 'gone.yaml' does not exist",
+    ]

@@ -397,7 +397,12 @@ class _ScriptParser:
             nonlocal flexible
             if isinstance(value, str) and value.strip().endswith("+"):
                 flexible = True
-                value = value.strip()[:-1]
+                try:
+                    return parse_duration(value.strip()[:-1])
+                except ValueError:
+                    raise ValueError(
+                        f"expected a duration like '30s' or '30s+', got {value!r}"
+                    ) from None
             return parse_duration(value)
 
         seconds = reader.convert(node, key_path, parse)
@@ -528,7 +533,8 @@ class _ScriptParser:
             reader.error(node, key_path, f"include cycle: {cycle}")
             return []
         if not target.is_file():
-            reader.error(node, key_path, f"no such file: {relative!r}")
+            what = "is a folder, not a file" if target.is_dir() else "does not exist"
+            reader.error(node, key_path, f"{relative!r} {what}")
             return []
         self.includes.append(target)
         try:
