@@ -93,27 +93,17 @@ def inspect_audio(
         _require_matplotlib()
     _check_readable(path)
     codec, expected_s, chapters = _probe(path)
-    analysis = _analyse(
-        path, want_curves=plot is not None, expected_s=expected_s, progress=progress
-    )
-    info = Inspection(
-        path=path,
-        codec=codec,
-        duration_s=analysis.duration_s,
-        sample_rate=analysis.sample_rate,
-        channels=analysis.channels,
-        integrated_lufs=analysis.integrated_lufs,
-        loudness_range_lu=analysis.loudness_range_lu,
-        true_peak_dbtp=analysis.true_peak_dbtp,
-        sample_peak_dbfs=analysis.sample_peak_dbfs,
-        clipped_samples=analysis.clipped_samples,
-        longest_silence_s=analysis.longest_silence_s,
-        longest_silence_start_s=analysis.longest_silence_start_s,
-        chapters=chapters,
-        plot=plot,
+    info, curves = _analyse(
+        path,
+        codec,
+        chapters,
+        plot,
+        want_curves=plot is not None,
+        expected_s=expected_s,
+        progress=progress,
     )
     if plot is not None:
-        _write_plot(plot, info, analysis)
+        _write_plot(plot, info, curves)
     return info
 
 
@@ -318,17 +308,9 @@ def _split_key_value(line: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class _Analysis:
-    sample_rate: int
-    channels: int
-    duration_s: float
-    integrated_lufs: float
-    loudness_range_lu: float
-    true_peak_dbtp: float
-    sample_peak_dbfs: float
-    clipped_samples: int
-    longest_silence_s: float
-    longest_silence_start_s: float
+class _Curves:
+    """What only the plot needs: the waveform envelope and the loudness over time."""
+
     envelope_times_s: tuple[float, ...]
     envelope_min: tuple[float, ...]
     envelope_max: tuple[float, ...]
@@ -550,8 +532,15 @@ class _Scanner:
 
 
 def _analyse(
-    path: Path, *, want_curves: bool, expected_s: float, progress: ProgressCallback | None
-) -> _Analysis:
+    path: Path,
+    codec: str,
+    chapters: tuple[Chapter, ...],
+    plot: Path | None,
+    *,
+    want_curves: bool,
+    expected_s: float,
+    progress: ProgressCallback | None,
+) -> tuple[Inspection, _Curves]:
     """Decode once through ``ebur128`` (loudness on stderr) into a WAV pipe (samples)."""
     import numpy as np
 
@@ -611,7 +600,11 @@ def _analyse(
     if scanner.envelope is not None:
         times, minima, maxima = scanner.envelope.finish(scanner.sample_rate)
     rate = scanner.sample_rate
-    return _Analysis(
+    info = Inspection(
+        path=path,
+        codec=codec,
+        chapters=chapters,
+        plot=plot,
         sample_rate=rate,
         channels=scanner.channels,
         duration_s=scanner.frames / rate,
@@ -622,6 +615,8 @@ def _analyse(
         clipped_samples=scanner.clipped,
         longest_silence_s=scanner.best_frames / rate,
         longest_silence_start_s=scanner.best_start_frame / rate,
+    )
+    curves = _Curves(
         envelope_times_s=times,
         envelope_min=minima,
         envelope_max=maxima,
@@ -629,6 +624,7 @@ def _analyse(
         momentary_lufs=tuple(meter.momentary_lufs),
         short_term_lufs=tuple(meter.short_term_lufs),
     )
+    return info, curves
 
 
 # --- the plot -----------------------------------------------------------------------------
@@ -685,7 +681,7 @@ def _clock_label(seconds: float, _position: object = None) -> str:
     return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"
 
 
-def _write_plot(target: Path, info: Inspection, analysis: _Analysis) -> None:
+def _write_plot(target: Path, info: Inspection, analysis: _Curves) -> None:
     """Waveform envelope over short-term loudness, chapter marks on both; PNG, atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
