@@ -681,7 +681,7 @@ def _clock_label(seconds: float, _position: object = None) -> str:
     return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"
 
 
-def _write_plot(target: Path, info: Inspection, analysis: _Curves) -> None:
+def _write_plot(target: Path, info: Inspection, curves: _Curves) -> None:
     """Waveform envelope over short-term loudness, chapter marks on both; PNG, atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -695,9 +695,9 @@ def _write_plot(target: Path, info: Inspection, analysis: _Curves) -> None:
     end_s = max(info.duration_s, 1e-3)
 
     wave.fill_between(
-        analysis.envelope_times_s,
-        analysis.envelope_min,
-        analysis.envelope_max,
+        curves.envelope_times_s,
+        curves.envelope_min,
+        curves.envelope_max,
         color="#3b6ea5",
         linewidth=0.3,
     )
@@ -714,9 +714,9 @@ def _write_plot(target: Path, info: Inspection, analysis: _Curves) -> None:
         fontsize=10,
     )
 
-    times, momentary = _meter_curve(analysis.meter_times_s, analysis.momentary_lufs, 0.4)
+    times, momentary = _meter_curve(curves.meter_times_s, curves.momentary_lufs, 0.4)
     loud.plot(times, momentary, color="#9cc5a1", linewidth=0.5, label="momentary (400 ms)")
-    times, short_term = _meter_curve(analysis.meter_times_s, analysis.short_term_lufs, 3.0)
+    times, short_term = _meter_curve(curves.meter_times_s, curves.short_term_lufs, 3.0)
     loud.plot(times, short_term, color="#2d7d46", linewidth=1.1, label="short-term (3 s)")
     finite = [value for value in short_term + momentary if math.isfinite(value)]
     top = max([*finite, info.integrated_lufs, -20.0]) + 3.0
