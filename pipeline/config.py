@@ -188,31 +188,45 @@ ENVIRONMENT = {
 }
 """Environment variables and the setting each one sets."""
 
-DEFAULTS: Layer = {
-    "scripts": "scripts",
-    "output": "dist",
-    "cache": ".meditate-cache",
-    "assets": "audio_assets",
-    "language": "en",
-    "voice.engine": "espeak",
-    "voice.tld": "com",
-    "voice.rate": 1.0,
-    "background.gain": -18.0,
-    "background.fade_in": 5.0,
-    "background.fade_out": 10.0,
-    "background.duck": 10.0,
-    "pauses.sentence": 0.8,
-    "pauses.paragraph": 2.0,
-    "master.loudness": -16.0,
-    "master.true_peak": -1.0,
-    "formats": ("mp3",),
-    "bitrate": "128k",
-    "sample_rate": 44100,
-    "channels": 2,
-    "lexicon": (),
-    "words_per_minute": 150.0,
-}
-"""The built-in defaults: the one place where they live."""
+
+def _builtin_defaults() -> Layer:
+    """The defaults of the settings dataclasses, as a layer: they live in one place."""
+    settings, bed, retry = Settings(), BackgroundSettings(asset=""), RetrySettings()
+    return {
+        "scripts": str(settings.scripts_dir),
+        "output": str(settings.output_dir),
+        "cache": str(settings.cache_dir),
+        "assets": str(settings.assets_dir),
+        "language": settings.language,
+        "voice.engine": settings.voice.engine,
+        "voice.tld": settings.voice.tld,
+        "voice.rate": settings.voice.rate,
+        "background.gain": bed.gain_db,
+        "background.fade_in": bed.fade_in_s,
+        "background.fade_out": bed.fade_out_s,
+        "background.duck": bed.duck_db,
+        "pauses.sentence": settings.sentence_pause_s,
+        "pauses.paragraph": settings.paragraph_pause_s,
+        "master.loudness": settings.target_lufs,
+        "master.true_peak": settings.true_peak_dbtp,
+        "formats": settings.formats,
+        "bitrate": settings.bitrate,
+        "sample_rate": settings.sample_rate,
+        "channels": settings.channels,
+        "lexicon": settings.lexicon,
+        "words_per_minute": settings.words_per_minute,
+        "gtts.tries": retry.tries,
+        "gtts.backoff_min": retry.backoff_min_s,
+        "gtts.backoff_max": retry.backoff_max_s,
+        "gtts.timeout": retry.timeout_s,
+        "gtts.concurrency": retry.concurrency,
+        "gtts.min_interval": retry.min_interval_s,
+        "gtts.endpoint": retry.endpoint,
+    }
+
+
+DEFAULTS: Layer = _builtin_defaults()
+"""The built-in defaults, as the lowest layer of settings."""
 
 
 @dataclass(frozen=True)
@@ -410,7 +424,6 @@ def resolve(
             fade_out_s=merged["background.fade_out"],
             duck_db=merged["background.duck"],
         )
-    defaults = RetrySettings()
     return Settings(
         root=project.root,
         config_path=project.config_path,
@@ -439,12 +452,12 @@ def resolve(
         lexicon=tuple(merged["lexicon"]),
         words_per_minute=merged["words_per_minute"],
         retry=RetrySettings(
-            tries=merged.get("gtts.tries", defaults.tries),
-            backoff_min_s=merged.get("gtts.backoff_min", defaults.backoff_min_s),
-            backoff_max_s=merged.get("gtts.backoff_max", defaults.backoff_max_s),
-            timeout_s=merged.get("gtts.timeout", defaults.timeout_s),
-            concurrency=merged.get("gtts.concurrency", defaults.concurrency),
-            min_interval_s=merged.get("gtts.min_interval", defaults.min_interval_s),
-            endpoint=merged.get("gtts.endpoint", defaults.endpoint),
+            tries=merged["gtts.tries"],
+            backoff_min_s=merged["gtts.backoff_min"],
+            backoff_max_s=merged["gtts.backoff_max"],
+            timeout_s=merged["gtts.timeout"],
+            concurrency=merged["gtts.concurrency"],
+            min_interval_s=merged["gtts.min_interval"],
+            endpoint=merged["gtts.endpoint"],
         ),
     )
