@@ -344,7 +344,7 @@ class TruePeakLimiter:
         """The remaining frames once the input has ended."""
         import numpy as np
 
-        tail = self.process(np.zeros((self._hold + _CONTEXT, self.channels), np.float32))
+        tail = self.process(np.zeros((self.latency_frames, self.channels), np.float32))
         self._flushed = True
         return tail
 

@@ -252,10 +252,6 @@ class GttsEngine(Engine):
         target = self._target(voice)
         return {"language": target.language, "tld": target.tld}
 
-    def check_voice(self, voice: VoiceSettings) -> None:
-        """EngineError when the language or tld is unknown, listing similar ones."""
-        self._target(voice)
-
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one sentence, in parts of at most 100 characters cut at clause ends."""
         target = self._target(voice)

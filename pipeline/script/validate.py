@@ -304,9 +304,3 @@ class EstimatedLengths:
     def speech(self, text: str, voice: VoiceSettings) -> float | None:
         """Always unknown: the planner estimates it."""
         return None
-
-
-def raise_if_failed(report: Report, strict: bool = False) -> None:
-    """Raise ScriptError with every problem if the report fails."""
-    if report.failed(strict):
-        raise ScriptError(report.problems)
