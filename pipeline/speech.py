@@ -98,9 +98,18 @@ class CachedLengths:
         self.retry = retry
         self._sound = sound
         self._engines: dict[str, Engine | None] = {}
+        self._keys: dict[tuple[str, VoiceSettings], str | None] = {}
 
     def key(self, text: str, voice: VoiceSettings) -> str | None:
-        """The clip's cache key, or None when the engine cannot be loaded or the text is empty."""
+        """The clip's cache key, or None when the engine cannot be loaded or the text is empty.
+
+        Memoized: planning and mixing ask for the same sentences.
+        """
+        if (text, voice) not in self._keys:
+            self._keys[text, voice] = self._compute_key(text, voice)
+        return self._keys[text, voice]
+
+    def _compute_key(self, text: str, voice: VoiceSettings) -> str | None:
         engine = self._engine(voice.engine)
         if engine is None:
             return None
