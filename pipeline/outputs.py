@@ -147,7 +147,7 @@ def sidecar(
         "voice": {
             "engine": voice.engine,
             "engine_version": engine_version,
-            "name": voice.name,
+            "name": voice.name or voice.language,  # no name: the engine's voice for the language
             "rate": voice.rate,
         },
         "source": {"path": _relative(script.path, root), "sha256": source_sha256},

@@ -112,7 +112,9 @@ def test_file_info_hashes_in_chunks(tmp_path: Path) -> None:
     assert file_info(path, "mp3", 44100, 2, None, output_dir=tmp_path)["path"] == "out/calm.mp3"
 
 
-def make_sidecar(tmp_path: Path, track_id: str = "calm") -> dict[str, object]:
+def make_sidecar(
+    tmp_path: Path, track_id: str = "calm", voice: VoiceSettings = VOICE
+) -> dict[str, object]:
     root = tmp_path
     source = root / "scripts" / "anxiety" / f"{track_id}.yaml"
     source.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +138,7 @@ def make_sidecar(tmp_path: Path, track_id: str = "calm") -> dict[str, object]:
         integrated_lufs=-16.04,
         true_peak_dbtp=-1.432,
         loudness_range_lu=3.21,
-        voice=VOICE,
+        voice=voice,
         engine_version="1.52.0",
         source_sha256=sha256_file(source),
         build_key="k" * 64,
@@ -188,3 +190,9 @@ def test_catalog_sorts_tracks_and_json_is_written_atomically(tmp_path: Path) -> 
     write_json_atomic(target, data)
     assert json.loads(target.read_text(encoding="utf-8")) == data
     assert [p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_sidecar_voice_name_falls_back_to_the_language(tmp_path: Path) -> None:
+    unnamed = VoiceSettings(engine="espeak", name="", language="de", rate=1.0)
+    voice = make_sidecar(tmp_path, voice=unnamed)["voice"]
+    assert isinstance(voice, dict) and voice["name"] == "de"
