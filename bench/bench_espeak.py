@@ -1,11 +1,12 @@
 """espeak speed: a 200-word paragraph, sentence by sentence, synthesized and conditioned.
 
-Each run is a fresh ``python`` process doing everything from import to done; the parent
-times it and prints the real-time factor (audio seconds per wall second, target >= 200),
-plus the child's own breakdown: imports, synthesis, conditioning (numpy; ffmpeg only
-for a rate other than 1.0).
+Each run is a fresh ``python`` process doing what ``meditate speak`` does for the
+paragraph, from import to done: split it into sentences, then synthesize, condition and
+store each one in a fresh speech cache (``synthesize_missing``, ``--jobs`` threads as
+``speak -j``). The parent times it and prints the real-time factor (audio seconds per wall
+second, target >= 200), plus the child's own breakdown.
 
-    python bench/bench_espeak.py [--runs 3] [--rate 1.0] [--sample-rate 44100]
+    python bench/bench_espeak.py [--runs 3] [--rate 1.0] [--sample-rate 44100] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -41,40 +42,35 @@ PARAGRAPH = (
 )
 
 CHILD = r"""
-import json, sys, time
+import json, sys, tempfile, time
 t0 = time.perf_counter()
-from pipeline.condition import clip_length_s, condition_clip
-from pipeline.engines.espeak import EspeakEngine
+from pipeline.cache import SpeechCache
 from pipeline.settings import VoiceSettings
-import numpy  # what conditioning imports lazily: counted with the imports
+from pipeline.speech import synthesize_missing
+from pipeline.text import split_sentences
+import numpy  # what conditioning and the cache import lazily: counted with the imports
 t1 = time.perf_counter()
-text, rate, sample_rate = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-sentences = [s.strip() for s in text.split(". ") if s.strip()]
-engine = EspeakEngine()
+text, rate, sample_rate, jobs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sentences = split_sentences(text)
 voice = VoiceSettings(rate=rate)
-synth_s = condition_s = audio_s = 0.0
-encoded = []
-for sentence in sentences:
-    a = time.perf_counter()
-    encoded.append(engine.synthesize(sentence, voice))
-    b = time.perf_counter()
-    synth_s += b - a
-    clip = condition_clip(encoded[-1], rate, sample_rate, label=repr(sentence))
-    condition_s += time.perf_counter() - b
-    audio_s += clip_length_s(clip, sample_rate)
-print(json.dumps({"sentences": len(sentences), "audio_s": audio_s, "import_s": t1 - t0,
-                  "synth_s": synth_s, "condition_s": condition_s,
-                  "inside_s": time.perf_counter() - t0}))
+with tempfile.TemporaryDirectory(prefix="bench-espeak-") as folder:
+    cache = SpeechCache(folder)
+    requests = [(text, voice, f"paragraph: sentence {n}") for n, text in enumerate(sentences)]
+    report = synthesize_missing(requests, cache, lexicon=(), sample_rate=sample_rate, jobs=jobs)
+    t2 = time.perf_counter()
+    audio_s = sum(cache.length_s(key) or 0.0 for key in cache.keys())
+print(json.dumps({"sentences": report.synthesized, "audio_s": audio_s, "import_s": t1 - t0,
+                  "speech_s": t2 - t1, "inside_s": time.perf_counter() - t0}))
 """
 
 
-def run_once(rate: float, sample_rate: int) -> dict[str, float]:
+def run_once(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
     """One fresh process; its figures plus the wall time seen from outside."""
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, PARAGRAPH, str(rate), str(sample_rate)],
+        [sys.executable, "-c", CHILD, PARAGRAPH, str(rate), str(sample_rate), str(jobs)],
         capture_output=True,
         text=True,
         env=env,
@@ -91,24 +87,27 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--sample-rate", type=int, default=44100)
+    parser.add_argument("--jobs", type=int, default=2, help="as `meditate speak -j` (default 2)")
     options = parser.parse_args()
     words = len(PARAGRAPH.split())
-    print(f"paragraph: {words} words; rate {options.rate}; {options.sample_rate} Hz; fresh process")
-    runs = [run_once(options.rate, options.sample_rate) for _ in range(options.runs)]
+    print(
+        f"paragraph: {words} words; rate {options.rate}; {options.sample_rate} Hz; "
+        f"-j {options.jobs}; fresh process"
+    )
+    runs = [run_once(options.rate, options.sample_rate, options.jobs) for _ in range(options.runs)]
     for index, figures in enumerate(runs, 1):
         print(
             f"  run {index}: {figures['sentences']:.0f} sentences, audio "
             f"{figures['audio_s']:.1f} s, wall {figures['wall_s']:.3f} s -> "
             f"{figures['audio_s'] / figures['wall_s']:.0f}x real time | imports "
-            f"{figures['import_s']:.3f} s, synthesis {figures['synth_s']:.3f} s, "
-            f"conditioning {figures['condition_s']:.3f} s, interpreter start+exit "
+            f"{figures['import_s']:.3f} s, speech (synthesis, conditioning, cache) "
+            f"{figures['speech_s']:.3f} s, interpreter start+exit "
             f"{figures['wall_s'] - figures['inside_s']:.3f} s"
         )
     best = min(runs, key=lambda f: f["wall_s"])
     print(
         f"best: {best['audio_s'] / best['wall_s']:.0f}x real time (target >= 200x); "
-        f"synthesis alone {best['audio_s'] / best['synth_s']:.0f}x; conditioning "
-        f"{best['condition_s'] / best['sentences'] * 1000:.1f} ms per sentence"
+        f"speech alone {best['audio_s'] / best['speech_s']:.0f}x"
     )
 
 

@@ -170,13 +170,15 @@ class SpeechCache:
         """Store a mono clip (float samples, 16-bit in the file), atomically."""
         import numpy as np
 
-        mono = np.asarray(samples, dtype=np.float64)
+        mono = np.asarray(samples, dtype=np.float32)
         if mono.ndim != 1:
             raise ValueError(f"speech cache stores mono clips, got shape {mono.shape}")
         if sample_rate <= 0:
             raise ValueError(f"bad sample rate {sample_rate}")
-        scaled = np.rint(np.nan_to_num(mono) * PCM_SCALE)
-        payload = np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
+        scaled = mono * np.float32(PCM_SCALE)
+        np.nan_to_num(scaled, copy=False)
+        np.rint(scaled, out=scaled)
+        payload = np.clip(scaled, -32768, 32767, out=scaled).astype("<i2").tobytes()
         header = HEADER.pack(
             MAGIC, FORMAT_VERSION, 1, sample_rate, zlib.crc32(payload), len(payload) // 2
         )

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONDITIONING_VERSION = "5"
+CONDITIONING_VERSION = "6"
 """Part of speech cache keys; bump whenever conditioning changes its output."""
 
 SILENCE_DBFS = -50.0
@@ -101,7 +101,10 @@ def condition_clip(
         if native is None:
             raise AudioError(f"cannot decode the engine output for {label}: no audio in it")
     samples, source_rate = native
-    return _finish(resample(samples, source_rate, sample_rate), sample_rate, label)
+    bounds = audible_bounds(samples, source_rate)
+    if bounds is None:
+        raise AudioError(f"engine returned silence for {label}")
+    return _finish(_resample_span(samples, bounds, source_rate, sample_rate), sample_rate)
 
 
 def read_wav(data: bytes) -> tuple[npt.NDArray[np.float32], int] | None:
@@ -172,9 +175,12 @@ def resample(
         if first >= count:
             continue
         start, length = first * down // up + 1, len(range(first, count, up))
-        if down == 1:  # consecutive windows: a plain convolution is much faster
-            span = padded[start : start + length + 2 * half - 1]
-            out[first::up] = np.convolve(span, table[phase][::-1], mode="valid")
+        if down == 1:  # consecutive windows: a sum of shifted copies is fastest
+            taps = table[phase]
+            acc = taps[0] * padded[start : start + length]
+            for tap in range(1, taps.size):
+                acc += taps[tap] * padded[start + tap : start + tap + length]
+            out[first::up] = acc
         else:
             out[first::up] = windows[start::down][:length] @ table[phase]
     return out
@@ -210,20 +216,34 @@ def _check(audio: EncodedAudio, sample_rate: int, label: str) -> None:
         raise AudioError(f"cannot decode the engine output for {label}: it is empty")
 
 
-def _finish(
-    samples: npt.NDArray[np.float32], sample_rate: int, label: str
+def _resample_span(
+    samples: npt.NDArray[np.float32], bounds: tuple[int, int], source_rate: int, target_rate: int
 ) -> npt.NDArray[np.float32]:
-    """Trim the silent ends and fade them; silence is an AudioError."""
+    """``samples[start:end]`` at ``target_rate``: only the audible part is resampled.
+
+    The filter still sees the real neighbours of the span's edges (that context is resampled
+    too, then dropped), so the edges come out as they would from the whole clip.
+    """
     import numpy as np
 
-    bounds = audible_bounds(samples, sample_rate)
-    if bounds is None:
-        raise AudioError(f"engine returned silence for {label}")
     start, end = bounds
-    clip = np.array(samples[start:end], dtype=np.float32)
-    clip *= np.float32(level_gain(clip, sample_rate))
-    apply_edge_fades(clip, sample_rate)
-    return clip
+    if source_rate == target_rate:
+        return np.array(samples[start:end], dtype=np.float32)
+    context = RESAMPLE_HALF_TAPS * max(1, -(-source_rate // target_rate))
+    first, last = max(0, start - context), min(samples.size, end + context)
+    resampled = resample(samples[first:last], source_rate, target_rate)
+    scale = target_rate / source_rate
+    offset = round((start - first) * scale)
+    return np.array(resampled[offset : offset + round((end - start) * scale)], dtype=np.float32)
+
+
+def _finish(samples: npt.NDArray[np.float32], sample_rate: int) -> npt.NDArray[np.float32]:
+    """Bring the clip to the speech level and fade its ends (in place)."""
+    import numpy as np
+
+    samples *= np.float32(level_gain(samples, sample_rate))
+    apply_edge_fades(samples, sample_rate)
+    return samples
 
 
 def level_gain(clip: npt.NDArray[np.float32], sample_rate: int) -> float:

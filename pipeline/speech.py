@@ -16,13 +16,13 @@ from pipeline.engines.base import EncodedAudio, Engine
 from pipeline.errors import AudioError, EngineError, PipelineError
 from pipeline.settings import RetrySettings, VoiceSettings
 from pipeline.text import Lexicon, prepare_for_engine
-from pipeline.timeline import Timeline
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
     from pipeline.config import Project
+    from pipeline.timeline import Timeline
 
 log = logging.getLogger(__name__)
 

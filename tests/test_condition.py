@@ -200,3 +200,23 @@ def test_an_espeak_wav_needs_no_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_garbage_wav_is_named() -> None:
     with pytest.raises(AudioError, match="for 'second'"):
         condition_clip(EncodedAudio(b"garbage" * 100, "wav"), 1.0, 44100, label="'second'")
+
+
+@pytest.mark.parametrize(("source", "target"), [(22050, 44100), (24000, 48000), (16000, 44100)])
+def test_only_the_audible_span_is_resampled_with_its_real_edges(source: int, target: int) -> None:
+    from pipeline.condition import _resample_span
+
+    rng = np.random.default_rng(7)
+    samples = (rng.standard_normal(source) * 0.1).astype(np.float32)
+    start, end = source // 4, source // 2
+    span = _resample_span(samples, (start, end), source, target)
+    whole = resample(samples, source, target)
+    scale = target / source
+    assert span.size == round((end - start) * scale)
+    if target % source == 0:  # the same output samples, bit for bit
+        offset = start * target // source
+        np.testing.assert_array_equal(span, whole[offset : offset + span.size])
+    else:
+        offset = round(start * scale)
+        error = span - whole[offset : offset + span.size]
+        assert np.sqrt(np.mean(error**2)) < 0.1 * np.sqrt(np.mean(span**2))

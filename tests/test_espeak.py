@@ -73,6 +73,26 @@ def test_four_threads_give_the_sequential_results() -> None:
     assert results == [sequential[i % len(TEXTS)] for i in range(16)]
 
 
+def test_a_thread_synthesizes_while_another_holds_a_library_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.engines import espeak
+
+    monkeypatch.setattr(espeak, "MAX_COPIES", 2)
+    expected = _speak_all()[0]
+    spoken: list[bytes] = []
+    with espeak._session():  # one instance busy in this thread
+        worker = threading.Thread(
+            target=lambda: spoken.append(
+                EspeakEngine().synthesize(TEXTS[0], VoiceSettings(name="en-us")).data
+            )
+        )
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "synthesis waited for the other thread's instance"
+    assert spoken == [expected]
+
+
 @pytest.mark.parametrize("method", ["spawn", "fork"])
 def test_processes_give_the_parent_results(method: str) -> None:
     if method not in multiprocessing.get_all_start_methods():

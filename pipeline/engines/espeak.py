@@ -4,8 +4,9 @@ libespeak-ng keeps synthesis state in globals (pitch flutter phase, echo buffer.
 survive ``espeak_Terminate`` and change the samples of the next utterance. For
 deterministic output every synthesis therefore runs on a freshly loaded instance of a
 private copy of the library (dlopen, initialize, speak, terminate, dlclose: about 5 ms,
-mostly loading the voice's dictionary). Every call goes through one process-wide lock;
-a forked child makes its own copy and lock, so it never touches its parent's instance.
+mostly loading the voice's dictionary). Each thread borrows its own copy from a small pool,
+so sentences are synthesized in parallel (ctypes releases the GIL); a forked child makes
+its own copies, so it never touches its parent's instances.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class EspeakVoice:
 
 @dataclass(frozen=True)
 class _Private:
-    """This process's private copy of the library."""
+    """One private copy of the library, used by one thread at a time."""
 
     pid: int
     folder: str
@@ -93,15 +94,22 @@ class _Private:
     """Path to dlopen."""
 
 
-_lock = threading.Lock()
-_private: _Private | None = None
-_chunks: list[bytes] = []
+MAX_COPIES = max(1, min(4, os.cpu_count() or 1))
+"""Copies of the library per process: how many sentences are synthesized at once."""
+
+_pool = threading.Condition()
+_copies: list[_Private] = []
+"""This process's copies, in use or free."""
+_free: list[_Private] = []
+_local = threading.local()
+"""Per thread: the samples the synth callback collects (synthesis runs in the caller's thread)."""
 
 
 def _reset_after_fork() -> None:
-    """In a forked child: a fresh lock (the parent's may be held by a thread that is gone)."""
-    global _lock
-    _lock = threading.Lock()
+    """In a forked child: its own pool (the parent's copies may be mid-synthesis in threads
+    that do not exist here)."""
+    global _pool, _copies, _free
+    _pool, _copies, _free = threading.Condition(), [], []
 
 
 if hasattr(os, "register_at_fork"):
@@ -111,7 +119,7 @@ if hasattr(os, "register_at_fork"):
 def _collect(samples: int | None, count: int, events: int | None) -> int:
     """The synth callback: keep each buffer of 16-bit mono samples; 0 means continue."""
     if samples and count > 0:
-        _chunks.append(ctypes.string_at(samples, count * _SAMPLE_BYTES))
+        _local.chunks.append(ctypes.string_at(samples, count * _SAMPLE_BYTES))
     return 0
 
 
@@ -138,15 +146,32 @@ def _remove_private(private: _Private) -> None:
         shutil.rmtree(private.folder, ignore_errors=True)
 
 
-def _private_library(source: str) -> str:
-    """A copy of the library only this process loads, so dlclose really unloads it.
+@contextmanager
+def _borrowed_copy(source: str) -> Iterator[_Private]:
+    """A copy of the library no other thread is using; made on demand, up to MAX_COPIES."""
+    with _pool:
+        while not _free and len(_copies) >= MAX_COPIES:
+            _pool.wait()
+        if _free:
+            private = _free.pop()
+        else:
+            private = _private_copy(source)
+            _copies.append(private)
+    try:
+        yield private
+    finally:
+        with _pool:
+            if private in _copies:  # not a copy from before a fork
+                _free.append(private)
+                _pool.notify()
+
+
+def _private_copy(source: str) -> _Private:
+    """A copy of the library only its borrower loads, so dlclose really unloads it.
 
     On Linux an anonymous memory file (nothing to clean up, even after a crash); elsewhere
     a temporary file removed at exit.
     """
-    global _private
-    if _private is not None and _private.pid == os.getpid():
-        return _private.library
     if not Path(source).is_file():
         raise EngineError(f"espeak: library not found at {source}; reinstall espeakng-loader")
     memfd_create = getattr(os, "memfd_create", None)
@@ -157,8 +182,7 @@ def _private_library(source: str) -> str:
                 os.write(descriptor, original.read())
         except OSError as error:
             raise EngineError(f"espeak: cannot copy the library into memory: {error}") from None
-        _private = _Private(os.getpid(), "", f"/proc/self/fd/{descriptor}")
-        return _private.library
+        return _Private(os.getpid(), "", f"/proc/self/fd/{descriptor}")
     folder = tempfile.mkdtemp(prefix="meditate-espeak-")
     library = str(Path(folder) / Path(source).name)
     try:
@@ -166,9 +190,9 @@ def _private_library(source: str) -> str:
     except OSError as error:
         shutil.rmtree(folder, ignore_errors=True)
         raise EngineError(f"espeak: cannot copy the library to {folder}: {error}") from None
-    _private = _Private(os.getpid(), folder, library)
-    atexit.register(_remove_private, _private)
-    return library
+    private = _Private(os.getpid(), folder, library)
+    atexit.register(_remove_private, private)
+    return private
 
 
 def _unload(handle: int) -> None:
@@ -210,34 +234,34 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 @contextmanager
 def _session() -> Iterator[tuple[ctypes.CDLL, int]]:
-    """A freshly loaded and initialized library and its sample rate; the caller holds ``_lock``."""
+    """A freshly loaded and initialized private library and its sample rate, for this thread."""
     source, data = _paths()
-    library = _private_library(source)
-    try:
-        lib = ctypes.CDLL(library, mode=getattr(os, "RTLD_LOCAL", 0))
-    except OSError as error:
-        raise EngineError(f"espeak: cannot load {source}: {error}") from None
-    try:
-        _declare(lib)
-        sample_rate = int(
-            lib.espeak_Initialize(
-                _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data.encode(), _INITIALIZE_DONT_EXIT
-            )
-        )
-        if sample_rate <= 0:
-            raise EngineError(f"espeak: cannot initialize libespeak-ng with the data in {data}")
+    with _borrowed_copy(source) as private:
         try:
-            lib.espeak_SetSynthCallback(_callback)
-            yield lib, sample_rate
+            lib = ctypes.CDLL(private.library, mode=getattr(os, "RTLD_LOCAL", 0))
+        except OSError as error:
+            raise EngineError(f"espeak: cannot load {source}: {error}") from None
+        try:
+            _declare(lib)
+            sample_rate = int(
+                lib.espeak_Initialize(
+                    _AUDIO_OUTPUT_SYNCHRONOUS, _BUFFER_MS, data.encode(), _INITIALIZE_DONT_EXIT
+                )
+            )
+            if sample_rate <= 0:
+                raise EngineError(f"espeak: cannot initialize libespeak-ng with the data in {data}")
+            try:
+                lib.espeak_SetSynthCallback(_callback)
+                yield lib, sample_rate
+            finally:
+                lib.espeak_Terminate()
         finally:
-            lib.espeak_Terminate()
-    finally:
-        _unload(lib._handle)
+            _unload(lib._handle)
 
 
-def _locked(function: Callable[[ctypes.CDLL, int], T]) -> T:
-    """Run ``function(lib, sample_rate)`` on a fresh library instance, under the process lock."""
-    with _lock, _session() as (lib, sample_rate):
+def _isolated(function: Callable[[ctypes.CDLL, int], T]) -> T:
+    """Run ``function(lib, sample_rate)`` on a fresh library instance no other thread uses."""
+    with _session() as (lib, sample_rate):
         return function(lib, sample_rate)
 
 
@@ -288,14 +312,24 @@ def _catalog() -> _Catalog:
     def read(lib: ctypes.CDLL, sample_rate: int) -> tuple[str, tuple[EspeakVoice, ...]]:
         return (lib.espeak_Info(None) or b"?").decode("utf-8", "replace"), _list_voices(lib)
 
-    version, voices = _locked(read)
+    version, voices = _isolated(read)
     variants_dir = Path(_paths()[1]) / "voices" / "!v"
     variants = sorted(p.name for p in variants_dir.iterdir()) if variants_dir.is_dir() else []
     return _Catalog(version, voices, tuple(variants))
 
 
+@functools.cache
 def _wheel_version() -> str:
-    """The installed espeakng-loader version."""
+    """The installed espeakng-loader version, from its dist-info folder's name.
+
+    Found beside the package without importing ``importlib.metadata`` (slow to import);
+    falls back to it for unusual layouts.
+    """
+    import espeakng_loader
+
+    package = Path(espeakng_loader.__file__).parent
+    for info in package.parent.glob("espeakng_loader-*.dist-info"):
+        return info.name[len("espeakng_loader-") : -len(".dist-info")]
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -408,7 +442,7 @@ class EspeakEngine(Engine):
         encoded = text.replace("\x00", " ").encode("utf-8")
 
         def speak(lib: ctypes.CDLL, sample_rate: int) -> tuple[bytes, int]:
-            _chunks.clear()
+            _local.chunks = []
             try:
                 if lib.espeak_SetVoiceByName(selected.encode("utf-8")) != 0:
                     raise EngineError(f"espeak: cannot select voice '{selected}'")
@@ -419,11 +453,11 @@ class EspeakEngine(Engine):
                 if status != 0:
                     raise EngineError(f"espeak: synthesis failed (status {status})")
                 lib.espeak_Synchronize()
-                return b"".join(_chunks), sample_rate
+                return b"".join(_local.chunks), sample_rate
             finally:
-                _chunks.clear()
+                _local.chunks = []
 
-        pcm, sample_rate = _locked(speak)
+        pcm, sample_rate = _isolated(speak)
         if not pcm:
             raise EngineError(f"espeak: no audio for {_quote(text)} with voice '{selected}'")
         return EncodedAudio(data=_wav_bytes(pcm, sample_rate), format="wav")
