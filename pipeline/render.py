@@ -7,6 +7,7 @@ its way into the encoder. Nothing holds the whole track in memory.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -138,6 +139,7 @@ def render_checked(
     excerpt = options.section is not None or options.preview_s is not None
     sources = _Sources(planned, cache)
     sample_rate, channels = settings.sample_rate, settings.channels
+    sources.prefetch(timeline, options.formats)
 
     def mixed(gain_db: float) -> Iterator[npt.NDArray[np.float32]]:
         return mix(
@@ -246,6 +248,34 @@ class _Sources:
             for cue in planned.timeline.cues
             if isinstance(cue, SoundCue)
         }
+
+    def prefetch(self, timeline: Timeline, formats: tuple[str, ...]) -> None:
+        """Decode the timeline's assets and measure its codecs' gains, all at once.
+
+        Each is an ffmpeg run of its own, so they overlap instead of queueing one behind the
+        other in front of the mix; results stay memoized for the render. The first failure
+        (in a bed, one-shots, codecs order) is raised.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pipeline.encode import codec_gain_db
+
+        settings = self.settings
+        tasks: list[Callable[[], object]] = []
+        if timeline.background is not None:
+            tasks.append(functools.partial(self.bed, timeline.background.asset))
+        for name in dict.fromkeys(c.asset for c in timeline.cues if isinstance(c, SoundCue)):
+            tasks.append(functools.partial(self.sound, name))
+        for fmt in formats:
+            gain = functools.partial(
+                codec_gain_db, fmt, settings.bitrate, settings.sample_rate, settings.channels
+            )
+            tasks.append(gain)
+        if len(tasks) < 2:
+            return
+        with ThreadPoolExecutor(max_workers=min(len(tasks), 4)) as pool:
+            for future in [pool.submit(task) for task in tasks]:
+                future.result()
 
     def speech(self, cue: SpeechCue) -> npt.NDArray[np.float32]:
         key = self.planned.lengths.key(cue.text, cue.voice)

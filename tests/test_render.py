@@ -431,3 +431,27 @@ def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders
         assert abs(frames / RATE - length_s) <= 0.050, (path.name, frames / RATE, length_s)
     assert [c.title for c in section.timeline.chapters] == ["Breathing"]
     assert section.timeline.chapters[0].start_s == 0.0
+
+
+def test_prefetch_decodes_assets_and_measures_codecs_before_the_mix(
+    renders: Renders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import assets, encode, ffmpeg
+    from pipeline.planning import check_scripts, plan_checked
+
+    project = load_project(renders.root / "meditate.yaml")
+    checked = check_scripts([renders.root / "scripts" / "calm.yaml"], project)[0]
+    planned = plan_checked(checked)
+    sources = _Sources(planned, planned.lengths.cache)  # type: ignore[attr-defined]
+    assets._decode_cached.cache_clear()
+    encode.codec_gain_db.cache_clear()
+    sources.prefetch(planned.timeline, ("mp3", "ogg"))
+
+    def no_ffmpeg(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ffmpeg ran after the prefetch")
+
+    monkeypatch.setattr(ffmpeg, "decode", no_ffmpeg)
+    monkeypatch.setattr(ffmpeg, "run_ffmpeg", no_ffmpeg)
+    assert sources.bed("rain")[0].shape[1] == 2
+    assert encode.codec_gain_db("mp3", "128k", RATE, 2) > 0.0
+    assert encode.codec_gain_db.cache_info().currsize == 2
