@@ -106,8 +106,9 @@ _local = threading.local()
 
 
 def _reset_after_fork() -> None:
-    """In a forked child: its own pool (the parent's copies may be mid-synthesis in threads
-    that do not exist here)."""
+    """In a forked child: an empty pool of its own (the parent's copies may be in use by
+    threads that do not exist here).
+    """
     global _pool, _copies, _free
     _pool, _copies, _free = threading.Condition(), [], []
 
