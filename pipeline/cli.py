@@ -642,12 +642,16 @@ def _shorten(names: tuple[str, ...], limit: int = 12) -> str:
 
 @contextlib.contextmanager
 def _progress_bar(state: State, label: str) -> Iterator[Callable[[int, int, str], None]]:
-    """A progress callback for the library, drawn as a bar on a terminal's stderr."""
+    """A progress callback for the library, drawn as a bar on a terminal's stderr.
+
+    Not on a log file or pipe: click would print the bare label there, unterminated.
+    """
     bar: Any = None
+    drawn = state.verbosity >= 0 and sys.stderr.isatty()
 
     def progress(done: int, total: int, text: str) -> None:
         nonlocal bar
-        if state.verbosity < 0:
+        if not drawn:
             return
         if bar is None:
             bar = click.progressbar(length=total, label=label, file=sys.stderr)

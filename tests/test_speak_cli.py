@@ -51,6 +51,13 @@ def test_speak_then_plan_shows_measured_lengths(project: Path) -> None:
     assert "3 already cached, 0 synthesized (0 engine call(s))" in again.output
 
 
+def test_no_progress_label_is_left_in_a_log(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["speak"])  # stderr is not a terminal here
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("3 sentence(s): 0 already cached"), result.output
+    assert "speaking" not in result.output
+
+
 def test_cache_info_and_prune(project: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(cli, ["speak"]).exit_code == 0
