@@ -253,8 +253,8 @@ class _Sources:
         """Decode the timeline's assets and measure its codecs' gains, all at once.
 
         Each is an ffmpeg run of its own, so they overlap instead of queueing one behind the
-        other in front of the mix; results stay memoized for the render. The first failure
-        (in a bed, one-shots, codecs order) is raised.
+        other in front of the mix; results stay memoized for the render. Failures are raised
+        as the mix would meet them: the bed's first, then the one-shots', in cue order.
         """
         from concurrent.futures import ThreadPoolExecutor
 
