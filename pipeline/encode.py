@@ -679,19 +679,14 @@ def tag_file(path: Path, fmt: str, tags: TrackTags) -> None:
 
 def read_chapters(path: Path) -> list[tuple[str, float]]:
     """Chapters as ffmpeg reads them: (title, start_s) in the order ffmpeg lists them."""
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error"]
-    command += ["-i", str(path), "-f", "ffmetadata", "-"]
+    from pipeline.ffmpeg import run_ffmpeg
+
     try:
-        result = subprocess.run(command, capture_output=True, check=False)
-    except OSError as error:
-        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
-    if result.returncode != 0:
-        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise AudioError(
-            f"{path}: cannot read chapters: {detail[-1] if detail else 'ffmpeg failed'}"
-        )
+        metadata = run_ffmpeg(["-i", str(path), "-f", "ffmetadata", "-"])
+    except AudioError as error:
+        raise AudioError(f"{path}: cannot read chapters: {error}") from None
     chapters: list[tuple[str, float]] = []
-    for section in result.stdout.decode("utf-8", "replace").split("[CHAPTER]")[1:]:
+    for section in metadata.decode("utf-8", "replace").split("[CHAPTER]")[1:]:
         fields: dict[str, str] = {}
         for line in re.split(r"(?<!\\)\n", section.split("\n[", 1)[0]):
             key, sep, value = line.partition("=")
