@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from pipeline.errors import AudioError, PipelineError
-from pipeline.ffmpeg import ffmpeg_exe, start_ffmpeg
+from pipeline.ffmpeg import ffmpeg_exe, killed_on_error, start_ffmpeg
 from pipeline.master import SILENCE_LUFS, parse_ebur128_summary
 from pipeline.timeline import Chapter
 from pipeline.units import format_clock
@@ -555,7 +555,7 @@ def _analyse(
     meter = _MeterLog(process.stderr, keep_curve=want_curves)
     meter.start()
     scanner: _Scanner | None = None
-    try:
+    with killed_on_error(process, meter):
         header = _read_wav_header(process.stdout)
         if header is not None:
             sample_rate, channels = header
@@ -573,11 +573,6 @@ def _analyse(
                 if len(data) < block_bytes:
                     break
         process.stdout.read()
-    except BaseException:
-        process.kill()
-        process.wait()
-        meter.join()
-        raise
     returncode = process.wait()
     stderr = meter.text()
     if returncode != 0:

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -83,6 +85,20 @@ def start_ffmpeg(
         return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
     except OSError as error:
         raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
+
+
+@contextmanager
+def killed_on_error(process: subprocess.Popen[bytes], reader: threading.Thread) -> Iterator[None]:
+    """Around streaming to or from ``process``: on any exception kill and reap it, wait for
+    the thread reading its stderr, and let the exception go on.
+    """
+    try:
+        yield
+    except BaseException:
+        process.kill()
+        process.wait()
+        reader.join()
+        raise
 
 
 def widen_pipe(pipe: IO[bytes]) -> None:

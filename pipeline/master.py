@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import AudioError
-from pipeline.ffmpeg import PipeDrain, ffmpeg_exe, start_ffmpeg, widen_pipe
+from pipeline.ffmpeg import PipeDrain, ffmpeg_exe, killed_on_error, start_ffmpeg, widen_pipe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,25 +124,21 @@ def measure_stream(
     drain = PipeDrain(process.stderr)
     drain.start()
     frames = 0
-    try:
-        block: Block | None = first
-        while block is not None:
-            if block.ndim != 2 or block.shape[1] != channels:
-                raise ValueError(
-                    f"expected blocks of shape (frames, {channels}), got {block.shape}"
-                )
-            data = np.ascontiguousarray(block, dtype="<f4")
-            process.stdin.write(data.data)
-            frames += len(data)
-            block = next(iterator, None)
-        process.stdin.close()
-    except BrokenPipeError:
-        pass  # ffmpeg died: its exit status and stderr tell why
-    except BaseException:
-        process.kill()
-        process.wait()
-        drain.join()
-        raise
+    with killed_on_error(process, drain):
+        try:
+            block: Block | None = first
+            while block is not None:
+                if block.ndim != 2 or block.shape[1] != channels:
+                    raise ValueError(
+                        f"expected blocks of shape (frames, {channels}), got {block.shape}"
+                    )
+                data = np.ascontiguousarray(block, dtype="<f4")
+                process.stdin.write(data.data)
+                frames += len(data)
+                block = next(iterator, None)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg died: its exit status and stderr tell why
     returncode = process.wait()
     stderr = drain.text()
     if returncode != 0:

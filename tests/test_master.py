@@ -166,3 +166,23 @@ def test_parse_ebur128_summary() -> None:
     )
     assert parse_ebur128_summary(text) == (-16.3, 5.1, -1.2)
     assert parse_ebur128_summary(text.replace("-1.2 dBFS", "-inf dBFS"))[2] == -math.inf
+
+
+def test_a_bad_block_mid_stream_stops_the_meter_and_is_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import subprocess as subprocess_module
+
+    started: list[subprocess_module.Popen[bytes]] = []
+    real_popen = subprocess_module.Popen
+
+    def recording_popen(*args: object, **kwargs: object) -> subprocess_module.Popen[bytes]:
+        process = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(process)
+        return process  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(subprocess_module, "Popen", recording_popen)
+    blocks = [np.zeros((RATE, 2), np.float32), np.zeros((RATE, 3), np.float32)]
+    with pytest.raises(ValueError, match=r"expected blocks of shape \(frames, 2\)"):
+        measure_stream(blocks, RATE, 2)
+    assert len(started) == 1 and started[0].returncode is not None  # killed and reaped
