@@ -104,13 +104,17 @@ def _echo_report(report: Report, output_format: str, strict: bool) -> None:
     click.echo(summary, err=report.failed(strict))
 
 
-@cli.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-@click.option(
+output_format_option = click.option(
     "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
     help="Output format.",
 )  # fmt: skip
+"""``--format text|json``, shared by the commands that report."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@output_format_option
 @click.pass_obj
 @handle_errors
 def validate(state: State, paths: tuple[Path, ...], strict: bool, output_format: str) -> None:
@@ -133,10 +137,7 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool, output_format:
 
 @cli.command()
 @click.argument("script", type=click.Path(path_type=Path))
-@click.option(
-    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-    help="Output format.",
-)  # fmt: skip
+@output_format_option
 @click.option("--engine", help="Speech engine (overrides script and config).")
 @click.pass_obj
 @handle_errors
@@ -364,10 +365,7 @@ def build(
 @click.option("--engine", help="Speech engine (overrides scripts and config).")
 @click.option("--verify", is_flag=True,
               help="Check outputs by SHA-256, not only by size.")  # fmt: skip
-@click.option(
-    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-    help="Output format.",
-)  # fmt: skip
+@output_format_option
 @click.pass_obj
 @handle_errors
 def check(
@@ -518,10 +516,7 @@ def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
     "--plot", type=click.Path(dir_okay=False, path_type=Path),
     help="Also draw the waveform and loudness with chapter marks to this PNG.",
 )  # fmt: skip
-@click.option(
-    "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-    help="Output format.",
-)  # fmt: skip
+@output_format_option
 @handle_errors
 def inspect_command(audio: Path, plot: Path | None, output_format: str) -> None:
     """Measure an audio file: duration, loudness, true peak, clipping, silences, chapters."""
