@@ -169,6 +169,8 @@ class Script:
     """Where ``duration`` is written, for the solver's errors."""
     voice: Voice = Voice()
     """Script voice, merged over project defaults."""
+    voice_place: Place | None = field(default=None, compare=False)
+    """Where ``voice`` is written, for errors about the voice it names."""
     background: Background | None = None
     """Bed under the track, or ``None``."""
     background_off: bool = False

@@ -150,6 +150,7 @@ class _ScriptParser:
             voice=self.voice(self.reader, values["voice"], "voice")
             if "voice" in values
             else Voice(),
+            voice_place=self.reader.place(values["voice"], "voice") if "voice" in values else None,
             background=self._background(values["background"]) if "background" in values else None,
             background_off="background" in values and is_null(values["background"]),
             pauses=self._pauses(values["pauses"]) if "pauses" in values else Pauses(),

@@ -264,22 +264,40 @@ def _check_plan(script: Script, settings: Settings, problems: list[Problem]) -> 
     except PipelineError as error:
         problems.append(Problem(Place(script.path), str(error)))
         return
-    _check_voices(timeline, settings, problems)
+    _check_voices(script, timeline, settings, problems)
 
 
-def _check_voices(timeline: Timeline, settings: Settings, problems: list[Problem]) -> None:
-    """Every voice used must name a registered engine and a voice or language it has."""
+def _check_voices(
+    script: Script, timeline: Timeline, settings: Settings, problems: list[Problem]
+) -> None:
+    """Every voice used must name a registered engine and a voice or language it has.
+
+    A fault of the script's own ``voice`` is reported there, once; any other fault at the
+    first step that speaks with the faulty voice.
+    """
     from pipeline.engines import get_engine
+    from pipeline.timeline import resolve_voice
 
+    def fault(voice: VoiceSettings) -> str | None:
+        try:
+            get_engine(voice.engine, settings.retry).cache_settings(voice)
+        except EngineError as error:
+            return str(error)
+        return None
+
+    script_fault = None
+    if script.voice_place is not None:
+        script_fault = fault(resolve_voice(None, settings))
+        if script_fault is not None:
+            problems.append(Problem(script.voice_place.at("voice"), script_fault))
     seen: set[VoiceSettings] = set()
     for cue in timeline.speech:
         if cue.voice in seen:
             continue
         seen.add(cue.voice)
-        try:
-            get_engine(cue.voice.engine, settings.retry).cache_settings(cue.voice)
-        except EngineError as error:
-            problems.append(Problem(cue.place.at(cue.place.key_path or "voice"), str(error)))
+        message = fault(cue.voice)
+        if message is not None and message != script_fault:
+            problems.append(Problem(cue.place.at(cue.place.key_path or "voice"), message))
 
 
 def sound_lengths(script: Script, settings: Settings) -> Callable[[str], float]:
