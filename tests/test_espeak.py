@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import pathlib
 import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +92,42 @@ def test_a_thread_synthesizes_while_another_holds_a_library_instance(
         worker.join(timeout=30)
         assert not worker.is_alive(), "synthesis waited for the other thread's instance"
     assert spoken == [expected]
+
+
+@pytest.mark.parametrize("voice", ["en-us", "en-us+f3", "pt-br", "en"])
+def test_the_data_mirror_gives_the_samples_of_the_real_folder(
+    voice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.engines import espeak
+
+    identifier = resolve_voice(voice)
+    folder, name = espeak._voice_in_mirror(identifier)
+    assert folder != espeak._paths()[1]
+    assert name == name.lower()
+    mirrored = EspeakEngine().synthesize(TEXTS[1], VoiceSettings(name=voice)).data
+    monkeypatch.setattr(
+        espeak, "_voice_in_mirror", lambda identifier: (espeak._paths()[1], identifier)
+    )
+    real = EspeakEngine().synthesize(TEXTS[1], VoiceSettings(name=voice)).data
+    assert mirrored == real
+
+
+def test_without_links_the_real_folder_is_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    from pipeline.engines import espeak
+
+    expected = _speak_all()[0]
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise OSError("symbolic links are not permitted here")
+
+    monkeypatch.setattr(espeak, "_mirror", None)
+    monkeypatch.setattr(espeak.os, "symlink", no_links)
+    monkeypatch.setattr(espeak.tempfile, "tempdir", str(tmp_path))
+    assert espeak._voice_in_mirror("gmw/en-US") == (espeak._paths()[1], "gmw/en-US")
+    assert EspeakEngine().synthesize(TEXTS[0], VoiceSettings(name="en-us")).data == expected
+    assert list(tmp_path.iterdir()) == []  # the half-made mirror is gone
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])

@@ -3,10 +3,15 @@
 libespeak-ng keeps synthesis state in globals (pitch flutter phase, echo buffer...) that
 survive ``espeak_Terminate`` and change the samples of the next utterance. For
 deterministic output every synthesis therefore runs on a freshly loaded instance of a
-private copy of the library (dlopen, initialize, speak, terminate, dlclose: about 5 ms,
-mostly loading the voice's dictionary). Each thread borrows its own copy from a small pool,
-so sentences are synthesized in parallel (ctypes releases the GIL); a forked child makes
-its own copies, so it never touches its parent's instances.
+private copy of the library (dlopen, initialize, speak, terminate, dlclose: about 1 ms
+besides the speaking). Each thread borrows its own copy from a small pool, so sentences are
+synthesized in parallel (ctypes releases the GIL); a forked child makes its own copies, so
+it never touches its parent's instances.
+
+A fresh instance looks for its voice's file under the lower-cased name; on a case-sensitive
+file system ``gmw/en-US`` is then missed and the library reads all 140 voice files to find
+it, 4 ms per sentence. Synthesis therefore reads the data through a mirror folder of links
+where each voice it uses is also found under its lower-case name.
 """
 
 from __future__ import annotations
@@ -105,12 +110,28 @@ _local = threading.local()
 """Per thread: the samples the synth callback collects (synthesis runs in the caller's thread)."""
 
 
+@dataclass
+class _Mirror:
+    """This process's mirror of the data folder, with lower-case links to voice files."""
+
+    pid: int
+    folder: str
+    """The mirror, or the real data folder when links cannot be made."""
+    linked: set[str]
+    """Voice identifiers already reachable under their lower-case names."""
+
+
+_mirror_lock = threading.Lock()
+_mirror: _Mirror | None = None
+
+
 def _reset_after_fork() -> None:
-    """In a forked child: an empty pool of its own (the parent's copies may be in use by
-    threads that do not exist here).
+    """In a forked child: an empty pool and no mirror of its own (the parent's copies may be
+    in use by threads that do not exist here, and the parent deletes its mirror at exit).
     """
-    global _pool, _copies, _free
+    global _pool, _copies, _free, _mirror_lock, _mirror
     _pool, _copies, _free = threading.Condition(), [], []
+    _mirror_lock, _mirror = threading.Lock(), None
 
 
 if hasattr(os, "register_at_fork"):
@@ -233,10 +254,70 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_VoiceStruct))
 
 
+def _voice_in_mirror(identifier: str) -> tuple[str, str]:
+    """The data folder and voice name with which a fresh instance finds ``identifier`` fast.
+
+    ``identifier`` is a resolved voice (``gmw/en-US``, optionally ``+variant``). Without links
+    (some Windows set-ups) the real folder and the identifier: slower, same samples.
+    """
+    global _mirror
+    real = _paths()[1]
+    base, plus, variant = identifier.partition("+")
+    with _mirror_lock:
+        if _mirror is None:
+            _mirror = _make_mirror(real)
+        if _mirror.folder == real:
+            return real, identifier
+        if base not in _mirror.linked:
+            alias = Path(_mirror.folder, "voices", *base.lower().split("/"))
+            try:
+                alias.parent.mkdir(parents=True, exist_ok=True)
+                alias.symlink_to(Path(real, "lang", *base.split("/")))
+            except FileExistsError:
+                pass
+            except OSError as error:
+                log.debug("espeak: cannot link voice %s in %s: %s", base, _mirror.folder, error)
+                return real, identifier
+            _mirror.linked.add(base)
+        return _mirror.folder, base.lower() + plus + variant
+
+
+def _make_mirror(real: str) -> _Mirror:
+    """A temporary folder linking every entry of ``real`` but ``voices``, which it rebuilds
+    with the variants; removed at exit. The real folder if links cannot be made.
+    """
+    folder = tempfile.mkdtemp(prefix="meditate-espeak-data-")
+    try:
+        for entry in os.scandir(real):
+            if entry.name != "voices":
+                os.symlink(entry.path, os.path.join(folder, entry.name))
+        os.mkdir(os.path.join(folder, "voices"))
+        variants = os.path.join(real, "voices", "!v")
+        if os.path.isdir(variants):
+            os.symlink(variants, os.path.join(folder, "voices", "!v"))
+    except OSError as error:
+        log.debug("espeak: no data mirror (%s); voices are looked up the slow way", error)
+        shutil.rmtree(folder, ignore_errors=True)
+        return _Mirror(os.getpid(), real, set())
+    mirror = _Mirror(os.getpid(), folder, set())
+    atexit.register(_remove_mirror, mirror)
+    return mirror
+
+
+def _remove_mirror(mirror: _Mirror) -> None:
+    """At exit of the process that made it, delete the mirror (links only)."""
+    if mirror.pid == os.getpid():
+        shutil.rmtree(mirror.folder, ignore_errors=True)
+
+
 @contextmanager
-def _session() -> Iterator[tuple[ctypes.CDLL, int]]:
-    """A freshly loaded and initialized private library and its sample rate, for this thread."""
-    source, data = _paths()
+def _session(data: str | None = None) -> Iterator[tuple[ctypes.CDLL, int]]:
+    """A freshly loaded and initialized private library and its sample rate, for this thread.
+
+    ``data``: the data folder to read (default the wheel's own).
+    """
+    source, real = _paths()
+    data = data or real
     with _borrowed_copy(source) as private:
         try:
             lib = ctypes.CDLL(private.library, mode=getattr(os, "RTLD_LOCAL", 0))
@@ -260,9 +341,9 @@ def _session() -> Iterator[tuple[ctypes.CDLL, int]]:
             _unload(lib._handle)
 
 
-def _isolated(function: Callable[[ctypes.CDLL, int], T]) -> T:
+def _isolated(function: Callable[[ctypes.CDLL, int], T], data: str | None = None) -> T:
     """Run ``function(lib, sample_rate)`` on a fresh library instance no other thread uses."""
-    with _session() as (lib, sample_rate):
+    with _session(data) as (lib, sample_rate):
         return function(lib, sample_rate)
 
 
@@ -440,12 +521,13 @@ class EspeakEngine(Engine):
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one prepared sentence; WAV bytes, 16-bit mono at 22050 Hz."""
         selected = self._voice_for(voice)
+        data, name = _voice_in_mirror(selected)
         encoded = text.replace("\x00", " ").encode("utf-8")
 
         def speak(lib: ctypes.CDLL, sample_rate: int) -> tuple[bytes, int]:
             _local.chunks = []
             try:
-                if lib.espeak_SetVoiceByName(selected.encode("utf-8")) != 0:
+                if lib.espeak_SetVoiceByName(name.encode("utf-8")) != 0:
                     raise EngineError(f"espeak: cannot select voice '{selected}'")
                 lib.espeak_SetParameter(_RATE, SPEAKING_RATE_WPM, 0)
                 status = lib.espeak_Synth(
@@ -458,7 +540,7 @@ class EspeakEngine(Engine):
             finally:
                 _local.chunks = []
 
-        pcm, sample_rate = _isolated(speak)
+        pcm, sample_rate = _isolated(speak, data)
         if not pcm:
             raise EngineError(f"espeak: no audio for {_quote(text)} with voice '{selected}'")
         return EncodedAudio(data=_wav_bytes(pcm, sample_rate), format="wav")
