@@ -48,7 +48,6 @@ from pipeline.cache import SpeechCache
 from pipeline.settings import VoiceSettings
 from pipeline.speech import synthesize_missing
 from pipeline.text import split_sentences
-import numpy  # what conditioning and the cache import lazily: counted with the imports
 t1 = time.perf_counter()
 text, rate, sample_rate, jobs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 sentences = split_sentences(text)
