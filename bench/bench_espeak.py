@@ -4,7 +4,8 @@ Each run is a fresh ``python`` process doing what ``meditate speak`` does for th
 paragraph, from import to done: split it into sentences, then synthesize, condition and
 store each one in a fresh speech cache (``synthesize_missing``, ``--jobs`` threads as
 ``speak -j``). The parent times it and prints the real-time factor (audio seconds per wall
-second, target >= 200), plus the child's own breakdown.
+second, target >= 200), plus the child's own breakdown, and, interleaved with the runs,
+how long the bare interpreter takes to start and exit: the machine's own share.
 
     python bench/bench_espeak.py [--runs 3] [--rate 1.0] [--sample-rate 44100] [--jobs 2]
 """
@@ -81,6 +82,15 @@ def run_once(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
     return figures
 
 
+def bare_interpreter_s() -> float:
+    """Wall seconds of ``python -c pass`` with the same environment: the machine's floor."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -93,7 +103,10 @@ def main() -> None:
         f"paragraph: {words} words; rate {options.rate}; {options.sample_rate} Hz; "
         f"-j {options.jobs}; fresh process"
     )
-    runs = [run_once(options.rate, options.sample_rate, options.jobs) for _ in range(options.runs)]
+    runs, bare = [], []
+    for _ in range(options.runs):  # interleaved with the bare interpreter: the machine drifts
+        runs.append(run_once(options.rate, options.sample_rate, options.jobs))
+        bare.append(bare_interpreter_s())
     for index, figures in enumerate(runs, 1):
         print(
             f"  run {index}: {figures['sentences']:.0f} sentences, audio "
@@ -107,6 +120,11 @@ def main() -> None:
     print(
         f"best: {best['audio_s'] / best['wall_s']:.0f}x real time (target >= 200x); "
         f"speech alone {best['audio_s'] / best['speech_s']:.0f}x"
+    )
+    print(
+        f"the machine, in the same runs: `python -c pass` takes {min(bare):.3f} s at best "
+        f"(median {sorted(bare)[len(bare) // 2]:.3f} s) of the {best['audio_s'] / 200:.3f} s "
+        "that 200x allows"
     )
 
 
