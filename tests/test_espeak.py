@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import pathlib
+import shutil
+import subprocess
+import sys
 import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -94,40 +98,99 @@ def test_a_thread_synthesizes_while_another_holds_a_library_instance(
     assert spoken == [expected]
 
 
-@pytest.mark.parametrize("voice", ["en-us", "en-us+f3", "pt-br", "en"])
+@pytest.fixture
+def mirror_temp(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """A temporary folder of our own for the data mirror, and no mirror remembered."""
+    from pipeline.engines import espeak
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(espeak.tempfile, "tempdir", str(temp))
+    espeak._data_mirror.cache_clear()
+    yield temp
+    espeak._data_mirror.cache_clear()
+
+
+@pytest.mark.parametrize("voice", ["en-us", "en-us+f3", "pt-br"])
 def test_the_data_mirror_gives_the_samples_of_the_real_folder(
-    voice: str, monkeypatch: pytest.MonkeyPatch
+    voice: str, mirror_temp: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipeline.engines import espeak
 
     identifier = resolve_voice(voice)
     folder, name = espeak._voice_in_mirror(identifier)
-    assert folder != espeak._paths()[1]
-    assert name == name.lower()
+    assert pathlib.Path(folder).parent == mirror_temp
+    assert name == name.lower() != identifier
     mirrored = EspeakEngine().synthesize(TEXTS[1], VoiceSettings(name=voice)).data
-    monkeypatch.setattr(
-        espeak, "_voice_in_mirror", lambda identifier: (espeak._paths()[1], identifier)
-    )
+    monkeypatch.setattr(espeak, "_voice_in_mirror", lambda chosen: (espeak._paths()[1], chosen))
     real = EspeakEngine().synthesize(TEXTS[1], VoiceSettings(name=voice)).data
     assert mirrored == real
 
 
+def test_a_lower_case_voice_needs_no_mirror(mirror_temp: pathlib.Path) -> None:
+    from pipeline.engines import espeak
+
+    assert espeak._voice_in_mirror("gmw/en") == (espeak._paths()[1], "gmw/en")
+    assert list(mirror_temp.iterdir()) == []
+
+
 def test_without_links_the_real_folder_is_read(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+    mirror_temp: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipeline.engines import espeak
 
     expected = _speak_all()[0]
+    for made in mirror_temp.iterdir():
+        shutil.rmtree(made)
+    espeak._data_mirror.cache_clear()
 
     def no_links(*args: object, **kwargs: object) -> None:
         raise OSError("symbolic links are not permitted here")
 
-    monkeypatch.setattr(espeak, "_mirror", None)
     monkeypatch.setattr(espeak.os, "symlink", no_links)
-    monkeypatch.setattr(espeak.tempfile, "tempdir", str(tmp_path))
     assert espeak._voice_in_mirror("gmw/en-US") == (espeak._paths()[1], "gmw/en-US")
     assert EspeakEngine().synthesize(TEXTS[0], VoiceSettings(name="en-us")).data == expected
-    assert list(tmp_path.iterdir()) == []  # the half-made mirror is gone
+    assert list(mirror_temp.iterdir()) == []  # the half-made mirror is gone
+
+
+def test_an_incomplete_or_foreign_looking_mirror_is_replaced(mirror_temp: pathlib.Path) -> None:
+    from pipeline.engines import espeak
+
+    folder = pathlib.Path(espeak._voice_in_mirror("gmw/en-US")[0])
+    (folder / "phondata").unlink()  # e.g. a temp cleaner at work
+    espeak._data_mirror.cache_clear()
+    assert espeak._voice_in_mirror("gmw/en-US")[0] == str(folder)
+    assert (folder / "phondata").exists()
+    folder.chmod(0o777)  # anyone could plant a voice in it
+    espeak._data_mirror.cache_clear()
+    assert espeak._voice_in_mirror("gmw/en-US")[0] == str(folder)
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert [p.name for p in mirror_temp.iterdir()] == [folder.name]
+
+
+SHARED_MIRROR = """
+import multiprocessing, sys
+from tests.test_espeak import _speak_all
+if __name__ == "__main__":
+    _speak_all()
+    with multiprocessing.get_context(sys.argv[1]).Pool(2) as pool:
+        pool.map(_speak_all, ["en-us", "en-us"])
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_processes_and_their_workers_share_one_mirror(method: str, tmp_path: pathlib.Path) -> None:
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    script = tmp_path / "shared_mirror.py"
+    script.write_text(SHARED_MIRROR, encoding="utf-8")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(root)}
+    for _ in range(2):
+        subprocess.run([sys.executable, str(script), method], env=env, check=True, timeout=120)
+    assert [p.name.rsplit("-", 1)[0] for p in temp.iterdir()] == [f"meditate-espeak-{os.getuid()}"]
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])

@@ -10,8 +10,8 @@ it never touches its parent's instances.
 
 A fresh instance looks for its voice's file under the lower-cased name; on a case-sensitive
 file system ``gmw/en-US`` is then missed and the library reads all 140 voice files to find
-it, 4 ms per sentence. Synthesis therefore reads the data through a mirror folder of links
-where each voice it uses is also found under its lower-case name.
+it, 4 ms per sentence. Such voices are therefore read through a mirror of the data folder,
+made of links, where every voice file is also found under its lower-case name.
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ import atexit
 import ctypes
 import difflib
 import functools
+import hashlib
 import io
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -110,28 +112,12 @@ _local = threading.local()
 """Per thread: the samples the synth callback collects (synthesis runs in the caller's thread)."""
 
 
-@dataclass
-class _Mirror:
-    """This process's mirror of the data folder, with lower-case links to voice files."""
-
-    pid: int
-    folder: str
-    """The mirror, or the real data folder when links cannot be made."""
-    linked: set[str]
-    """Voice identifiers already reachable under their lower-case names."""
-
-
-_mirror_lock = threading.Lock()
-_mirror: _Mirror | None = None
-
-
 def _reset_after_fork() -> None:
-    """In a forked child: an empty pool and no mirror of its own (the parent's copies may be
-    in use by threads that do not exist here, and the parent deletes its mirror at exit).
+    """In a forked child: an empty pool of its own (the parent's copies may be in use by
+    threads that do not exist here).
     """
-    global _pool, _copies, _free, _mirror_lock, _mirror
+    global _pool, _copies, _free
     _pool, _copies, _free = threading.Condition(), [], []
-    _mirror_lock, _mirror = threading.Lock(), None
 
 
 if hasattr(os, "register_at_fork"):
@@ -257,57 +243,100 @@ def _declare(lib: ctypes.CDLL) -> None:
 def _voice_in_mirror(identifier: str) -> tuple[str, str]:
     """The data folder and voice name with which a fresh instance finds ``identifier`` fast.
 
-    ``identifier`` is a resolved voice (``gmw/en-US``, optionally ``+variant``). Without links
-    (some Windows set-ups) the real folder and the identifier: slower, same samples.
+    ``identifier`` is a resolved voice (``gmw/en-US``, optionally ``+variant``). A voice whose
+    file name is lower case already is found in the real folder. Without a mirror (no links,
+    no POSIX user ids) the real folder and the identifier: slower, same samples.
     """
-    global _mirror
     real = _paths()[1]
     base, plus, variant = identifier.partition("+")
-    with _mirror_lock:
-        if _mirror is None:
-            _mirror = _make_mirror(real)
-        if _mirror.folder == real:
-            return real, identifier
-        if base not in _mirror.linked:
-            alias = Path(_mirror.folder, "voices", *base.lower().split("/"))
-            try:
-                alias.parent.mkdir(parents=True, exist_ok=True)
-                alias.symlink_to(Path(real, "lang", *base.split("/")))
-            except FileExistsError:
-                pass
-            except OSError as error:
-                log.debug("espeak: cannot link voice %s in %s: %s", base, _mirror.folder, error)
-                return real, identifier
-            _mirror.linked.add(base)
-        return _mirror.folder, base.lower() + plus + variant
+    if base == base.lower():
+        return real, identifier
+    mirror = _data_mirror(real)
+    if mirror is None:
+        return real, identifier
+    return mirror, base.lower() + plus + variant
 
 
-def _make_mirror(real: str) -> _Mirror:
-    """A temporary folder linking every entry of ``real`` but ``voices``, which it rebuilds
-    with the variants; removed at exit. The real folder if links cannot be made.
+MIRROR_VERSION = "1"
+"""Part of the mirror's folder name: change it when the layout of the mirror changes."""
+
+
+@functools.lru_cache(maxsize=4)
+def _data_mirror(real: str) -> str | None:
+    """``<temp>/meditate-espeak-<uid>-<digest>``: the data of ``real`` through links, with
+    every voice file also under ``voices/`` by its lower-case name.
+
+    Made once (in a private folder, then renamed into place) and shared by every process of
+    this user; a folder of that name that is not ours, not private or not complete is not
+    trusted. None where links or user ids do not exist.
     """
-    folder = tempfile.mkdtemp(prefix="meditate-espeak-data-")
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    digest = hashlib.sha256(f"{MIRROR_VERSION}\0{real}".encode()).hexdigest()[:16]
+    entries = _mirror_entries(real)
+    folder = os.path.join(tempfile.gettempdir(), f"meditate-espeak-{getuid()}-{digest}")
+    if not _trusted_mirror(folder, entries, getuid()):
+        try:
+            _build_mirror(folder, entries)
+        except OSError as error:
+            log.debug(
+                "espeak: no data mirror in %s (%s); voices are looked up slowly", folder, error
+            )
+            return None
+    return folder if _trusted_mirror(folder, entries, getuid()) else None
+
+
+def _mirror_entries(real: str) -> dict[str, str]:
+    """Every link of the mirror: its path inside the mirror -> its target."""
+    entries = {entry.name: entry.path for entry in os.scandir(real) if entry.name != "voices"}
+    variants = os.path.join(real, "voices", "!v")
+    if os.path.isdir(variants):
+        entries[os.path.join("voices", "!v")] = variants
+    lang = os.path.join(real, "lang")
+    for parent, _, files in os.walk(lang):
+        for name in files:
+            relative = os.path.relpath(os.path.join(parent, name), lang)
+            if relative != relative.lower():
+                entries[os.path.join("voices", relative.lower())] = os.path.join(parent, name)
+    return entries
+
+
+def _trusted_mirror(folder: str, entries: dict[str, str], uid: int) -> bool:
+    """Whether ``folder`` is a complete mirror only this user can change."""
     try:
-        for entry in os.scandir(real):
-            if entry.name != "voices":
-                os.symlink(entry.path, os.path.join(folder, entry.name))
-        os.mkdir(os.path.join(folder, "voices"))
-        variants = os.path.join(real, "voices", "!v")
-        if os.path.isdir(variants):
-            os.symlink(variants, os.path.join(folder, "voices", "!v"))
-    except OSError as error:
-        log.debug("espeak: no data mirror (%s); voices are looked up the slow way", error)
-        shutil.rmtree(folder, ignore_errors=True)
-        return _Mirror(os.getpid(), real, set())
-    mirror = _Mirror(os.getpid(), folder, set())
-    atexit.register(_remove_mirror, mirror)
-    return mirror
+        status = os.lstat(folder)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != uid or status.st_mode & 0o022:
+        return False
+    return all(os.path.lexists(os.path.join(folder, path)) for path in entries)
 
 
-def _remove_mirror(mirror: _Mirror) -> None:
-    """At exit of the process that made it, delete the mirror (links only)."""
-    if mirror.pid == os.getpid():
-        shutil.rmtree(mirror.folder, ignore_errors=True)
+def _build_mirror(folder: str, entries: dict[str, str]) -> None:
+    """Make the mirror in a private temporary folder and rename it to ``folder``.
+
+    An incomplete or foreign folder of that name is first renamed away (if we may) and
+    removed; if another process renames its mirror into place first, ours is dropped.
+    """
+    parent = os.path.dirname(folder)
+    if os.path.lexists(folder):
+        stale = tempfile.mkdtemp(prefix="meditate-espeak-stale-", dir=parent)
+        os.rename(folder, os.path.join(stale, "mirror"))
+        shutil.rmtree(stale, ignore_errors=True)
+    building = tempfile.mkdtemp(prefix="meditate-espeak-new-", dir=parent)
+    try:
+        for path, target in entries.items():
+            link = os.path.join(building, path)
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink(target, link)
+        try:
+            os.rename(building, folder)
+        except OSError:
+            if not os.path.isdir(folder):
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
 
 
 @contextmanager
