@@ -187,7 +187,6 @@ def synthesize_missing(
     pending: dict[str, _Job] = {}
     seen: set[str] = set()
     cached_before = 0
-    preload = threading.Thread(target=_import_conditioning, name="speak-preload")
     for raw in requests:
         request = SpeechRequest(*raw)
         engine = _engine_for(request, retry)
@@ -205,8 +204,6 @@ def synthesize_missing(
         if cache.verify(key):
             cached_before += 1
         else:
-            if not pending:
-                preload.start()
             pending[key] = _Job(key, request, prepared, engine)
 
     total_missing = len(pending)
@@ -237,6 +234,8 @@ def synthesize_missing(
             progress(finished, total_missing, job.request.text)
 
     ordered = list(pending.values())
+    if ordered:
+        _import_conditioning()
     if jobs <= 1 or len(ordered) <= 1:
         for index, job in enumerate(ordered):
             run(index, job)
@@ -250,8 +249,6 @@ def synthesize_missing(
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    if pending:
-        preload.join()
 
     if failures:
         index = min(failures)
@@ -276,10 +273,10 @@ def _engine_for(request: SpeechRequest, retry: RetrySettings | None) -> Engine:
 
 
 def _import_conditioning() -> None:
-    """Import conditioning (numpy, mostly) while the first sentences are being synthesized.
+    """Import what conditioning needs (numpy, mostly) before the workers start.
 
-    Engines release the GIL while they speak, so this costs no wall time; importing on the
-    first clip instead held up both workers for about 0.1 s.
+    Imported by the first worker to condition a clip instead, it holds the GIL for 0.1 s
+    while the other workers wait for it at every call into their engine.
     """
     with contextlib.suppress(ImportError):  # reported where conditioning really imports it
         import numpy  # noqa: F401

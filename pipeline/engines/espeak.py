@@ -134,8 +134,9 @@ def _collect(samples: int | None, count: int, events: int | None) -> int:
 _callback = _SynthCallback(_collect)
 
 
+@functools.cache
 def _paths() -> tuple[str, str]:
-    """The wheel's library and data folder."""
+    """The wheel's library and data folder (found once per process)."""
     try:
         import espeakng_loader
     except ImportError:
