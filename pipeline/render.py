@@ -107,6 +107,7 @@ def render_checked(
     from pipeline.encode import Encoder, TrackTags, remove_stale_temporaries, tag_file
     from pipeline.fileio import write_text_atomic
     from pipeline.master import (
+        Loudness,
         TruePeakLimiter,
         limiter_ceiling_dbtp,
         measure_file,
@@ -156,10 +157,10 @@ def render_checked(
     peak = _PeakMeter()
     measured = measure_stream(peak.watch(mixed(0.0)), sample_rate, channels)
     ceiling_dbtp = limiter_ceiling_dbtp(settings.true_peak_dbtp, options.formats)
+    headroom_db = ceiling_dbtp + MAX_LIMITING_DB - peak.dbfs
     gain_db = _mastering_gain_db(
-        script.path, static_gain_db(measured, settings.target_lufs), peak.dbfs, ceiling_dbtp
+        script.path, static_gain_db(measured, settings.target_lufs), headroom_db
     )
-    limiter = TruePeakLimiter(sample_rate, channels, ceiling_dbtp)
     name = script.id + _excerpt_suffix(options)
     tags = TrackTags(
         title=script.title + (" (excerpt)" if excerpt else ""),
@@ -169,28 +170,48 @@ def render_checked(
         chapters=tuple((chapter.title, chapter.start_s) for chapter in timeline.chapters),
         duration_s=timeline.length_s,
     )
-    report_stage("encode", 0.3)
     output_dir = options.output_dir
-    with Encoder(
-        output_dir,
-        name,
-        options.formats,
-        sample_rate=sample_rate,
-        channels=channels,
-        bitrate=settings.bitrate,
-        tags=tags,
-        measure=True,
-    ) as encoder:
-        total = max(1, round(timeline.length_s * sample_rate))
-        for block in limiter.stream(mixed(gain_db)):
-            encoder.write(block)
-            report_stage("encode", 0.3 + 0.6 * min(1.0, encoder.frames_written / total))
-        encoder.close()
-        for fmt, temporary in encoder.temp_paths.items():
-            tag_file(temporary, fmt, tags)
+    total = max(1, round(timeline.length_s * sample_rate))
+
+    def encode(gain_db: float) -> tuple[Encoder, Loudness]:
+        """Limit and encode the mix at ``gain_db``, tag the temporaries and measure them."""
+        report_stage("encode", 0.3)
+        encoder = Encoder(
+            output_dir,
+            name,
+            options.formats,
+            sample_rate=sample_rate,
+            channels=channels,
+            bitrate=settings.bitrate,
+            tags=tags,
+            measure=True,
+        )
+        try:
+            limiter = TruePeakLimiter(sample_rate, channels, ceiling_dbtp)
+            for block in limiter.stream(mixed(gain_db)):
+                encoder.write(block)
+                report_stage("encode", 0.3 + 0.6 * min(1.0, encoder.frames_written / total))
+            encoder.close()
+            for fmt, temporary in encoder.temp_paths.items():
+                tag_file(temporary, fmt, tags)
+            # measured while encoding: the first format's own packets, decoded by ffmpeg
+            loudness = encoder.loudness or measure_file(encoder.temp_paths[options.formats[0]])
+        except BaseException:
+            encoder.abort()
+            raise
+        return encoder, loudness
+
+    encoder, loudness = encode(gain_db)
+    missed_lu = settings.target_lufs - loudness.integrated_lufs
+    louder_allowed = missed_lu < 0 or gain_db < headroom_db
+    if not excerpt and abs(missed_lu) > LOUDNESS_TOLERANCE_LU and louder_allowed:
+        # the limiter took more loudness than the static gain allowed for (short, peaky
+        # speech): once more, with the shortfall added, within the same headroom
+        log.info("%s: %.1f LUFS after limiting; encoding again", name, loudness.integrated_lufs)
+        encoder.abort()
+        encoder, loudness = encode(min(gain_db + missed_lu, headroom_db))
+    with encoder:  # its temporaries are removed unless committed
         report_stage("finish", 0.9)
-        # measured while encoding: the first format's own packets, decoded by ffmpeg
-        loudness = encoder.loudness or measure_file(encoder.temp_paths[options.formats[0]])
         _check_loudness(name, loudness.integrated_lufs, loudness.true_peak_dbtp, settings)
         final_paths = encoder.commit()
     captions_path = output_dir / f"{name}.vtt"
@@ -303,6 +324,8 @@ class _Sources:
 
 MAX_LIMITING_DB = 6.0
 """The most the true-peak limiter may take off the loudest peak; more would crush speech."""
+LOUDNESS_TOLERANCE_LU = 0.5
+"""How far the encoded file's integrated loudness may be from the target (SPEC)."""
 
 
 class _PeakMeter:
@@ -324,16 +347,14 @@ class _PeakMeter:
         return 20.0 * math.log10(self.peak) if self.peak > 0 else -math.inf
 
 
-def _mastering_gain_db(
-    path: Path, wanted_db: float, peak_dbfs: float, ceiling_dbtp: float
-) -> float:
+def _mastering_gain_db(path: Path, wanted_db: float, headroom_db: float) -> float:
     """The static gain: the loudness target's, unless reaching it would crush the peaks.
 
     A track that is mostly bed or silence with a little speech measures very quietly; the
     gain that brings it to the target would push its speech far into the limiter. Such a
     track stays below the target (with a warning) rather than being squashed.
     """
-    allowed_db = ceiling_dbtp + MAX_LIMITING_DB - peak_dbfs
+    allowed_db = headroom_db
     if wanted_db <= allowed_db:
         return wanted_db
     log.warning(
@@ -384,7 +405,7 @@ def _check_loudness(
     name: str, integrated_lufs: float, true_peak_dbtp: float | None, settings: Any
 ) -> None:
     """Log when the encoded file misses the loudness target (e.g. a mostly silent excerpt)."""
-    if abs(integrated_lufs - settings.target_lufs) > 0.5:
+    if abs(integrated_lufs - settings.target_lufs) > LOUDNESS_TOLERANCE_LU:
         log.warning(
             "%s: integrated loudness %.1f LUFS, target %.1f LUFS",
             name,
