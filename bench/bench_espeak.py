@@ -61,6 +61,8 @@ with tempfile.TemporaryDirectory(prefix="bench-espeak-") as folder:
     audio_s = sum(cache.length_s(key) or 0.0 for key in cache.keys())
 print(json.dumps({"sentences": report.synthesized, "audio_s": audio_s, "import_s": t1 - t0,
                   "speech_s": t2 - t1, "inside_s": time.perf_counter() - t0}))
+import gc
+gc.freeze()  # as meditate's main() does when its command is done
 """
 
 

@@ -202,3 +202,19 @@ def test_paths_outside_the_current_folder_are_shown_whole(tmp_path: Path) -> Non
 
     assert display_path(Path("/dev/null")) == Path("/dev/null")
     assert display_path(Path.cwd() / "a" / "b.yaml") == Path("a/b.yaml")
+
+
+def test_the_console_entry_point_skips_the_collection_at_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    from pipeline import cli as cli_module
+
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    monkeypatch.setattr(sys, "argv", ["meditate", "--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    assert exit_info.value.code == 0
+    assert frozen == [True]
