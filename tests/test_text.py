@@ -533,6 +533,7 @@ def test_split_say(text: str, expected: list[Sentence]) -> None:
         ("\u2014 \U0001f642 ...", 0),
         ("\u041f\u0440\u0438\u0432\u0435\u0442, \u043c\u0438\u0440!", 2),
         ("\u4f60\u597d\u4e16\u754c", 4),
+        ("Breathe \u547c\u5438 slowly.", 4),
         ("", 0),
     ],
 )
