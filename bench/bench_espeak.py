@@ -2,7 +2,7 @@
 
 Each run is a fresh ``python`` process doing what ``meditate speak`` does for the
 paragraph, from import to done: split it into sentences, then synthesize, condition and
-store each one in a fresh speech cache (``synthesize_missing``, ``--jobs`` threads as
+store each one in an empty speech cache (``synthesize_missing``, ``--jobs`` threads as
 ``speak -j``). The parent times it and prints the real-time factor (audio seconds per wall
 second, target >= 200), plus the child's own breakdown, and, interleaved with the runs,
 how long the bare interpreter takes to start and exit: the machine's own share.
@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ PARAGRAPH = (
 )
 
 CHILD = r"""
-import json, sys, tempfile, time
+import json, sys, time
 t0 = time.perf_counter()
 from pipeline.cache import SpeechCache
 from pipeline.settings import VoiceSettings
@@ -53,12 +54,11 @@ t1 = time.perf_counter()
 text, rate, sample_rate, jobs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 sentences = split_sentences(text)
 voice = VoiceSettings(rate=rate)
-with tempfile.TemporaryDirectory(prefix="bench-espeak-") as folder:
-    cache = SpeechCache(folder)
-    requests = [(text, voice, f"paragraph: sentence {n}") for n, text in enumerate(sentences)]
-    report = synthesize_missing(requests, cache, lexicon=(), sample_rate=sample_rate, jobs=jobs)
-    t2 = time.perf_counter()
-    audio_s = sum(cache.length_s(key) or 0.0 for key in cache.keys())
+cache = SpeechCache(sys.argv[5])  # an empty folder; the parent removes it, as speak keeps its cache
+requests = [(text, voice, f"paragraph: sentence {n}") for n, text in enumerate(sentences)]
+report = synthesize_missing(requests, cache, lexicon=(), sample_rate=sample_rate, jobs=jobs)
+t2 = time.perf_counter()
+audio_s = sum(cache.length_s(key) or 0.0 for key in cache.keys())
 print(json.dumps({"sentences": report.synthesized, "audio_s": audio_s, "import_s": t1 - t0,
                   "speech_s": t2 - t1, "inside_s": time.perf_counter() - t0}))
 import gc
@@ -70,15 +70,25 @@ def run_once(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
     """One fresh process; its figures plus the wall time seen from outside."""
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, PARAGRAPH, str(rate), str(sample_rate), str(jobs)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    wall_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="bench-espeak-") as folder:
+        start = time.perf_counter()
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                PARAGRAPH,
+                str(rate),
+                str(sample_rate),
+                str(jobs),
+                folder,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        wall_s = time.perf_counter() - start
     figures: dict[str, float] = json.loads(result.stdout)
     figures["wall_s"] = wall_s
     return figures
