@@ -168,6 +168,15 @@ def test_an_incomplete_or_foreign_looking_mirror_is_replaced(mirror_temp: pathli
     assert [p.name for p in mirror_temp.iterdir()] == [folder.name]
 
 
+def test_a_mirror_removed_while_in_use_falls_back_to_the_real_folder(
+    mirror_temp: pathlib.Path,
+) -> None:
+    expected = _speak_all()[0]  # makes the mirror and remembers it
+    for made in mirror_temp.iterdir():
+        shutil.rmtree(made)
+    assert _speak_all()[0] == expected
+
+
 SHARED_MIRROR = """
 import multiprocessing, sys
 from tests.test_espeak import _speak_all

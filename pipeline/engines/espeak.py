@@ -551,26 +551,37 @@ class EspeakEngine(Engine):
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one prepared sentence; WAV bytes, 16-bit mono at 22050 Hz."""
         selected = self._voice_for(voice)
-        data, name = _voice_in_mirror(selected)
         encoded = text.replace("\x00", " ").encode("utf-8")
 
-        def speak(lib: ctypes.CDLL, sample_rate: int) -> tuple[bytes, int]:
-            _local.chunks = []
-            try:
-                if lib.espeak_SetVoiceByName(name.encode("utf-8")) != 0:
-                    raise EngineError(f"espeak: cannot select voice '{selected}'")
-                lib.espeak_SetParameter(_RATE, SPEAKING_RATE_WPM, 0)
-                status = lib.espeak_Synth(
-                    encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-                )
-                if status != 0:
-                    raise EngineError(f"espeak: synthesis failed (status {status})")
-                lib.espeak_Synchronize()
-                return b"".join(_local.chunks), sample_rate
-            finally:
+        def speak_as(name: str) -> Callable[[ctypes.CDLL, int], tuple[bytes, int]]:
+            def speak(lib: ctypes.CDLL, sample_rate: int) -> tuple[bytes, int]:
                 _local.chunks = []
+                try:
+                    if lib.espeak_SetVoiceByName(name.encode("utf-8")) != 0:
+                        raise EngineError(f"espeak: cannot select voice '{selected}'")
+                    lib.espeak_SetParameter(_RATE, SPEAKING_RATE_WPM, 0)
+                    status = lib.espeak_Synth(
+                        encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                    )
+                    if status != 0:
+                        raise EngineError(f"espeak: synthesis failed (status {status})")
+                    lib.espeak_Synchronize()
+                    return b"".join(_local.chunks), sample_rate
+                finally:
+                    _local.chunks = []
 
-        pcm, sample_rate = _isolated(speak, data)
+            return speak
+
+        data, name = _voice_in_mirror(selected)
+        try:
+            pcm, sample_rate = _isolated(speak_as(name), data)
+        except EngineError:
+            real = _paths()[1]
+            if data == real:
+                raise
+            # the mirror went away under us (a temporary-folder cleaner?): the slow way
+            _data_mirror.cache_clear()
+            pcm, sample_rate = _isolated(speak_as(selected), real)
         if not pcm:
             raise EngineError(f"espeak: no audio for {_quote(text)} with voice '{selected}'")
         return EncodedAudio(data=_wav_bytes(pcm, sample_rate), format="wav")
