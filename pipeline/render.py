@@ -350,12 +350,12 @@ class _PeakMeter:
 def _mastering_gain_db(path: Path, wanted_db: float, headroom_db: float) -> float:
     """The static gain: the loudness target's, unless reaching it would crush the peaks.
 
-    A track that is mostly bed or silence with a little speech measures very quietly; the
-    gain that brings it to the target would push its speech far into the limiter. Such a
+    ``headroom_db`` is the most gain the limiter may absorb (MAX_LIMITING_DB off the loudest
+    peak). A track that is mostly bed or silence with a little speech measures very quietly;
+    the gain that brings it to the target would push its speech far into the limiter. Such a
     track stays below the target (with a warning) rather than being squashed.
     """
-    allowed_db = headroom_db
-    if wanted_db <= allowed_db:
+    if wanted_db <= headroom_db:
         return wanted_db
     log.warning(
         "%s: the loudness target needs %+.1f dB, but its peaks allow %+.1f dB without "
@@ -363,10 +363,10 @@ def _mastering_gain_db(path: Path, wanted_db: float, headroom_db: float) -> floa
         "over a long bed or silence?)",
         path,
         wanted_db,
-        allowed_db,
-        wanted_db - allowed_db,
+        headroom_db,
+        wanted_db - headroom_db,
     )
-    return allowed_db
+    return headroom_db
 
 
 def _excerpt(timeline: Timeline, options: RenderOptions) -> Timeline:
