@@ -12,6 +12,10 @@ A fresh instance looks for its voice's file under the lower-cased name; on a cas
 file system ``gmw/en-US`` is then missed and the library reads all 140 voice files to find
 it, 4 ms per sentence. Such voices are therefore read through a mirror of the data folder,
 made of links, where every voice file is also found under its lower-case name.
+
+Voices with breath noise (variants such as ``+Reed`` or ``+caleb``) draw it from the C
+library's ``rand()``, whose one state the whole process shares: they speak one at a time,
+right after seeding it.
 """
 
 from __future__ import annotations
@@ -112,12 +116,20 @@ _local = threading.local()
 """Per thread: the samples the synth callback collects (synthesis runs in the caller's thread)."""
 
 
+_noise_lock = threading.Lock()
+"""Held while a voice with breath noise speaks: the noise comes from the C library's rand()."""
+
+NOISE_SEED = 1
+"""Seed of the C library's rand() before a voice with breath noise speaks."""
+
+
 def _reset_after_fork() -> None:
     """In a forked child: an empty pool of its own (the parent's copies may be in use by
-    threads that do not exist here).
+    threads that do not exist here), and a free noise lock.
     """
-    global _pool, _copies, _free
+    global _pool, _copies, _free, _noise_lock
     _pool, _copies, _free = threading.Condition(), [], []
+    _noise_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -450,6 +462,41 @@ def _wheel_version() -> str:
         return "unknown"
 
 
+@functools.lru_cache(maxsize=64)
+def _breathes(identifier: str) -> bool:
+    """Whether a resolved voice (``gmw/en-US+Reed``) adds breath noise to its speech.
+
+    libespeak-ng draws that noise from the C library's ``rand()``, one state shared by the
+    whole process, so such a voice is only deterministic when seeded and alone.
+    """
+    base, _, variant = identifier.partition("+")
+    data = _paths()[1]
+    files = [Path(data, "lang", *base.split("/"))]
+    if variant:
+        files.append(Path(data, "voices", "!v", variant))
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[:1] == ["breath"] and any(
+                field.isdigit() and int(field) > 0 for field in fields[1:]
+            ):
+                return True
+    return False
+
+
+@functools.cache
+def _seed_c_rand() -> Callable[[int], object] | None:
+    """The C library's ``srand``, or None where it cannot be reached."""
+    try:
+        return ctypes.CDLL(None).srand
+    except (OSError, TypeError, AttributeError):
+        return None
+
+
 def _wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
     """16-bit mono PCM as a WAV file."""
     buffer = io.BytesIO()
@@ -545,8 +592,14 @@ class EspeakEngine(Engine):
         return sorted({code.lower() for v in _catalog().voices for code, _ in v.languages})
 
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
-        """The resolved voice and native speed; the ``rate`` factor is applied by conditioning."""
-        return {"voice": self._voice_for(voice), "wpm": str(SPEAKING_RATE_WPM)}
+        """The resolved voice and native speed (the ``rate`` factor is applied by
+        conditioning), and the noise seed of a voice with breath noise.
+        """
+        selected = self._voice_for(voice)
+        settings = {"voice": selected, "wpm": str(SPEAKING_RATE_WPM)}
+        if _breathes(selected):
+            settings["noise_seed"] = str(NOISE_SEED)
+        return settings
 
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one prepared sentence; WAV bytes, 16-bit mono at 22050 Hz."""
@@ -572,16 +625,25 @@ class EspeakEngine(Engine):
 
             return speak
 
-        data, name = _voice_in_mirror(selected)
-        try:
-            pcm, sample_rate = _isolated(speak_as(name), data)
-        except EngineError:
-            real = _paths()[1]
-            if data == real:
-                raise
-            # the mirror went away under us (a temporary-folder cleaner?): the slow way
-            _data_mirror.cache_clear()
-            pcm, sample_rate = _isolated(speak_as(selected), real)
+        def speak_once() -> tuple[bytes, int]:
+            data, name = _voice_in_mirror(selected)
+            try:
+                return _isolated(speak_as(name), data)
+            except EngineError:
+                if data == _paths()[1]:
+                    raise
+                # the mirror went away under us (a temporary-folder cleaner?): the slow way
+                _data_mirror.cache_clear()
+                return _isolated(speak_as(selected), _paths()[1])
+
+        if _breathes(selected):
+            with _noise_lock:
+                seed = _seed_c_rand()
+                if seed is not None:
+                    seed(NOISE_SEED)
+                pcm, sample_rate = speak_once()
+        else:
+            pcm, sample_rate = speak_once()
         if not pcm:
             raise EngineError(f"espeak: no audio for {_quote(text)} with voice '{selected}'")
         return EncodedAudio(data=_wav_bytes(pcm, sample_rate), format="wav")
