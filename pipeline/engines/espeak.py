@@ -13,9 +13,10 @@ file system ``gmw/en-US`` is then missed and the library reads all 140 voice fil
 it, 4 ms per sentence. Such voices are therefore read through a mirror of the data folder,
 made of links, where every voice file is also found under its lower-case name.
 
-Voices with breath noise (variants such as ``+Reed`` or ``+caleb``) draw it from the C
-library's ``rand()``, whose one state the whole process shares: they speak one at a time,
-right after seeding it.
+Breath noise is random: libespeak-ng seeds its own generator from the clock (we seed it
+with NOISE_SEED before every sentence), and its Klatt voices (``+Reed``, ``+caleb``...) draw
+from the C library's ``rand()``, whose one state the whole process shares: voices with
+breath noise speak one at a time, right after seeding that too.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ _noise_lock = threading.Lock()
 """Held while a voice with breath noise speaks: the noise comes from the C library's rand()."""
 
 NOISE_SEED = 1
-"""Seed of the C library's rand() before a voice with breath noise speaks."""
+"""Seed of libespeak-ng's noise generator, and of the C library's rand() before a voice with
+breath noise speaks."""
 
 
 def _reset_after_fork() -> None:
@@ -251,6 +253,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_Info.restype = ctypes.c_char_p
     lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_VoiceStruct))
+    if hasattr(lib, "espeak_ng_SetRandSeed"):
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_ng_SetRandSeed.restype = None
 
 
 def _voice_in_mirror(identifier: str) -> tuple[str, str]:
@@ -613,6 +618,8 @@ class EspeakEngine(Engine):
                     if lib.espeak_SetVoiceByName(name.encode("utf-8")) != 0:
                         raise EngineError(f"espeak: cannot select voice '{selected}'")
                     lib.espeak_SetParameter(_RATE, SPEAKING_RATE_WPM, 0)
+                    if hasattr(lib, "espeak_ng_SetRandSeed"):  # else seeded from the clock
+                        lib.espeak_ng_SetRandSeed(NOISE_SEED)
                     status = lib.espeak_Synth(
                         encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
                     )
