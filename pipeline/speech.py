@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -234,8 +233,6 @@ def synthesize_missing(
             progress(finished, total_missing, job.request.text)
 
     ordered = list(pending.values())
-    if ordered:
-        _import_conditioning()
     if jobs <= 1 or len(ordered) <= 1:
         for index, job in enumerate(ordered):
             run(index, job)
@@ -270,16 +267,6 @@ def _engine_for(request: SpeechRequest, retry: RetrySettings | None) -> Engine:
         return get_engine(request.voice.engine, retry)
     except EngineError as error:
         raise _failure(request, error) from None
-
-
-def _import_conditioning() -> None:
-    """Import what conditioning needs (numpy, mostly) before the workers start.
-
-    Imported by the first worker to condition a clip instead, it holds the GIL for 0.1 s
-    while the other workers wait for it at every call into their engine.
-    """
-    with contextlib.suppress(ImportError):  # reported where conditioning really imports it
-        import numpy  # noqa: F401
 
 
 def _condition(audio: EncodedAudio, rate: float, sample_rate: int) -> npt.NDArray[np.float32]:

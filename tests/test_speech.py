@@ -146,22 +146,6 @@ def test_second_run_calls_no_engine(engine: ToneEngine, tmp_path: Path) -> None:
     )
 
 
-def test_conditioning_is_imported_before_the_workers_only_when_something_is_missing(
-    engine: ToneEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from pipeline import speech
-
-    imports: list[str] = []
-    monkeypatch.setattr(
-        speech, "_import_conditioning", lambda: imports.append(threading.current_thread().name)
-    )
-    cache = SpeechCache(tmp_path)
-    _speak(cache, _requests(SCRIPT))
-    assert imports == [threading.current_thread().name]
-    _speak(cache, _requests(SCRIPT))  # all cached: no engine, nothing to condition
-    assert len(imports) == 1
-
-
 def test_editing_one_sentence_synthesizes_exactly_one(engine: ToneEngine, tmp_path: Path) -> None:
     cache = SpeechCache(tmp_path)
     _speak(cache, _requests(SCRIPT))
