@@ -4,7 +4,9 @@ One file per key, ``<root>/<key[:2]>/<key>.s16``: a 24-byte header (magic, forma
 channels, sample rate, CRC-32 of the samples, frame count) and then mono 16-bit little-endian
 PCM. The header gives a clip's length without reading it; the CRC catches a corrupt entry,
 which is then deleted and treated as a miss. Entries are written to a temporary file in the
-same folder, fsynced and renamed into place, so a reader never sees a partial entry.
+same folder and renamed into place, so a reader never sees a partial entry. They are not
+fsynced: one that a power cut leaves incomplete fails its size or checksum test and is
+synthesized again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import os
 import re
 import struct
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from pipeline.fileio import atomic_writer
 from pipeline.settings import VoiceSettings
 
 if TYPE_CHECKING:
@@ -182,9 +184,9 @@ class SpeechCache:
         header = HEADER.pack(
             MAGIC, FORMAT_VERSION, 1, sample_rate, zlib.crc32(payload), len(payload) // 2
         )
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, header + payload)
+        with atomic_writer(self.path(key), durable=False) as stream:
+            stream.write(header)
+            stream.write(payload)
 
     def __contains__(self, key: object) -> bool:
         """Whether an entry file exists (not verified, not counted)."""
@@ -202,9 +204,8 @@ class SpeechCache:
             "last_run": {"hits": stats.hits, "misses": stats.misses},
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        self.root.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(record, indent=2) + "\n"
-        _write_atomically(self.root / STATS_FILE, text.encode("utf-8"), sync=False)
+        with atomic_writer(self.root / STATS_FILE, durable=False) as stream:
+            stream.write(json.dumps(record, indent=2).encode("utf-8") + b"\n")
 
     def keys(self) -> Iterator[str]:
         """Keys of every entry present."""
@@ -300,20 +301,3 @@ def _unlink(path: Path) -> bool:
         log.warning("speech cache: cannot delete %s: %s", path, error)
         return False
     return True
-
-
-def _write_atomically(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Write to a temporary file beside ``path``, fsync it, rename it into place."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            if sync:
-                os.fsync(stream.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise

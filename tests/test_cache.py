@@ -156,10 +156,10 @@ def test_interrupted_write_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.M
     cache = SpeechCache(tmp_path)
     key = "34" + "5" * 62
 
-    def killed(fd: int) -> None:
+    def killed(source: str, target: str) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(os, "fsync", killed)
+    monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         cache.put(key, _tone(0.2), RATE)
     monkeypatch.undo()
@@ -253,3 +253,17 @@ def test_info_counts_entries_bytes_and_last_run(tmp_path: Path) -> None:
 def test_bad_key_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SpeechCache(tmp_path).get("../../etc/passwd")
+
+
+def test_entries_are_not_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their size and checksum catch what a power cut leaves; fsync would cost a disk flush each."""
+
+    def forbidden(fd: int) -> None:
+        raise AssertionError("fsync called")
+
+    monkeypatch.setattr(os, "fsync", forbidden)
+    cache = SpeechCache(tmp_path)
+    key = "9a" + "b" * 62
+    cache.put(key, _tone(0.2), RATE)
+    cache.record_run()
+    assert cache.verify(key)

@@ -1,0 +1,76 @@
+"""Atomic writes: durable by default, fsync skipped on request, the umask read unchanged."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import fileio
+from pipeline.fileio import atomic_writer
+
+
+def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = os.fsync
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    return calls
+
+
+def test_a_write_is_fsynced_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_fsyncs(monkeypatch)
+    with atomic_writer(tmp_path / "a" / "x.bin") as stream:
+        stream.write(b"abc")
+    assert (tmp_path / "a" / "x.bin").read_bytes() == b"abc"
+    assert len(calls) == 1
+
+
+def test_a_write_that_need_not_last_is_not_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_fsyncs(monkeypatch)
+    with atomic_writer(tmp_path / "x.bin", durable=False) as stream:
+        stream.write(b"abc")
+    assert (tmp_path / "x.bin").read_bytes() == b"abc"
+    assert calls == []
+
+
+def test_a_failed_block_leaves_neither_file_nor_temporary(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), atomic_writer(tmp_path / "x.bin") as stream:
+        stream.write(b"half")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no /proc")
+def test_the_umask_is_read_without_being_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    previous = os.umask(0o027)
+    try:
+
+        def forbidden(mask: int) -> int:
+            raise AssertionError("os.umask called: other threads would see the change")
+
+        monkeypatch.setattr(os, "umask", forbidden)
+        assert fileio._umask() == 0o027
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        with atomic_writer(tmp_path / "x.bin", durable=False) as stream:
+            stream.write(b"abc")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o640
