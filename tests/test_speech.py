@@ -316,3 +316,45 @@ def test_espeak_end_to_end(tmp_path: Path) -> None:
     for text in SCRIPT[:2]:
         length_s = lengths.speech(text, voice)
         assert length_s is not None and 0.8 < length_s < 4.0, (text, length_s)
+
+
+NUMPY_PROBE = r"""
+import json, sys
+from pathlib import Path
+from pipeline.cache import SpeechCache
+from pipeline.engines.espeak import EspeakEngine
+from pipeline.settings import VoiceSettings
+from pipeline.speech import synthesize_missing
+
+seen = []
+synthesize = EspeakEngine.synthesize
+
+def probe(self, text, voice):
+    seen.append("numpy" in sys.modules)
+    return synthesize(self, text, voice)
+
+EspeakEngine.synthesize = probe
+requests = [(text, VoiceSettings(), f"probe {n}") for n, text in enumerate(["One.", "Two."])]
+synthesize_missing(requests, SpeechCache(Path(sys.argv[1])), lexicon=(), sample_rate=22050, jobs=2)
+print(json.dumps({"at_synthesis": seen, "after": "numpy" in sys.modules}))
+"""
+
+
+def test_numpy_is_imported_before_synthesis_starts_and_only_when_needed(tmp_path: Path) -> None:
+    """Imported by a worker mid-batch it stalls all of them; with nothing to do, never."""
+    import json
+    import subprocess
+    import sys
+
+    def probe() -> Any:
+        done = subprocess.run(
+            [sys.executable, "-c", NUMPY_PROBE, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        return json.loads(done.stdout)
+
+    assert probe() == {"at_synthesis": [True, True], "after": True}
+    assert probe() == {"at_synthesis": [], "after": False}  # all cached
