@@ -16,16 +16,19 @@ _umask_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+def atomic_writer(
+    path: Path, *, durable: bool = True, mode: int | None = None
+) -> Iterator[BinaryIO]:
     """A binary file that appears under ``path`` only if the block completes.
 
     ``durable``: fsync it before the rename, so that it survives a power cut whole. Files
     checked when read (speech cache entries carry their size and checksum) can skip that.
+    ``mode``: its permissions; by default those ``open()`` would give (the umask applied).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; publish like open() would
+        os.chmod(temporary, 0o666 & ~_umask() if mode is None else mode)
         with os.fdopen(handle, "wb") as stream:
             yield stream
             if durable:

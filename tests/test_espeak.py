@@ -129,12 +129,110 @@ def mirror_temp(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> path
     """A temporary folder of our own for the data mirror, and no mirror remembered."""
     from pipeline.engines import espeak
 
+    espeak._catalog()  # known before: its stored voice list is not the mirror tests' business
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(espeak.tempfile, "tempdir", str(temp))
     espeak._data_mirror.cache_clear()
     yield temp
     espeak._data_mirror.cache_clear()
+
+
+@pytest.fixture
+def voices_temp(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> pathlib.Path:
+    """A temporary folder of our own for the stored voice list, and no catalog remembered."""
+    from pipeline.engines import espeak
+
+    monkeypatch.setattr(espeak.tempfile, "tempdir", str(tmp_path))
+    espeak._catalog.cache_clear()
+    yield tmp_path
+    espeak._catalog.cache_clear()
+
+
+def _library_listings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the catalog's readings of the voices from the library."""
+    from pipeline.engines import espeak
+
+    calls: list[int] = []
+    real = espeak._list_voices
+
+    def counted(lib: object) -> object:
+        calls.append(1)
+        return real(lib)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(espeak, "_list_voices", counted)
+    return calls
+
+
+def test_the_voice_list_is_read_from_the_library_once(
+    voices_temp: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.engines import espeak
+
+    listings = _library_listings(monkeypatch)
+    first = espeak._catalog()
+    [stored] = voices_temp.iterdir()
+    assert stored.stat().st_mode & 0o777 == 0o600
+    espeak._catalog.cache_clear()  # as in the next process
+    assert espeak._catalog() == first
+    assert len(listings) == 1
+    assert resolve_voice("en-gb") == "gmw/en"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong shape", "writable by others"])
+def test_a_damaged_or_foreign_voice_list_is_read_again(
+    voices_temp: pathlib.Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    from pipeline.engines import espeak
+
+    first = espeak._catalog()
+    [stored] = voices_temp.iterdir()
+    if damage == "garbage":
+        stored.write_bytes(b"\x00{not json")
+    elif damage == "wrong shape":
+        stored.write_text('{"library_version": "1", "voices": [["x"]]}')
+    else:
+        stored.write_text('{"library_version": "planted", "voices": []}')
+        stored.chmod(0o666)
+    listings = _library_listings(monkeypatch)
+    espeak._catalog.cache_clear()
+    assert espeak._catalog() == first
+    assert len(listings) == 1
+    assert stored.stat().st_mode & 0o777 == 0o600  # replaced by a good one
+    espeak._catalog.cache_clear()
+    assert espeak._catalog() == first and len(listings) == 1
+
+
+def test_another_installation_has_its_own_voice_list(
+    voices_temp: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.engines import espeak
+
+    library, data = espeak._paths()
+    copy = voices_temp / "copy" / pathlib.Path(library).name
+    copy.parent.mkdir()
+    shutil.copyfile(library, copy)
+    here = espeak._stored_voices_file()
+    monkeypatch.setattr(espeak, "_paths", lambda: (str(copy), data))
+    there = espeak._stored_voices_file()
+    assert here and there and here != there
+    os.utime(copy, ns=(0, 0))  # reinstalled in place
+    assert espeak._stored_voices_file() not in (here, there)
+
+
+def test_an_unwritable_temporary_folder_only_costs_time(
+    voices_temp: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.engines import espeak
+
+    blocker = voices_temp / "a file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(espeak.tempfile, "tempdir", str(blocker / "temp"))
+    listings = _library_listings(monkeypatch)
+    assert resolve_voice("en-us") == "gmw/en-US"
+    espeak._catalog.cache_clear()
+    assert resolve_voice("en-us") == "gmw/en-US"
+    assert len(listings) == 2
 
 
 @pytest.mark.parametrize("voice", ["en-us", "en-us+m3", "pt-br"])
@@ -214,7 +312,9 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])
-def test_processes_and_their_workers_share_one_mirror(method: str, tmp_path: pathlib.Path) -> None:
+def test_processes_and_their_workers_share_one_mirror_and_voice_list(
+    method: str, tmp_path: pathlib.Path
+) -> None:
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} here")
     script = tmp_path / "shared_mirror.py"
@@ -225,7 +325,9 @@ def test_processes_and_their_workers_share_one_mirror(method: str, tmp_path: pat
     env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(root)}
     for _ in range(2):
         subprocess.run([sys.executable, str(script), method], env=env, check=True, timeout=120)
-    assert [p.name.rsplit("-", 1)[0] for p in temp.iterdir()] == [f"meditate-espeak-{os.getuid()}"]
+    made = sorted(p.name.rsplit("-", 1)[0] for p in temp.iterdir())
+    uid = os.getuid()
+    assert made == [f"meditate-espeak-{uid}", f"meditate-espeak-voices-{uid}"]  # mirror, list
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])

@@ -74,3 +74,10 @@ def test_files_get_the_mode_open_would_give(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o640
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_a_private_file_gets_the_mode_asked_for(tmp_path: Path) -> None:
+    with atomic_writer(tmp_path / "x.bin", durable=False, mode=0o600) as stream:
+        stream.write(b"abc")
+    assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o600

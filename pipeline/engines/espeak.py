@@ -27,6 +27,7 @@ import difflib
 import functools
 import hashlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -436,15 +437,84 @@ class _Catalog:
 
 @functools.lru_cache(maxsize=1)
 def _catalog() -> _Catalog:
-    """Library version, voices and voice variants (``+f3``)."""
+    """Library version, voices and voice variants (``+f3``).
 
-    def read(lib: ctypes.CDLL, sample_rate: int) -> tuple[str, tuple[EspeakVoice, ...]]:
-        return (lib.espeak_Info(None) or b"?").decode("utf-8", "replace"), _list_voices(lib)
+    The voices are read from the library once per user and installation (listing them makes
+    it read all 140 voice files) and kept in a file of the temporary folder.
+    """
+    stored = _stored_voices_file()
+    found = _read_stored_voices(stored) if stored else None
+    if found is None:
 
-    version, voices = _isolated(read)
+        def read(lib: ctypes.CDLL, sample_rate: int) -> tuple[str, tuple[EspeakVoice, ...]]:
+            return (lib.espeak_Info(None) or b"?").decode("utf-8", "replace"), _list_voices(lib)
+
+        found = _isolated(read)
+        if stored:
+            _store_voices(stored, *found)
+    version, voices = found
     variants_dir = Path(_paths()[1]) / "voices" / "!v"
     variants = sorted(p.name for p in variants_dir.iterdir()) if variants_dir.is_dir() else []
     return _Catalog(version, voices, tuple(variants))
+
+
+STORED_VOICES_VERSION = "1"
+"""Part of the stored voice list's file name: change it when its content changes."""
+
+
+def _stored_voices_file() -> str | None:
+    """``<temp>/meditate-espeak-voices-<uid>-<digest>.json``, the digest naming the library and
+    data installed (paths, sizes, modification times); None without POSIX user ids.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    library, data = _paths()
+    identity = [STORED_VOICES_VERSION, library, data]
+    for path in (library, os.path.join(data, "lang"), os.path.join(data, "voices")):
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        identity += [str(status.st_size), str(status.st_mtime_ns)]
+    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"meditate-espeak-voices-{getuid()}-{digest}.json")
+
+
+def _read_stored_voices(path: str) -> tuple[str, tuple[EspeakVoice, ...]] | None:
+    """The library version and voices stored in ``path``, if it is ours, private and valid."""
+    try:
+        with open(path, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if status.st_uid != os.getuid() or status.st_mode & 0o022:
+                return None
+            stored = json.loads(handle.read())
+        voices = tuple(
+            EspeakVoice(
+                str(identifier),
+                str(name),
+                tuple((str(code), int(priority)) for code, priority in languages),
+            )
+            for identifier, name, languages in stored["voices"]
+        )
+        return str(stored["library_version"]), voices
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _store_voices(path: str, library_version: str, voices: tuple[EspeakVoice, ...]) -> None:
+    """Keep the voice list for the next process (atomically; a failure only costs time)."""
+    from pipeline.fileio import atomic_writer
+
+    record = {
+        "library_version": library_version,
+        "voices": [[voice.identifier, voice.name, voice.languages] for voice in voices],
+    }
+    try:
+        with atomic_writer(Path(path), durable=False, mode=0o600) as stream:
+            stream.write(json.dumps(record).encode())
+    except OSError as error:
+        log.debug("espeak: cannot store the voice list in %s: %s", path, error)
 
 
 @functools.cache
