@@ -1,15 +1,20 @@
 """espeak speed: a 200-word paragraph, sentence by sentence, synthesized and conditioned.
 
-Each run is a fresh ``python`` process doing what ``meditate speak`` does for the
-paragraph, from import to done: split it into sentences, then synthesize, condition and
-store each one in an empty speech cache (``synthesize_missing``, ``--jobs`` threads as
-``speak -j``). The parent times it and prints the real-time factor (audio seconds per wall
-second, target >= 200), plus the child's own breakdown, and, interleaved with the runs,
-how long the bare interpreter takes to start and exit: the machine's own share. An untimed
-first run lets Python cache the package's bytecode, as a user's first ``meditate`` run does
-(even where PYTHONDONTWRITEBYTECODE is set).
+Every run is a fresh ``python`` process, timed from outside, into an empty speech cache
+(removed by the parent afterwards):
 
-    python bench/bench_espeak.py [--runs 3] [--rate 1.0] [--sample-rate 44100] [--jobs 2]
+- ``meditate speak`` on the paragraph as a one-step script: the whole command (CLI, config,
+  validation, planning, then synthesis, conditioning and storage on ``-j`` threads);
+- the speech path alone, as ``speak`` runs it for the paragraph (``synthesize_missing``),
+  with its own breakdown;
+- ``python -c pass``: the machine's own share.
+
+The three alternate, since the machine drifts. Each prints its real-time factor (audio
+seconds per wall second; target >= 200). An untimed first round lets Python cache the
+package's bytecode, as a user's first ``meditate`` run does (even where
+PYTHONDONTWRITEBYTECODE is set).
+
+    python bench/bench_espeak.py [--runs 5] [--rate 1.0] [--sample-rate 44100] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 PARAGRAPH = (
     "Welcome to this short practice of rest and attention. "
@@ -70,14 +78,13 @@ gc.freeze()  # as meditate's main() does when its command is done
 
 def child_env() -> dict[str, str]:
     """The environment of every child: this checkout first on the path, bytecode cached."""
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
-def run_once(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
-    """One fresh process; its figures plus the wall time seen from outside."""
+def speech_path(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
+    """The speech path in a fresh process: its figures plus the wall time seen from outside."""
     with tempfile.TemporaryDirectory(prefix="bench-espeak-") as folder:
         start = time.perf_counter()
         result = subprocess.run(
@@ -102,6 +109,29 @@ def run_once(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
     return figures
 
 
+def speak_command(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
+    """``meditate speak`` on the paragraph as a script, in a fresh project; wall and audio."""
+    from pipeline.cache import SpeechCache
+
+    with tempfile.TemporaryDirectory(prefix="bench-espeak-cli-") as folder:
+        project = Path(folder)
+        (project / "meditate.yaml").write_text(f"sample_rate: {sample_rate}\n", encoding="utf-8")
+        script = {"title": "Paragraph", "voice": {"rate": rate}, "steps": [{"say": PARAGRAPH}]}
+        (project / "paragraph.yaml").write_text(json.dumps(script), encoding="utf-8")
+        command = [sys.executable, "-m", "pipeline", "speak", "paragraph.yaml", "-j", str(jobs)]
+        start = time.perf_counter()
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=child_env(), cwd=project, check=False
+        )
+        wall_s = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"meditate speak failed:\n{result.stderr}")
+        cache = SpeechCache(project / ".meditate-cache")
+        keys = list(cache.keys())
+        audio_s = sum(cache.length_s(key) or 0.0 for key in keys)
+    return {"sentences": float(len(keys)), "audio_s": audio_s, "wall_s": wall_s}
+
+
 def bare_interpreter_s() -> float:
     """Wall seconds of ``python -c pass`` with the same environment: the machine's floor."""
     start = time.perf_counter()
@@ -109,42 +139,52 @@ def bare_interpreter_s() -> float:
     return time.perf_counter() - start
 
 
+def factors(runs: list[dict[str, float]]) -> str:
+    """Best and median real-time factors of some runs."""
+    walls = sorted(run["wall_s"] for run in runs)
+    audio_s = runs[0]["audio_s"]
+    return (
+        f"best {audio_s / walls[0]:.0f}x ({walls[0]:.3f} s), "
+        f"median {audio_s / walls[len(walls) // 2]:.0f}x ({walls[len(walls) // 2]:.3f} s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--jobs", type=int, default=2, help="as `meditate speak -j` (default 2)")
     options = parser.parse_args()
-    words = len(PARAGRAPH.split())
+    setting = (options.rate, options.sample_rate, options.jobs)
     print(
-        f"paragraph: {words} words; rate {options.rate}; {options.sample_rate} Hz; "
-        f"-j {options.jobs}; fresh process"
+        f"paragraph: {len(PARAGRAPH.split())} words; rate {options.rate}; "
+        f"{options.sample_rate} Hz; -j {options.jobs}; fresh processes"
     )
-    run_once(options.rate, options.sample_rate, options.jobs)  # untimed: writes the bytecode
-    runs, bare = [], []
-    for _ in range(options.runs):  # interleaved with the bare interpreter: the machine drifts
-        runs.append(run_once(options.rate, options.sample_rate, options.jobs))
+    speak_command(*setting)  # untimed: writes the bytecode
+    speech_path(*setting)
+    commands, paths, bare = [], [], []
+    for _ in range(options.runs):
+        commands.append(speak_command(*setting))
+        paths.append(speech_path(*setting))
         bare.append(bare_interpreter_s())
-    for index, figures in enumerate(runs, 1):
+    for index, figures in enumerate(paths, 1):
         print(
-            f"  run {index}: {figures['sentences']:.0f} sentences, audio "
-            f"{figures['audio_s']:.1f} s, wall {figures['wall_s']:.3f} s -> "
-            f"{figures['audio_s'] / figures['wall_s']:.0f}x real time | imports "
-            f"{figures['import_s']:.3f} s, speech (synthesis, conditioning, cache) "
-            f"{figures['speech_s']:.3f} s, interpreter start+exit "
-            f"{figures['wall_s'] - figures['inside_s']:.3f} s"
+            f"  run {index}: speak {commands[index - 1]['wall_s']:.3f} s | speech path: "
+            f"{figures['sentences']:.0f} sentences, audio {figures['audio_s']:.1f} s, wall "
+            f"{figures['wall_s']:.3f} s (imports {figures['import_s']:.3f} s, synthesis, "
+            f"conditioning and cache {figures['speech_s']:.3f} s, interpreter start and exit "
+            f"{figures['wall_s'] - figures['inside_s']:.3f} s)"
         )
-    by_wall = sorted(runs, key=lambda f: f["wall_s"])
-    best, median = by_wall[0], by_wall[len(by_wall) // 2]
+    audio_s = paths[0]["audio_s"]
     print(
-        f"best: {best['audio_s'] / best['wall_s']:.0f}x real time, median "
-        f"{median['audio_s'] / median['wall_s']:.0f}x (target >= 200x); "
-        f"speech alone {best['audio_s'] / best['speech_s']:.0f}x at best"
+        f"`meditate speak` ({commands[0]['sentences']:.0f} clips, "
+        f"{commands[0]['audio_s']:.1f} s of audio): {factors(commands)}  (target >= 200x)"
     )
+    print(f"speech path alone ({audio_s:.1f} s of audio): {factors(paths)}")
     print(
         f"the machine, in the same runs: `python -c pass` takes {min(bare):.3f} s at best "
-        f"(median {sorted(bare)[len(bare) // 2]:.3f} s) of the {best['audio_s'] / 200:.3f} s "
+        f"(median {sorted(bare)[len(bare) // 2]:.3f} s) of the {audio_s / 200:.3f} s "
         "that 200x allows"
     )
 
