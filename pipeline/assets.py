@@ -8,16 +8,22 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import yaml
 
-from pipeline.errors import AudioError, ConfigError
+from pipeline.errors import AudioError, ConfigError, Place, Problem
 from pipeline.fileio import display_path
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import numpy.typing as npt
+
+    from pipeline.script.nodes import Reader
+
+T = TypeVar("T")
 
 CATALOG_FILE = "catalog.yaml"
 KINDS = ("bed", "one-shot")
@@ -66,35 +72,118 @@ def load_catalog(folder: Path) -> dict[str, Asset]:
     return dict(_read_catalog(catalog_path, stat.st_mtime_ns, stat.st_size))
 
 
+CATALOG_ENTRY_KEYS = ("kind", "file", "loop", "licence", "description", "level_db")
+LEVEL_DB_RANGE = (-60.0, 24.0)
+
+
 @functools.lru_cache(maxsize=16)
 def _read_catalog(catalog_path: Path, mtime_ns: int, size: int) -> dict[str, Asset]:
-    """The parsed catalog, memoized on the file's identity (a batch reads it once)."""
-    folder = catalog_path.parent
+    """The parsed catalog, memoized on the file's identity (a batch reads it once); every
+    problem is reported at once, each at its line and column.
+    """
+    from pipeline.script.load import LoadFailed, load_document
+    from pipeline.script.nodes import Reader, is_null
+
+    shown = display_path(catalog_path)
     try:
-        data = yaml.safe_load(catalog_path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise ConfigError(
-            f"{catalog_path}: error: cannot read the asset catalog: {error}"
-        ) from None
-    entries = data.get("assets") if isinstance(data, dict) else None
-    if not isinstance(entries, dict):
-        raise ConfigError(f"{catalog_path}: error: expected a mapping 'assets: {{name: entry}}'")
+        document = load_document(shown)
+    except LoadFailed as failure:
+        raise ConfigError(failure.problem.format()) from None
+    problems: list[Problem] = []
+    reader = Reader(shown, problems)
     catalog: dict[str, Asset] = {}
-    for name, entry in entries.items():
-        if not isinstance(entry, dict) or entry.get("kind") not in KINDS or "file" not in entry:
-            raise ConfigError(
-                f"{catalog_path}: error: assets.{name}: needs 'kind' (bed or one-shot) and 'file'"
-            )
-        catalog[str(name)] = Asset(
-            name=str(name),
-            kind=str(entry["kind"]),
-            file=(folder / str(entry["file"])).resolve(),
-            loop=bool(entry.get("loop", entry["kind"] == "bed")),
-            licence=str(entry.get("licence", "")),
-            description=str(entry.get("description", "")),
-            level_db=float(entry.get("level_db", 0.0)),
+    root = document.root
+    if root is None or is_null(root):
+        reader.problems.append(
+            Problem(Place(shown, 1, 1), "expected a mapping 'assets: {name: entry}'")
         )
+    else:
+        top = reader.mapping(root, "", ("assets",)) or {}
+        if "assets" not in top and not problems:
+            reader.error(root, "", "expected a mapping 'assets: {name: entry}'")
+        elif "assets" in top:
+            _read_entries(reader, top["assets"][1], catalog_path.parent, catalog)
+    if problems:
+        raise ConfigError("\n".join(problem.format() for problem in problems))
     return catalog
+
+
+def _read_entries(reader: Reader, node: yaml.Node, folder: Path, catalog: dict[str, Asset]) -> None:
+    """Every ``name: entry`` of the ``assets`` mapping into ``catalog``."""
+    from pipeline.script.nodes import scalar
+
+    if not isinstance(node, yaml.MappingNode):
+        reader.error(node, "assets", "expected a mapping of asset names to entries")
+        return
+    seen: set[str] = set()
+    for name_node, entry_node in node.value:
+        name = str(scalar(name_node)) if isinstance(name_node, yaml.ScalarNode) else ""
+        key_path = f"assets.{name}"
+        if not name.strip():
+            reader.error(name_node, "assets", "an asset needs a name")
+            continue
+        if name in seen:
+            reader.error(name_node, key_path, "duplicate asset name (the first one is kept)")
+            continue
+        seen.add(name)
+        asset = _read_entry(reader, name, entry_node, key_path, folder)
+        if asset is not None:
+            catalog[name] = asset
+
+
+def _read_entry(
+    reader: Reader, name: str, node: yaml.Node, key_path: str, folder: Path
+) -> Asset | None:
+    """One catalog entry, or None (reported) when it is incomplete or wrong."""
+    entries = reader.mapping(node, key_path, CATALOG_ENTRY_KEYS)
+    if entries is None:
+        return None
+    missing = [key for key in ("kind", "file") if key not in entries]
+    if missing:
+        reader.error(node, key_path, f"needs {' and '.join(repr(key) for key in missing)}")
+        return None
+
+    def value(key: str, parse: Callable[[object], T], default: T) -> T | None:
+        if key not in entries:
+            return default
+        return reader.convert(entries[key][1], f"{key_path}.{key}", parse)
+
+    kind = reader.text(entries["kind"][1], f"{key_path}.kind")
+    if kind is not None and kind not in KINDS:
+        reader.error(entries["kind"][1], f"{key_path}.kind", f"expected one of: {', '.join(KINDS)}")
+        kind = None
+    file = reader.text(entries["file"][1], f"{key_path}.file")
+    loop = value("loop", _boolean, kind == "bed")
+    licence = value("licence", str, "")
+    description = value("description", str, "")
+    level = value("level_db", _number, 0.0)
+    if level is not None and "level_db" in entries:
+        level = reader.in_range(
+            entries["level_db"][1], f"{key_path}.level_db", level, *LEVEL_DB_RANGE, "level_db"
+        )
+    if None in (kind, file, loop, licence, description, level):
+        return None
+    return Asset(
+        name=name,
+        kind=str(kind),
+        file=(folder / str(file)).resolve(),
+        loop=bool(loop),
+        licence=str(licence),
+        description=str(description),
+        level_db=float(level or 0.0),
+    )
+
+
+def _boolean(raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise ValueError("expected true or false")
+    return raw
+
+
+def _number(raw: object) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError("expected a number (decibels)")
+    return float(raw)
 
 
 def project_catalog(project_assets_dir: Path | None) -> dict[str, Asset]:

@@ -84,6 +84,55 @@ def test_project_catalog_overrides_and_extends(tmp_path: Path) -> None:
     assert merged["ocean"].file.parent == builtin_assets_dir()
 
 
+def _catalog_errors(folder: Path, text: str) -> str:
+    (folder / "catalog.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        project_catalog(folder)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "assets:\n  bell: {kind: one-shot, file: bell.ogg, levl_db: 3}\n",
+            r"catalog.yaml:2:42: error: assets.bell.levl_db: unknown key 'levl_db'; "
+            r"did you mean 'level_db'\?",
+        ),
+        ("assets:\n  bell:\n    kind: gong\n    file: b.ogg\n", r":3:11: .*one of: bed, one-shot"),
+        ("assets:\n  bell: {kind: bed}\n", r":2:9: error: assets.bell: needs 'file'"),
+        ("assets:\n  bell: {kind: bed, file: b.ogg, loop: often}\n", r":2:40: .*true or false"),
+        ("assets:\n  bell: {kind: bed, file: b.ogg, level_db: 99}\n", r":2:44: .*between -60"),
+        (
+            "assets:\n  bell: {kind: bed, file: [b.ogg]}\n",
+            r":2:27: error: assets.bell.file: expected text",
+        ),
+        ("assets:\n  bell: {kind: bed\n", r"catalog.yaml:3:1: error: invalid YAML"),
+        ("beds: {}\n", r":1:1: error: beds: unknown key 'beds'; expected one of: assets$"),
+        ("", r":1:1: error: expected a mapping 'assets"),
+        ("assets: [rain]\n", r":1:9: error: assets: expected a mapping of asset names"),
+    ],
+)
+def test_a_bad_project_catalog_is_an_error_at_its_place(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert re.search(expected, _catalog_errors(tmp_path, text)), _catalog_errors(tmp_path, text)
+
+
+def test_every_problem_of_a_catalog_is_reported_at_once(tmp_path: Path) -> None:
+    message = _catalog_errors(
+        tmp_path,
+        "assets:\n  a: {kind: bed, file: a.ogg, loop: 3}\n  b: {kind: drum, file: b.ogg}\n"
+        "  a: {kind: bed, file: c.ogg}\n",
+    )
+    assert [line.split(": error: ")[0].rsplit(":", 2)[1:] for line in message.splitlines()] == [
+        ["2", "37"],
+        ["3", "13"],
+        ["4", "3"],
+    ]
+    assert "duplicate asset name" in message
+
+
 @pytest.mark.parametrize("name", SPEC_BEDS + SPEC_ONE_SHOTS)
 def test_each_file_decodes_with_its_length(catalog: dict[str, Asset], name: str) -> None:
     asset = catalog[name]

@@ -160,6 +160,23 @@ def test_assets_lists_the_catalog_and_project_overrides(
     assert result.exit_code == 1
 
 
+@pytest.mark.parametrize("command", [["validate", "s.yaml"], ["render", "s.yaml"], ["assets"]])
+def test_a_bad_project_catalog_is_reported_at_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("assets: sounds\n")
+    (tmp_path / "sounds").mkdir()
+    (tmp_path / "sounds" / "catalog.yaml").write_text(
+        "assets:\n  bell: {kind: one-shot, file: bell.ogg, levl_db: 3}\n"
+    )
+    (tmp_path / "s.yaml").write_text("title: S\nsteps:\n  - say: One.\n  - sound: bowl\n")
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1
+    assert "sounds/catalog.yaml:2:42: error: assets.bell.levl_db: unknown key" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "dist").exists()
+
+
 def test_config_flag_picks_another_project_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
