@@ -155,7 +155,8 @@ def _read_entry(
 
     kind = reader.text(entries["kind"][1], f"{key_path}.kind")
     if kind is not None and kind not in KINDS:
-        reader.error(entries["kind"][1], f"{key_path}.kind", f"expected one of: {', '.join(KINDS)}")
+        message = f"unknown kind {kind!r}; expected one of: {', '.join(KINDS)}"
+        reader.error(entries["kind"][1], f"{key_path}.kind", message)
         kind = None
     file = reader.text(entries["file"][1], f"{key_path}.file")
     loop = value("loop", _boolean, kind == "bed")

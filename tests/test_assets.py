@@ -99,7 +99,10 @@ def _catalog_errors(folder: Path, text: str) -> str:
             r"catalog.yaml:2:42: error: assets.bell.levl_db: unknown key 'levl_db'; "
             r"did you mean 'level_db'\?",
         ),
-        ("assets:\n  bell:\n    kind: gong\n    file: b.ogg\n", r":3:11: .*one of: bed, one-shot"),
+        (
+            "assets:\n  bell:\n    kind: gong\n    file: b.ogg\n",
+            r":3:11: error: assets.bell.kind: unknown kind 'gong'; expected one of: bed, one-shot",
+        ),
         ("assets:\n  bell: {kind: bed}\n", r":2:9: error: assets.bell: needs 'file'"),
         ("assets:\n  bell: {kind: bed, file: b.ogg, loop: often}\n", r":2:40: .*true or false"),
         ("assets:\n  bell: {kind: bed, file: b.ogg, level_db: 99}\n", r":2:44: .*between -60"),
