@@ -7,9 +7,11 @@ Every run is a fresh ``python`` process, timed from outside, into an empty speec
   validation, planning, then synthesis, conditioning and storage on ``-j`` threads);
 - the speech path alone, as ``speak`` runs it for the paragraph (``synthesize_missing``),
   with its own breakdown;
-- ``python -c pass``: the machine's own share.
+- ``python -c pass``: the machine's own share;
+- a fixed pure-Python loop, once alone and twice at once: how free the second core is
+  (1.0 free, up to 2.0 when the host gives it to someone else; it varies by the minute).
 
-The three alternate, since the machine drifts. Each prints its real-time factor (audio
+They alternate, since the machine drifts. Each prints its real-time factor (audio
 seconds per wall second; target >= 200). An untimed first round lets Python cache the
 package's bytecode, as a user's first ``meditate`` run does (even where
 PYTHONDONTWRITEBYTECODE is set).
@@ -139,6 +141,26 @@ def bare_interpreter_s() -> float:
     return time.perf_counter() - start
 
 
+SPIN = (
+    "import time\nstart = time.perf_counter()\ntotal = 0\n"
+    "for number in range(2_000_000):\n    total += number\nprint(time.perf_counter() - start)"
+)
+
+
+def spin_s(count: int) -> float:
+    """The slowest of ``count`` fixed loops started at once, each in its own process."""
+    processes = [
+        subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    return max(float(process.communicate()[0]) for process in processes)
+
+
+def second_core_factor() -> float:
+    """How much slower two fixed loops run side by side than one alone."""
+    return spin_s(2) / spin_s(1)
+
+
 def factors(runs: list[dict[str, float]]) -> str:
     """Best and median real-time factors of some runs."""
     walls = sorted(run["wall_s"] for run in runs)
@@ -163,14 +185,16 @@ def main() -> None:
     )
     speak_command(*setting)  # untimed: writes the bytecode
     speech_path(*setting)
-    commands, paths, bare = [], [], []
+    commands, paths, bare, second_core = [], [], [], []
     for _ in range(options.runs):
+        second_core.append(second_core_factor())
         commands.append(speak_command(*setting))
         paths.append(speech_path(*setting))
         bare.append(bare_interpreter_s())
     for index, figures in enumerate(paths, 1):
         print(
-            f"  run {index}: speak {commands[index - 1]['wall_s']:.3f} s | speech path: "
+            f"  run {index}: second core x{second_core[index - 1]:.2f} | "
+            f"speak {commands[index - 1]['wall_s']:.3f} s | speech path: "
             f"{figures['sentences']:.0f} sentences, audio {figures['audio_s']:.1f} s, wall "
             f"{figures['wall_s']:.3f} s (imports {figures['import_s']:.3f} s, synthesis, "
             f"conditioning and cache {figures['speech_s']:.3f} s, interpreter start and exit "
@@ -185,7 +209,8 @@ def main() -> None:
     print(
         f"the machine, in the same runs: `python -c pass` takes {min(bare):.3f} s at best "
         f"(median {sorted(bare)[len(bare) // 2]:.3f} s) of the {audio_s / 200:.3f} s "
-        "that 200x allows"
+        f"that 200x allows; two loops side by side run x{sorted(second_core)[0]:.2f} to "
+        f"x{sorted(second_core)[-1]:.2f} slower than one"
     )
 
 
