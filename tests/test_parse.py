@@ -18,7 +18,7 @@ from pipeline.script.model import (
     SoundStep,
     Voice,
 )
-from pipeline.script.parse import is_partial, parse_script
+from pipeline.script.parse import is_partial, parse_script, read_script
 
 
 def parse(tmp_path: Path, text: str, name: str = "s.yaml") -> tuple[Script | None, list[Problem]]:
@@ -232,3 +232,14 @@ def test_bad_flexible_pause_and_folder_include_are_named(tmp_path: Path) -> None
         "4:14 steps[1].include: 'sub' is a folder, not a file",
         "5:14 steps[2].include: 'gone.yaml' does not exist",
     ]
+
+
+def test_a_script_with_errors_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
+    text = "title: T\npauses: {sentence: -3s}\nsteps:\n  - sound: bowel\n  - pause: ten\n"
+    script, problems = parse(tmp_path, text)
+    assert script is None and len(problems) == 2
+    draft_problems: list[Problem] = []
+    draft = read_script(tmp_path / "s.yaml", tmp_path, draft_problems)
+    assert draft is not None and messages(draft_problems) == messages(problems)
+    assert [type(step).__name__ for step in draft.steps] == ["SoundStep"]  # the bad pause is out
+    assert draft.title == "T" and draft.pauses.sentence_s is None

@@ -72,6 +72,15 @@ def is_partial(path: Path) -> bool:
 
 def parse_script(path: Path, root: Path, problems: list[Problem]) -> Script | None:
     """Load and read one script; problems are appended, None if it cannot be used."""
+    errors_before = _error_count(problems)
+    script = read_script(path, root, problems)
+    return script if _error_count(problems) == errors_before else None
+
+
+def read_script(path: Path, root: Path, problems: list[Problem]) -> Script | None:
+    """The script as far as it can be read, problems appended: a value in error is left out
+    (a step) or at its default. None when the file is not a YAML mapping at all.
+    """
     shown = display_path(path)
     try:
         document = load_document(shown)
@@ -109,7 +118,6 @@ class _ScriptParser:
                 Problem(Place(path, 1, 1), "the file is empty; a script needs 'title' and 'steps'")
             )
             return None
-        errors_before = _error_count(self.problems)
         entries = self.reader.mapping(node, "", SCRIPT_KEYS)
         if entries is None:
             return None
@@ -157,7 +165,7 @@ class _ScriptParser:
             steps=tuple(steps),
             includes=tuple(self.includes),
         )
-        return script if _error_count(self.problems) == errors_before else None
+        return script
 
     def partial_steps(self) -> list[Step]:
         """The steps of this document read as a partial."""

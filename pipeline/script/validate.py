@@ -13,7 +13,7 @@ from pipeline.config import Project, resolve
 from pipeline.errors import ConfigError, EngineError, PipelineError, Place, Problem, ScriptError
 from pipeline.fileio import display_path
 from pipeline.script.model import BreatheStep, SayStep, Script, SectionStep, SoundStep
-from pipeline.script.parse import is_partial, parse_partial, parse_script
+from pipeline.script.parse import is_partial, parse_partial, read_script
 from pipeline.settings import Settings, VoiceSettings
 from pipeline.timeline import Timeline
 
@@ -175,8 +175,11 @@ def validate_file(
     if is_partial(path):
         parse_partial(path, root, problems)
         return None
-    script = parse_script(path, root, problems)
+    script = read_script(path, root, problems)
     if script is None:
+        return None
+    if len([p for p in problems if p.severity == "error"]) > before:
+        _check_draft(script, project, root, problems, environ, flags)
         return None
     settings = resolve(project, script, environ, flags)
     _check_script(script, settings, root, problems)
@@ -185,8 +188,35 @@ def validate_file(
     return Checked(script, settings)
 
 
+def _check_draft(
+    script: Script,
+    project: Project,
+    root: Path,
+    problems: list[Problem],
+    environ: dict[str, object] | None,
+    flags: dict[str, object] | None,
+) -> None:
+    """The asset checks of a script with errors elsewhere, so that one run reports them too.
+
+    (Planning and voices need a script without errors.)
+    """
+    try:
+        settings = resolve(project, script, environ, flags)
+    except PipelineError:
+        return
+    _check_assets(script, settings, root, problems)
+
+
 def _check_script(script: Script, settings: Settings, root: Path, problems: list[Problem]) -> None:
     errors_before = len(problems)
+    _check_assets(script, settings, root, problems)
+    _check_sections(script, problems)
+    if not any(p.severity == "error" for p in problems[errors_before:]):
+        _check_plan(script, settings, problems)
+
+
+def _check_assets(script: Script, settings: Settings, root: Path, problems: list[Problem]) -> None:
+    """The bed and every sound resolve to assets of the right kind."""
     catalog = project_catalog(settings.assets_dir)
     script_dir = script.path.resolve().parent
     if settings.background is not None:
@@ -210,9 +240,6 @@ def _check_script(script: Script, settings: Settings, root: Path, problems: list
             _asset(
                 step.asset, catalog, step.place.path.resolve().parent, root, step.place, problems
             )
-    _check_sections(script, problems)
-    if not any(p.severity == "error" for p in problems[errors_before:]):
-        _check_plan(script, settings, problems)
 
 
 def _asset(
