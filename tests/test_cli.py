@@ -177,6 +177,23 @@ def test_validate_reports_asset_errors_beside_other_errors_in_one_run(
     assert "4 error(s)" in result.output
 
 
+def test_validate_reports_voice_errors_beside_other_errors_in_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "title: S\npauses: {sentence: -3s}\nvoice: {name: en-uss}\nsteps:\n  - say: Hello.\n"
+        "  - say: {text: Hi., voice: {name: fr-xx}}\n  - pause: ten\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", "s.yaml"])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    located = [line.split(": error: ")[0] for line in lines if ": error: " in line]
+    assert located == ["s.yaml:2:20", "s.yaml:3:8", "s.yaml:6:10", "s.yaml:7:12"]
+    assert "unknown voice or language 'en-uss'" in result.output
+    assert "unknown voice or language 'fr-xx'" in result.output
+
+
 @pytest.mark.parametrize("command", [["validate", "s.yaml"], ["render", "s.yaml"], ["assets"]])
 def test_a_bad_project_catalog_is_reported_at_its_place(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]

@@ -196,15 +196,24 @@ def _check_draft(
     environ: dict[str, object] | None,
     flags: dict[str, object] | None,
 ) -> None:
-    """The asset checks of a script with errors elsewhere, so that one run reports them too.
-
-    (Planning and voices need a script without errors.)
+    """The assets and voices of a script with errors elsewhere, so that one run reports them
+    too. Its voices are checked when it can be planned (a plan of the steps that were read).
     """
+    from pipeline.timeline import plan
+
     try:
         settings = resolve(project, script, environ, flags)
     except PipelineError:
         return
+    errors_before = len(problems)
     _check_assets(script, settings, root, problems)
+    if len(problems) > errors_before:
+        return
+    try:
+        timeline = plan(script, settings, EstimatedLengths(script, settings))
+    except PipelineError:
+        return  # what its errors left out may be what the plan misses
+    _check_voices(script, timeline, settings, problems)
 
 
 def _check_script(script: Script, settings: Settings, root: Path, problems: list[Problem]) -> None:
