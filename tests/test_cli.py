@@ -269,3 +269,17 @@ def test_the_console_entry_point_skips_the_collection_at_exit(
         cli_module.main()
     assert exit_info.value.code == 0
     assert frozen == [True]
+
+
+def test_a_draft_with_a_silent_bed_still_has_its_voices_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "title: S\nvoice: {name: en-uss}\nbackground: {asset: rain, fade_out: 0s}\n"
+        "steps:\n  - say: Hello.\n  - pause: ten\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", "s.yaml"])
+    assert "warning: background.fade_out: the bed stops abruptly" in result.output
+    assert "unknown voice or language 'en-uss'" in result.output
+    assert "2 error(s), 1 warning(s)" in result.output

@@ -207,7 +207,7 @@ def _check_draft(
         return
     errors_before = len(problems)
     _check_assets(script, settings, root, problems)
-    if len(problems) > errors_before:
+    if any(problem.severity == "error" for problem in problems[errors_before:]):
         return
     try:
         timeline = plan(script, settings, EstimatedLengths(script, settings))
