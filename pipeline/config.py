@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, Problem, UsageError
+from pipeline.errors import ConfigError, Place, Problem, UsageError
 from pipeline.script.load import LoadFailed, load_document
 from pipeline.script.model import Script, Voice
 from pipeline.script.nodes import Reader, is_null, items
@@ -239,6 +239,8 @@ class Project:
     """The config file, if any."""
     layer: Layer = field(default_factory=dict)
     """Settings from the config file."""
+    places: dict[str, Place] = field(default_factory=dict, compare=False)
+    """Where in the config file each of those settings is (flat key -> place)."""
 
 
 def find_config(start: Path) -> Path | None:
@@ -260,11 +262,14 @@ def load_project(config: Path | None = None, start: Path | None = None) -> Proje
         raise ConfigError(f"{config}: error: no such config file")
     if config is None:
         return Project(Path.cwd().resolve(), None, {})
-    return Project(config.resolve().parent, config, read_config(config))
+    places: dict[str, Place] = {}
+    return Project(config.resolve().parent, config, read_config(config, places), places)
 
 
-def read_config(path: Path) -> Layer:
-    """Read ``meditate.yaml`` into a layer; every problem is reported at once."""
+def read_config(path: Path, places: dict[str, Place] | None = None) -> Layer:
+    """Read ``meditate.yaml`` into a layer, and where each setting is into ``places``; every
+    problem is reported at once.
+    """
     from pipeline.fileio import display_path
 
     shown = display_path(path)
@@ -275,20 +280,23 @@ def read_config(path: Path) -> Layer:
     problems: list[Problem] = []
     reader = Reader(shown, problems)
     layer: Layer = {}
+    places = {} if places is None else places
     root = document.root
     if root is not None and not is_null(root):
         entries = reader.mapping(root, "", TOP_KEYS)
         for key, node in items(entries or {}):
             if key in CONFIG_GROUPS:
-                _read_group(reader, node, key, layer)
+                _read_group(reader, node, key, layer, places)
             else:
-                _read_value(reader, node, key, key, layer)
+                _read_value(reader, node, key, key, layer, places)
     if problems:
         raise ConfigError("\n".join(p.format() for p in problems))
     return layer
 
 
-def _read_group(reader: Reader, node: yaml.Node, group: str, layer: Layer) -> None:
+def _read_group(
+    reader: Reader, node: yaml.Node, group: str, layer: Layer, places: dict[str, Place]
+) -> None:
     entries = reader.mapping(node, group, CONFIG_GROUPS[group])
     for key, value in items(entries or {}):
         if group == "defaults" and key == "background" and is_null(value):
@@ -298,13 +306,20 @@ def _read_group(reader: Reader, node: yaml.Node, group: str, layer: Layer) -> No
             sub_entries = reader.mapping(value, f"{group}.{key}", allowed)
             for sub_key, sub_value in items(sub_entries or {}):
                 flat = f"{key}.{sub_key}"
-                _read_value(reader, sub_value, f"{group}.{flat}", flat, layer)
+                _read_value(reader, sub_value, f"{group}.{flat}", flat, layer, places)
         else:
             flat = key if group == "defaults" else f"{group}.{key}"
-            _read_value(reader, value, f"{group}.{key}", flat, layer)
+            _read_value(reader, value, f"{group}.{key}", flat, layer, places)
 
 
-def _read_value(reader: Reader, node: yaml.Node, key_path: str, flat: str, layer: Layer) -> None:
+def _read_value(
+    reader: Reader,
+    node: yaml.Node,
+    key_path: str,
+    flat: str,
+    layer: Layer,
+    places: dict[str, Place],
+) -> None:
     from pipeline.script.nodes import scalar
 
     raw: object
@@ -318,6 +333,7 @@ def _read_value(reader: Reader, node: yaml.Node, key_path: str, flat: str, layer
         layer[flat] = PARSERS[flat](raw)
     except ValueError as error:
         reader.error(node, key_path, str(error))
+    places[flat] = reader.place(node, key_path)
 
 
 def environment_layer(environ: Mapping[str, str] | None = None) -> Layer:

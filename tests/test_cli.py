@@ -283,3 +283,64 @@ def test_a_draft_with_a_silent_bed_still_has_its_voices_checked(
     assert "warning: background.fade_out: the bed stops abruptly" in result.output
     assert "unknown voice or language 'en-uss'" in result.output
     assert "2 error(s), 1 warning(s)" in result.output
+
+
+def _two_scripts(folder: Path) -> None:
+    (folder / "a.yaml").write_text("title: A\nsteps:\n  - say: Hello there.\n")
+    (folder / "b.yaml").write_text("title: B\nvoice: {rate: 0.9}\nsteps:\n  - say: Hi.\n")
+
+
+@pytest.mark.parametrize(
+    ("config", "environment", "expected"),
+    [
+        (
+            "defaults:\n  voice: {name: en-uss}\n",
+            {},
+            "meditate.yaml:2:17: error: defaults.voice.name: espeak: unknown voice or language "
+            "'en-uss'",
+        ),
+        (
+            "defaults:\n  voice: {engine: espek}\n",
+            {},
+            "meditate.yaml:2:19: error: defaults.voice.engine: unknown engine 'espek'",
+        ),
+        (
+            "defaults:\n  voice: {name: en-us}\n",
+            {"MEDITATE_VOICE": "xx-yy"},
+            "environment: error: MEDITATE_VOICE: espeak: unknown voice or language 'xx-yy'",
+        ),
+    ],
+)
+def test_a_bad_default_voice_is_reported_once_where_it_is_set(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    config: str,
+    environment: dict[str, str],
+    expected: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text(config)
+    _two_scripts(tmp_path)
+    result = CliRunner().invoke(cli, ["validate", "."], env=environment)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and errors[0].startswith(expected), result.output
+    assert "2 file(s) checked: 1 error(s)" in result.output
+
+
+def test_folders_hold_scripts_but_not_config_catalogs_hidden_files_or_virtualenvs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("output: dist\n")
+    _two_scripts(tmp_path)
+    (tmp_path / "audio_assets").mkdir()
+    (tmp_path / "audio_assets" / "catalog.yaml").write_text("assets: {}\n")
+    for folder in (".venv/lib", "venv/lib", ".git"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "x.yaml").write_text("not: a script\n")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / ".hidden.yaml").write_text("not: a script\n")
+    result = CliRunner().invoke(cli, ["validate", "."])
+    assert result.exit_code == 0, result.output
+    assert "2 file(s) checked: 0 error(s)" in result.output

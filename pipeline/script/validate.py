@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.assets import Asset, project_catalog
-from pipeline.config import Project, resolve
+from pipeline.assets import CATALOG_FILE, Asset, project_catalog
+from pipeline.config import CONFIG_NAME, Project, resolve
 from pipeline.errors import ConfigError, EngineError, PipelineError, Place, Problem, ScriptError
 from pipeline.fileio import display_path
 from pipeline.script.model import BreatheStep, SayStep, Script, SectionStep, SoundStep
@@ -56,21 +56,39 @@ class Report:
         return bool(self.errors or (strict and self.warnings))
 
 
+NOT_SCRIPTS = (CONFIG_NAME, CATALOG_FILE)
+"""YAML files of a project that are not scripts: its config and asset catalogs."""
+
+
 def find_scripts(paths: Iterable[Path]) -> list[Path]:
-    """Script files in the given files and folders; partials are skipped inside folders."""
+    """Script files in the given files and folders.
+
+    Inside folders, partials are skipped, and so are the project config, asset catalogs,
+    hidden files and folders, and virtual environments (whose packages hold YAML files).
+    """
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            for candidate in sorted(path.rglob("*")):
-                relative = candidate.relative_to(path)
+        if not path.is_dir():
+            found.append(path)
+            continue
+        in_folder: list[Path] = []
+        for folder, subfolders, files in os.walk(path):
+            subfolders[:] = [
+                name
+                for name in subfolders
+                if not name.startswith(".")
+                and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+            ]
+            for name in files:
+                candidate = Path(folder, name)
                 if (
                     candidate.suffix in SCRIPT_SUFFIXES
-                    and candidate.is_file()
-                    and not is_partial(relative)
+                    and not name.startswith(".")
+                    and name not in NOT_SCRIPTS
+                    and not is_partial(candidate.relative_to(path))
                 ):
-                    found.append(candidate)
-        else:
-            found.append(path)
+                    in_folder.append(candidate)
+        found += sorted(in_folder)
     return list(dict.fromkeys(found))
 
 
@@ -102,8 +120,48 @@ def validate_paths(
             continue
         seen_ids[script.id] = script.path
         report.checked.append(checked)
+    default_voice = _default_voice_problem(project, environ, flags)
+    if default_voice is not None:  # once, where it is set, rather than in every script
+        report.problems = [p for p in report.problems if p.message != default_voice.message]
+        report.problems.append(default_voice)
     report.problems.sort(key=lambda p: (str(p.place.path), p.place.line, p.place.column))
     return report
+
+
+VOICE_KEYS = ("voice.engine", "voice.name", "voice.language", "language")
+"""Settings that choose the voice, in the order a fault is looked for in them."""
+
+
+def _default_voice_problem(
+    project: Project, environ: dict[str, object] | None, flags: dict[str, object] | None
+) -> Problem | None:
+    """A fault of the voice that ``meditate.yaml`` or a ``MEDITATE_*`` variable gives every
+    script, at that setting. Voices from command-line flags are left to the scripts.
+    """
+    from pipeline.config import ENVIRONMENT, environment_layer
+    from pipeline.engines import get_engine
+
+    if any((flags or {}).get(key) is not None for key in VOICE_KEYS):
+        return None
+    environment = environment_layer() if environ is None else environ
+    if not any(key in environment or key in project.layer for key in VOICE_KEYS):
+        return None
+    settings = resolve(project, None, environ, flags)
+    try:
+        get_engine(settings.voice.engine, settings.retry).cache_settings(settings.voice)
+    except EngineError as error:
+        message = str(error)
+    else:
+        return None
+    engine_fault = message.startswith(("unknown engine", "engine "))
+    suspects = VOICE_KEYS[:1] if engine_fault else VOICE_KEYS[1:]
+    for key in (*suspects, *VOICE_KEYS):
+        if key in environment:
+            variable = next(name for name, flat in ENVIRONMENT.items() if flat == key)
+            return Problem(Place(Path("environment"), 0, 0, variable), message)
+        if key in project.places:
+            return Problem(project.places[key], message)
+    return None
 
 
 _Outcome = tuple[list[Problem], "Checked | None"]
