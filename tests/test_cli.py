@@ -344,3 +344,18 @@ def test_folders_hold_scripts_but_not_config_catalogs_hidden_files_or_virtualenv
     result = CliRunner().invoke(cli, ["validate", "."])
     assert result.exit_code == 0, result.output
     assert "2 file(s) checked: 0 error(s)" in result.output
+
+
+def test_an_unknown_sound_does_not_hold_back_the_voice_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "title: S\nvoice: {name: en-uss}\nsteps:\n  - say: Hello.\n  - sound: bowel\n"
+    )
+    result = CliRunner().invoke(cli, ["validate", "s.yaml"])
+    lines = result.output.splitlines()
+    assert [line.split(": error: ")[0] for line in lines if ": error: " in line] == [
+        "s.yaml:2:8",
+        "s.yaml:5:12",
+    ]

@@ -255,23 +255,14 @@ def _check_draft(
     flags: dict[str, object] | None,
 ) -> None:
     """The assets and voices of a script with errors elsewhere, so that one run reports them
-    too. Its voices are checked when it can be planned (a plan of the steps that were read).
+    too (on the steps that could be read).
     """
-    from pipeline.timeline import plan
-
     try:
         settings = resolve(project, script, environ, flags)
     except PipelineError:
         return
-    errors_before = len(problems)
     _check_assets(script, settings, root, problems)
-    if any(problem.severity == "error" for problem in problems[errors_before:]):
-        return
-    try:
-        timeline = plan(script, settings, EstimatedLengths(script, settings))
-    except PipelineError:
-        return  # what its errors left out may be what the plan misses
-    _check_voices(script, timeline, settings, problems)
+    _check_voices_despite_errors(script, settings, problems)
 
 
 def _check_script(script: Script, settings: Settings, root: Path, problems: list[Problem]) -> None:
@@ -280,6 +271,33 @@ def _check_script(script: Script, settings: Settings, root: Path, problems: list
     _check_sections(script, problems)
     if not any(p.severity == "error" for p in problems[errors_before:]):
         _check_plan(script, settings, problems)
+    else:
+        _check_voices_despite_errors(script, settings, problems)
+
+
+def _check_voices_despite_errors(
+    script: Script, settings: Settings, problems: list[Problem]
+) -> None:
+    """The voices of a script with errors, on a plan where unusable sounds last 0 s; if even
+    that plan fails, they wait for the errors to be fixed.
+    """
+    from pipeline.timeline import plan
+
+    lengths = EstimatedLengths(script, settings)
+    length = lengths.sound
+
+    def sound_or_nothing(asset: str) -> float:
+        try:
+            return length(asset)
+        except PipelineError:  # reported by the asset check
+            return 0.0
+
+    lengths.sound = sound_or_nothing
+    try:
+        timeline = plan(script, settings, lengths)
+    except PipelineError:
+        return
+    _check_voices(script, timeline, settings, problems)
 
 
 def _check_assets(script: Script, settings: Settings, root: Path, problems: list[Problem]) -> None:
