@@ -160,38 +160,56 @@ def test_assets_lists_the_catalog_and_project_overrides(
     assert result.exit_code == 1
 
 
-def test_validate_reports_asset_errors_beside_other_errors_in_one_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text(
-        "title: S\npauses: {sentence: -3s}\nbackground: rian\nsteps:\n"
-        "  - say: Hello there.\n  - sound: bowel\n  - pause: ten\n"
-    )
-    result = CliRunner().invoke(cli, ["validate", "s.yaml"])
+def _validate_one_script(folder: Path, text: str) -> tuple[list[str], str]:
+    """``validate`` of one script in ``folder``: where its errors are, and the whole output."""
+    (folder / "s.yaml").write_text(text)
+    result = CliRunner().invoke(cli, ["validate", str(folder / "s.yaml")])
     assert result.exit_code == 1
-    lines = result.output.splitlines()
-    located = [line.split(": error: ")[0] for line in lines if ": error: " in line]
-    assert located == ["s.yaml:2:20", "s.yaml:3:13", "s.yaml:6:12", "s.yaml:7:12"]
-    assert "did you mean 'rain'" in result.output and "did you mean 'bowl'" in result.output
-    assert "4 error(s)" in result.output
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    return [Path(line.split(": error: ")[0]).name for line in errors], result.output
 
 
-def test_validate_reports_voice_errors_beside_other_errors_in_one_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("text", "expected", "messages"),
+    [
+        (
+            "title: S\npauses: {sentence: -3s}\nbackground: rian\nsteps:\n"
+            "  - say: Hello there.\n  - sound: bowel\n  - pause: ten\n",
+            ["s.yaml:2:20", "s.yaml:3:13", "s.yaml:6:12", "s.yaml:7:12"],
+            ["did you mean 'rain'", "did you mean 'bowl'"],
+        ),
+        (
+            "title: S\npauses: {sentence: -3s}\nvoice: {name: en-uss}\nsteps:\n  - say: Hello.\n"
+            "  - say: {text: Hi., voice: {name: fr-xx}}\n  - pause: ten\n",
+            ["s.yaml:2:20", "s.yaml:3:8", "s.yaml:6:10", "s.yaml:7:12"],
+            ["unknown voice or language 'en-uss'", "unknown voice or language 'fr-xx'"],
+        ),
+    ],
+    ids=["assets", "voices"],
+)
+def test_validate_reports_assets_and_voices_beside_other_errors_in_one_run(
+    tmp_path: Path, text: str, expected: list[str], messages: list[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text(
-        "title: S\npauses: {sentence: -3s}\nvoice: {name: en-uss}\nsteps:\n  - say: Hello.\n"
-        "  - say: {text: Hi., voice: {name: fr-xx}}\n  - pause: ten\n"
+    located, output = _validate_one_script(tmp_path, text)
+    assert located == expected
+    assert all(message in output for message in messages)
+
+
+def test_an_unknown_sound_does_not_hold_back_the_voice_check(tmp_path: Path) -> None:
+    located, _ = _validate_one_script(
+        tmp_path, "title: S\nvoice: {name: en-uss}\nsteps:\n  - say: Hello.\n  - sound: bowel\n"
     )
-    result = CliRunner().invoke(cli, ["validate", "s.yaml"])
-    assert result.exit_code == 1
-    lines = result.output.splitlines()
-    located = [line.split(": error: ")[0] for line in lines if ": error: " in line]
-    assert located == ["s.yaml:2:20", "s.yaml:3:8", "s.yaml:6:10", "s.yaml:7:12"]
-    assert "unknown voice or language 'en-uss'" in result.output
-    assert "unknown voice or language 'fr-xx'" in result.output
+    assert located == ["s.yaml:2:8", "s.yaml:5:12"]
+
+
+def test_a_draft_with_a_silent_bed_still_has_its_voices_checked(tmp_path: Path) -> None:
+    located, output = _validate_one_script(
+        tmp_path,
+        "title: S\nvoice: {name: en-uss}\nbackground: {asset: rain, fade_out: 0s}\n"
+        "steps:\n  - say: Hello.\n  - pause: ten\n",
+    )
+    assert "warning: background.fade_out: the bed stops abruptly" in output
+    assert located == ["s.yaml:2:8", "s.yaml:6:12"]
 
 
 @pytest.mark.parametrize("command", [["validate", "s.yaml"], ["render", "s.yaml"], ["assets"]])
@@ -271,20 +289,6 @@ def test_the_console_entry_point_skips_the_collection_at_exit(
     assert frozen == [True]
 
 
-def test_a_draft_with_a_silent_bed_still_has_its_voices_checked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text(
-        "title: S\nvoice: {name: en-uss}\nbackground: {asset: rain, fade_out: 0s}\n"
-        "steps:\n  - say: Hello.\n  - pause: ten\n"
-    )
-    result = CliRunner().invoke(cli, ["validate", "s.yaml"])
-    assert "warning: background.fade_out: the bed stops abruptly" in result.output
-    assert "unknown voice or language 'en-uss'" in result.output
-    assert "2 error(s), 1 warning(s)" in result.output
-
-
 def _two_scripts(folder: Path) -> None:
     (folder / "a.yaml").write_text("title: A\nsteps:\n  - say: Hello there.\n")
     (folder / "b.yaml").write_text("title: B\nvoice: {rate: 0.9}\nsteps:\n  - say: Hi.\n")
@@ -344,18 +348,3 @@ def test_folders_hold_scripts_but_not_config_catalogs_hidden_files_or_virtualenv
     result = CliRunner().invoke(cli, ["validate", "."])
     assert result.exit_code == 0, result.output
     assert "2 file(s) checked: 0 error(s)" in result.output
-
-
-def test_an_unknown_sound_does_not_hold_back_the_voice_check(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "s.yaml").write_text(
-        "title: S\nvoice: {name: en-uss}\nsteps:\n  - say: Hello.\n  - sound: bowel\n"
-    )
-    result = CliRunner().invoke(cli, ["validate", "s.yaml"])
-    lines = result.output.splitlines()
-    assert [line.split(": error: ")[0] for line in lines if ": error: " in line] == [
-        "s.yaml:2:8",
-        "s.yaml:5:12",
-    ]
