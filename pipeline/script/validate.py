@@ -283,16 +283,7 @@ def _check_voices_despite_errors(
     """
     from pipeline.timeline import plan
 
-    lengths = EstimatedLengths(script, settings)
-    length = lengths.sound
-
-    def sound_or_nothing(asset: str) -> float:
-        try:
-            return length(asset)
-        except PipelineError:  # reported by the asset check
-            return 0.0
-
-    lengths.sound = sound_or_nothing
+    lengths = EstimatedLengths(script, settings, unusable_sounds_last=0.0)
     try:
         timeline = plan(script, settings, lengths)
     except PipelineError:
@@ -426,10 +417,26 @@ def sound_lengths(script: Script, settings: Settings) -> Callable[[str], float]:
 
 
 class EstimatedLengths:
-    """Lengths for planning without synthesis: speech estimated, sounds from their files."""
+    """Lengths for planning without synthesis: speech estimated, sounds from their files.
 
-    def __init__(self, script: Script, settings: Settings) -> None:
-        self.sound = sound_lengths(script, settings)
+    ``unusable_sounds_last``: the length given to a sound that cannot be found or read,
+    instead of raising (for a script whose errors are reported already).
+    """
+
+    def __init__(
+        self, script: Script, settings: Settings, *, unusable_sounds_last: float | None = None
+    ) -> None:
+        self._sound = sound_lengths(script, settings)
+        self._fallback = unusable_sounds_last
+
+    def sound(self, asset: str) -> float:
+        """Full length of a one-shot asset."""
+        if self._fallback is None:
+            return self._sound(asset)
+        try:
+            return self._sound(asset)
+        except PipelineError:
+            return self._fallback
 
     def speech(self, text: str, voice: VoiceSettings) -> float | None:
         """Always unknown: the planner estimates it."""
