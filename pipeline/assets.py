@@ -159,6 +159,18 @@ def _read_entry(
         reader.error(entries["kind"][1], f"{key_path}.kind", message)
         kind = None
     file = reader.text(entries["file"][1], f"{key_path}.file")
+    path = None
+    if file is not None:
+        try:
+            path = _contained(
+                file,
+                folder,
+                folder,
+                relative_to="a path relative to the catalog",
+                inside="the catalog's folder",
+            )
+        except AssetLookupError as error:
+            reader.error(entries["file"][1], f"{key_path}.file", str(error))
     loop = value("loop", _boolean, kind == "bed")
     licence = value("licence", str, "")
     description = value("description", str, "")
@@ -167,12 +179,12 @@ def _read_entry(
         level = reader.in_range(
             entries["level_db"][1], f"{key_path}.level_db", level, *LEVEL_DB_RANGE, "level_db"
         )
-    if None in (kind, file, loop, licence, description, level):
+    if path is None or None in (kind, loop, licence, description, level):
         return None
     return Asset(
         name=name,
         kind=str(kind),
-        file=(folder / str(file)).resolve(),
+        file=path,
         loop=bool(loop),
         licence=str(licence),
         description=str(description),
@@ -190,6 +202,24 @@ def _number(raw: object) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ValueError("expected a number (decibels)")
     return float(raw)
+
+
+def _contained(text: str, base: Path, root: Path, *, relative_to: str, inside: str) -> Path:
+    """``base / text`` with symlinks resolved; AssetLookupError if ``text`` is absolute, starts
+    with ``~`` or leads outside ``root``. The messages ask for ``relative_to``, name ``inside``.
+    """
+    if (
+        PurePosixPath(text).is_absolute()
+        or PureWindowsPath(text).is_absolute()
+        or PureWindowsPath(text).drive
+    ):
+        raise AssetLookupError(f"asset path '{text}' is absolute; use {relative_to}")
+    if text.startswith("~"):
+        raise AssetLookupError(f"asset path '{text}': '~' is not expanded; use a relative path")
+    resolved = (base / text).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise AssetLookupError(f"asset path '{text}' leads outside {inside}")
+    return resolved
 
 
 def project_catalog(project_assets_dir: Path | None) -> dict[str, Asset]:
@@ -230,20 +260,13 @@ def find_asset(
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         known = ", ".join(sorted(catalog)) or "none"
         raise AssetLookupError(f"unknown asset '{text}'{hint} (catalog: {known})", close)
-    if (
-        PurePosixPath(text).is_absolute()
-        or PureWindowsPath(text).is_absolute()
-        or (PureWindowsPath(text).drive)
-    ):
-        raise AssetLookupError(
-            f"asset path '{text}' is absolute; use a catalog name or a path relative to the script"
-        )
-    if text.startswith("~"):
-        raise AssetLookupError(f"asset path '{text}': '~' is not expanded; use a relative path")
-    root = project_root.resolve()
-    resolved = (script_dir / text).resolve()
-    if not resolved.is_relative_to(root):
-        raise AssetLookupError(f"asset path '{text}' leads outside the project folder")
+    resolved = _contained(
+        text,
+        script_dir,
+        project_root,
+        relative_to="a catalog name or a path relative to the script",
+        inside="the project folder",
+    )
     if not resolved.exists():
         raise AssetLookupError(
             f"asset file '{text}' not found (looked for {display_path(resolved)})"

@@ -104,6 +104,15 @@ def _catalog_errors(folder: Path, text: str) -> str:
             r":3:11: error: assets.bell.kind: unknown kind 'gong'; expected one of: bed, one-shot",
         ),
         ("assets:\n  bell: {kind: bed}\n", r":2:9: error: assets.bell: needs 'file'"),
+        (
+            "assets:\n  bell: {kind: bed, file: ../../../../etc/passwd}\n",
+            r":2:27: error: assets.bell.file: asset path '../../../../etc/passwd' leads outside "
+            r"the catalog's folder",
+        ),
+        (
+            "assets:\n  bell: {kind: bed, file: /etc/passwd}\n",
+            r":2:27: error: assets.bell.file: .* is absolute; use a path relative to the catalog",
+        ),
         ("assets:\n  bell: {kind: bed, file: b.ogg, loop: often}\n", r":2:40: .*true or false"),
         ("assets:\n  bell: {kind: bed, file: b.ogg, level_db: 99}\n", r":2:44: .*between -60"),
         (
