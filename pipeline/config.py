@@ -360,9 +360,13 @@ def flags_layer(flags: Mapping[str, object]) -> Layer:
         try:
             layer[flat] = PARSERS[flat](_coerce(value) if isinstance(value, str) else value)
         except ValueError as error:
-            option = "--" + flat.replace("voice.", "").replace(".", "-").replace("_", "-")
-            raise UsageError(f"error: {option}: {error}") from None
+            raise UsageError(f"error: {flag_name(flat)}: {error}") from None
     return layer
+
+
+def flag_name(flat: str) -> str:
+    """The command-line option of a setting: ``voice.engine`` -> ``--engine``."""
+    return "--" + flat.replace("voice.", "").replace(".", "-").replace("_", "-")
 
 
 def _coerce(text: str) -> object:

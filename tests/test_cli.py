@@ -314,6 +314,7 @@ def _two_scripts(folder: Path) -> None:
             "environment: error: MEDITATE_VOICE: espeak: unknown voice or language 'xx-yy'",
         ),
     ],
+    ids=["config voice", "config engine", "environment voice"],
 )
 def test_a_bad_default_voice_is_reported_once_where_it_is_set(
     tmp_path: Path,
@@ -348,3 +349,17 @@ def test_folders_hold_scripts_but_not_config_catalogs_hidden_files_or_virtualenv
     result = CliRunner().invoke(cli, ["validate", "."])
     assert result.exit_code == 0, result.output
     assert "2 file(s) checked: 0 error(s)" in result.output
+
+
+def test_a_bad_engine_flag_is_reported_once_at_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _two_scripts(tmp_path)
+    result = CliRunner().invoke(cli, ["speak", "--engine", "espek", "a.yaml", "b.yaml"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if "error:" in line]
+    assert errors == [
+        "command line: error: --engine: unknown engine 'espek' (known engines: espeak, gtts); "
+        "did you mean 'espeak'?"
+    ], result.output

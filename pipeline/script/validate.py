@@ -135,16 +135,25 @@ VOICE_KEYS = ("voice.engine", "voice.name", "voice.language", "language")
 def _default_voice_problem(
     project: Project, environ: dict[str, object] | None, flags: dict[str, object] | None
 ) -> Problem | None:
-    """A fault of the voice that ``meditate.yaml`` or a ``MEDITATE_*`` variable gives every
-    script, at that setting. Voices from command-line flags are left to the scripts.
+    """A fault of the voice that a command-line flag, a ``MEDITATE_*`` variable or
+    ``meditate.yaml`` gives every script, reported at that setting.
     """
-    from pipeline.config import ENVIRONMENT, environment_layer
+    from pipeline.config import ENVIRONMENT, environment_layer, flag_name
     from pipeline.engines import get_engine
 
-    if any((flags or {}).get(key) is not None for key in VOICE_KEYS):
-        return None
+    given_flags = {key for key, value in (flags or {}).items() if value is not None}
     environment = environment_layer() if environ is None else environ
-    if not any(key in environment or key in project.layer for key in VOICE_KEYS):
+    variables = {flat: name for name, flat in ENVIRONMENT.items()}
+
+    def place_of(key: str) -> Place | None:
+        """Where the winning value of a setting comes from, if not from a built-in default."""
+        if key in given_flags:
+            return Place(Path("command line"), 0, 0, flag_name(key))
+        if key in environment:
+            return Place(Path("environment"), 0, 0, variables[key])
+        return project.places.get(key)
+
+    if not any(place_of(key) for key in VOICE_KEYS):
         return None
     settings = resolve(project, None, environ, flags)
     try:
@@ -156,11 +165,9 @@ def _default_voice_problem(
     engine_fault = message.startswith(("unknown engine", "engine "))
     suspects = VOICE_KEYS[:1] if engine_fault else VOICE_KEYS[1:]
     for key in (*suspects, *VOICE_KEYS):
-        if key in environment:
-            variable = next(name for name, flat in ENVIRONMENT.items() if flat == key)
-            return Problem(Place(Path("environment"), 0, 0, variable), message)
-        if key in project.places:
-            return Problem(project.places[key], message)
+        place = place_of(key)
+        if place is not None:
+            return Problem(place, message)
     return None
 
 
