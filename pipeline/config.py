@@ -262,13 +262,13 @@ def load_project(config: Path | None = None, start: Path | None = None) -> Proje
         raise ConfigError(f"{config}: error: no such config file")
     if config is None:
         return Project(Path.cwd().resolve(), None, {})
-    places: dict[str, Place] = {}
-    return Project(config.resolve().parent, config, read_config(config, places), places)
+    layer, places = read_config(config)
+    return Project(config.resolve().parent, config, layer, places)
 
 
-def read_config(path: Path, places: dict[str, Place] | None = None) -> Layer:
-    """Read ``meditate.yaml`` into a layer, and where each setting is into ``places``; every
-    problem is reported at once.
+def read_config(path: Path) -> tuple[Layer, dict[str, Place]]:
+    """Read ``meditate.yaml`` into a layer, and where each of its settings is; every problem
+    is reported at once.
     """
     from pipeline.fileio import display_path
 
@@ -280,7 +280,7 @@ def read_config(path: Path, places: dict[str, Place] | None = None) -> Layer:
     problems: list[Problem] = []
     reader = Reader(shown, problems)
     layer: Layer = {}
-    places = {} if places is None else places
+    places: dict[str, Place] = {}
     root = document.root
     if root is not None and not is_null(root):
         entries = reader.mapping(root, "", TOP_KEYS)
@@ -291,7 +291,7 @@ def read_config(path: Path, places: dict[str, Place] | None = None) -> Layer:
                 _read_value(reader, node, key, key, layer, places)
     if problems:
         raise ConfigError("\n".join(p.format() for p in problems))
-    return layer
+    return layer, places
 
 
 def _read_group(
