@@ -289,13 +289,11 @@ def _data_mirror(real: str) -> str | None:
     this user; a folder of that name that is not ours, not private or not complete is not
     trusted. None where links or user ids do not exist.
     """
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:
+    folder = _user_temp_path("", MIRROR_VERSION, real)
+    if folder is None:
         return None
-    digest = hashlib.sha256(f"{MIRROR_VERSION}\0{real}".encode()).hexdigest()[:16]
     entries = _mirror_entries(real)
-    folder = os.path.join(tempfile.gettempdir(), f"meditate-espeak-{getuid()}-{digest}")
-    if not _trusted_mirror(folder, entries, getuid()):
+    if not _trusted_mirror(folder, entries):
         try:
             _build_mirror(folder, entries)
         except OSError as error:
@@ -303,7 +301,23 @@ def _data_mirror(real: str) -> str | None:
                 "espeak: no data mirror in %s (%s); voices are looked up slowly", folder, error
             )
             return None
-    return folder if _trusted_mirror(folder, entries, getuid()) else None
+    return folder if _trusted_mirror(folder, entries) else None
+
+
+def _user_temp_path(kind: str, *identity: str) -> str | None:
+    """``<temp>/meditate-espeak<kind>-<uid>-<digest of identity>``: the name this user's
+    processes share for ``identity``; None where there are no POSIX user ids.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return None
+    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"meditate-espeak{kind}-{getuid()}-{digest}")
+
+
+def _ours_and_private(status: os.stat_result) -> bool:
+    """Whether a file or folder in the shared temporary folder is ours and only we can change it."""
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 
 def _mirror_entries(real: str) -> dict[str, str]:
@@ -321,13 +335,13 @@ def _mirror_entries(real: str) -> dict[str, str]:
     return entries
 
 
-def _trusted_mirror(folder: str, entries: dict[str, str], uid: int) -> bool:
+def _trusted_mirror(folder: str, entries: dict[str, str]) -> bool:
     """Whether ``folder`` is a complete mirror only this user can change."""
     try:
         status = os.lstat(folder)
     except OSError:
         return False
-    if not stat.S_ISDIR(status.st_mode) or status.st_uid != uid or status.st_mode & 0o022:
+    if not stat.S_ISDIR(status.st_mode) or not _ours_and_private(status):
         return False
     return all(os.path.lexists(os.path.join(folder, path)) for path in entries)
 
@@ -466,9 +480,6 @@ def _stored_voices_file() -> str | None:
     """``<temp>/meditate-espeak-voices-<uid>-<digest>.json``, the digest naming the library and
     data installed (paths, sizes, modification times); None without POSIX user ids.
     """
-    getuid = getattr(os, "getuid", None)
-    if getuid is None:
-        return None
     library, data = _paths()
     identity = [STORED_VOICES_VERSION, library, data]
     for path in (library, os.path.join(data, "lang"), os.path.join(data, "voices")):
@@ -477,16 +488,15 @@ def _stored_voices_file() -> str | None:
         except OSError:
             return None
         identity += [str(status.st_size), str(status.st_mtime_ns)]
-    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
-    return os.path.join(tempfile.gettempdir(), f"meditate-espeak-voices-{getuid()}-{digest}.json")
+    stored = _user_temp_path("-voices", *identity)
+    return None if stored is None else stored + ".json"
 
 
 def _read_stored_voices(path: str) -> tuple[str, tuple[EspeakVoice, ...]] | None:
     """The library version and voices stored in ``path``, if it is ours, private and valid."""
     try:
         with open(path, "rb") as handle:
-            status = os.fstat(handle.fileno())
-            if status.st_uid != os.getuid() or status.st_mode & 0o022:
+            if not _ours_and_private(os.fstat(handle.fileno())):
                 return None
             stored = json.loads(handle.read())
         voices = tuple(
