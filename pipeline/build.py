@@ -27,6 +27,7 @@ from pipeline import __version__
 from pipeline.config import Project
 from pipeline.errors import BuildError, PipelineError, UsageError
 from pipeline.fileio import display_path
+from pipeline.outputs import CATALOG_NAME, LOCK_NAME
 from pipeline.script.model import SayStep, SoundStep
 from pipeline.script.validate import Checked
 
@@ -38,8 +39,6 @@ STALE = "stale"
 BUILT = "built"
 FAILED = "failed"
 NOT_STARTED = "not started"
-CATALOG_NAME = "catalog.json"
-LOCK_NAME = ".meditate-build.lock"
 SENTENCE_JOBS = 2
 """Sentences synthesized at once inside one track's render (online engines overlap requests)."""
 STALE_WRITE_S = 60.0

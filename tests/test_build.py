@@ -557,3 +557,57 @@ def test_a_full_disk_fails_clearly_leaves_nothing_partial_and_keeps_the_cache(
     assert len(keys) == 1 and all(cache.verify(key) for key in keys)
     result = CliRunner().invoke(cli, ["build", str(root / "scripts"), "-o", str(tiny_disk)])
     assert result.exit_code == 1 and "disk full" in result.output
+
+
+def test_ids_that_collide_with_the_projects_own_files_are_refused_at_their_place(
+    tmp_path: Path,
+) -> None:
+    project = make_project(
+        tmp_path,
+        {
+            "a.yaml": "title: A\nid: catalog\nsteps:\n  - say: Hi.\n",
+            "catalog.yml": tiny("From the file name"),
+            "nul.yaml": tiny("A Windows device name"),
+            "one.yaml": tiny("One"),
+            "sleep/b.yaml": "title: B\nid: one\nsteps:\n  - say: Hi.\n",
+        },
+    )
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "scripts")])
+    assert result.exit_code == 1
+    shown = display_path(tmp_path / "scripts")
+    assert (
+        f"{shown}/a.yaml:2:5: error: id: 'catalog' is reserved: the build writes its own "
+        "catalog.json into the output folder; choose another id"
+    ) in result.output
+    assert (
+        f"{shown}/catalog.yml:1:1: error: id: the file name gives the id 'catalog', which is "
+        "reserved: the build writes its own catalog.json into the output folder; "
+        "rename the file or set 'id:'"
+    ) in result.output
+    assert f"{shown}/nul.yaml:1:1: error: id: the file name gives the id 'nul'" in result.output
+    assert "Windows" in result.output
+    # the same id twice: the second is reported at its own id, naming the first file
+    assert (
+        f"{shown}/sleep/b.yaml:2:5: error: id: duplicate id 'one', also used by {shown}/one.yaml"
+    ) in result.output
+    with pytest.raises(ScriptError, match="reserved"):
+        from pipeline.render import render_script
+
+        render_script(tmp_path / "scripts" / "a.yaml", project, output_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_ids_cannot_differ_only_by_case(tmp_path: Path) -> None:
+    """Stores that ignore case would give both the same files: ids are lowercase only."""
+    make_project(
+        tmp_path,
+        {
+            "calm.yaml": tiny("Calm"),
+            "x.yaml": "title: X\nid: Calm\nsteps:\n  - say: Hi.\n",
+            "Calm.yaml": tiny("Calm again"),
+        },
+    )
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path / "scripts")])
+    assert result.exit_code == 1
+    assert "x.yaml:2:5: error: id: ids use lowercase letters" in result.output
+    assert "Calm.yaml:1:1: error: id: the file name 'Calm' is not a valid id" in result.output

@@ -153,6 +153,8 @@ class Script:
     """Track id, ``^[a-z0-9][a-z0-9-]*$``; defaults to the file stem."""
     title: str
     """Human title, used in tags and the manifest."""
+    id_place: Place | None = field(default=None, compare=False)
+    """Where ``id`` is written; None when it comes from the file name."""
     description: str = ""
     """One or two sentences for the app and the comment tag."""
     author: str = ""

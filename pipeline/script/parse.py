@@ -143,6 +143,7 @@ class _ScriptParser:
         script = Script(
             path=path,
             id=script_id,
+            id_place=self.reader.place(values["id"], "id") if "id" in values else None,
             title=title or "",
             description=self._optional_text(values, "description"),
             author=self._optional_text(values, "author"),

@@ -113,7 +113,7 @@ def validate_paths(
         if script.id in seen_ids:
             report.problems.append(
                 Problem(
-                    Place(script.path, 1, 1, "id"),
+                    _id_place(script),
                     f"duplicate id {script.id!r}, also used by {seen_ids[script.id]}",
                 )
             )
@@ -243,6 +243,7 @@ def validate_file(
     script = read_script(path, root, problems)
     if script is None:
         return None
+    _check_id(script, problems)
     if len([p for p in problems if p.severity == "error"]) > before:
         _check_draft(script, project, root, problems, environ, flags)
         return None
@@ -251,6 +252,28 @@ def validate_file(
     if len([p for p in problems if p.severity == "error"]) > before:
         return None
     return Checked(script, settings)
+
+
+def _id_place(script: Script) -> Place:
+    """Where a script's id is written, or its file (the id comes from the file name)."""
+    return script.id_place or Place(script.path, 1, 1, "id")
+
+
+def _check_id(script: Script, problems: list[Problem]) -> None:
+    """An id whose files would overwrite the project's own (``catalog`` and the like)."""
+    from pipeline.outputs import reserved_id
+
+    why = reserved_id(script.id)
+    if not why:
+        return
+    if script.id_place is not None:
+        message = f"{script.id!r} is reserved: {why}; choose another id"
+    else:
+        message = (
+            f"the file name gives the id {script.id!r}, which is reserved: {why}; "
+            "rename the file or set 'id:'"
+        )
+    problems.append(Problem(_id_place(script), message))
 
 
 def _check_draft(
