@@ -392,7 +392,7 @@ def build(
         if prune:
             for orphan in report.orphans:
                 report.pruned += remove_outputs(out, orphan.sidecar)
-        result = write_catalog(out)
+        result = write_catalog(out, report.orphans)
         report.catalog_path, report.catalog_tracks = result.path, result.tracks
     report.elapsed_s = time.monotonic() - started
     log.info(
@@ -434,12 +434,21 @@ def rebuild_catalog(
     output_dir: Path | None = None,
     wait_s: float = 0.0,
 ) -> CatalogResult:
-    """Write ``catalog.json`` from the sidecars in an output folder (e.g. shards copied in)."""
+    """Write ``catalog.json`` from the sidecars in an output folder (e.g. shards copied in).
+
+    Sidecars whose recorded script is gone from the project are left out (and named).
+    """
     out = output_dir if output_dir is not None else _default_output_dir(project, flags)
     if not out.is_dir():
         raise BuildError(f"{out}: error: no such output folder")
     with build_lock(out, wait_s):
-        return write_catalog(out)
+        orphans = []
+        for track_id, sidecar_path in sidecars_in(out).items():
+            data = read_sidecar(sidecar_path)
+            recorded, script = _recorded_script(data, project.root)
+            if data is not None and (script is None or not script.is_file()):
+                orphans.append(Orphan(track_id, sidecar_path, recorded))
+        return write_catalog(out, orphans)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -573,9 +582,7 @@ def find_orphans(
         data = read_sidecar(sidecar_path)
         if data is None:
             continue
-        source = data.get("source")
-        recorded = str(source.get("path", "")) if isinstance(source, dict) else ""
-        script = (root / recorded).resolve() if recorded else None
+        recorded, script = _recorded_script(data, root)
         if (
             script is None
             or not script.is_file()
@@ -583,6 +590,13 @@ def find_orphans(
         ):
             orphans.append(Orphan(track_id, sidecar_path, recorded))
     return orphans
+
+
+def _recorded_script(data: dict[str, Any] | None, root: Path) -> tuple[str, Path | None]:
+    """The script path a sidecar records (relative to the project root) and where it is."""
+    source = data.get("source") if data is not None else None
+    recorded = str(source.get("path", "")) if isinstance(source, dict) else ""
+    return recorded, (root / recorded).resolve() if recorded else None
 
 
 def remove_outputs(out: Path, sidecar_path: Path) -> list[Path]:
@@ -610,19 +624,26 @@ def remove_outputs(out: Path, sidecar_path: Path) -> list[Path]:
     return removed
 
 
-def write_catalog(out: Path) -> CatalogResult:
+def write_catalog(out: Path, orphans: Sequence[Orphan] = ()) -> CatalogResult:
     """Write ``catalog.json`` from every intact sidecar in the output folder, sorted by id.
 
     A sidecar whose files are missing or differ in size from what it records is left out
-    (and named in ``skipped``), so the catalog never points at a file that is not there.
+    (and named in ``skipped``), so the catalog never points at a file that is not there;
+    so are ``orphans``, whose script is gone: the app never lists a deleted session.
     """
     from pipeline.outputs import catalog, write_json_atomic
 
     tracks: list[dict[str, Any]] = []
     skipped: list[str] = []
+    gone = {orphan.sidecar.name: orphan for orphan in orphans}
     for sidecar_path in sidecars_in(out).values():
         data = read_sidecar(sidecar_path)
         if data is None:
+            continue
+        if sidecar_path.name in gone:
+            source = gone[sidecar_path.name].source or "?"
+            skipped.append(f"{sidecar_path.name}: its script {source} is gone")
+            log.info("catalog: %s left out: its script %s is gone", sidecar_path.name, source)
             continue
         problem = outputs_problem(out, data)
         if problem:

@@ -611,3 +611,29 @@ def test_ids_cannot_differ_only_by_case(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "x.yaml:2:5: error: id: ids use lowercase letters" in result.output
     assert "Calm.yaml:1:1: error: id: the file name 'Calm' is not a valid id" in result.output
+
+
+def test_the_catalog_lists_only_tracks_whose_script_still_exists(three: Path) -> None:
+    run_build(three)
+    out = three / "dist"
+    (three / "scripts" / "sub" / "three.yaml").rename(three / "scripts" / "sub" / "tres.yaml")
+    result = CliRunner().invoke(cli, ["build", str(three / "scripts")])
+    assert result.exit_code == 0, result.output
+    assert "orphaned     three (script gone; --prune removes them)" in result.output
+    catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    assert [track["id"] for track in catalog["tracks"]] == ["one", "tres", "two"]
+    assert (out / "three.wav").exists()  # reported, kept until --prune
+    # a build of one folder keeps the tracks of the others (their scripts exist)
+    assert run_build(three, jobs=1).catalog_tracks == 3
+    project = load_project(three / "meditate.yaml")
+    build([three / "scripts" / "sub"], project, {})
+    catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    assert [track["id"] for track in catalog["tracks"]] == ["one", "tres", "two"]
+    # rebuilding the catalog from the sidecars alone leaves out those whose script is gone
+    rebuilt = rebuild_catalog(project)
+    assert rebuilt.tracks == 3 and any("three.json" in text for text in rebuilt.skipped)
+    catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    assert [track["id"] for track in catalog["tracks"]] == ["one", "tres", "two"]
+    pruned = CliRunner().invoke(cli, ["build", "--prune", str(three / "scripts")])
+    assert pruned.exit_code == 0 and "pruned       3 file(s) of 1 orphan(s)" in pruned.output
+    assert check([three / "scripts"], project).ok
