@@ -10,6 +10,7 @@ normalized with ffmpeg's ``ebur128`` meter and encoded to Ogg Opus.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import tempfile
@@ -566,7 +567,7 @@ def encode(
         os.chmod(temp_name, 0o644)
         os.replace(temp_name, path)
     finally:
-        if os.path.exists(temp_name):
+        with contextlib.suppress(OSError):  # clean-up must not hide the error being raised
             os.unlink(temp_name)
 
 

@@ -142,7 +142,23 @@ def remove_stale_temporaries(out_dir: Path) -> list[Path]:
             removed.append(path)
         except FileNotFoundError:
             pass
+        except OSError as error:  # a read-only folder: not this render's problem to report
+            log.debug("cannot remove %s: %s", path, error)
     return removed
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a temporary in clean-up: a failure there must never hide the error being
+    handled, so it is only logged, and only if the file is really there (a read-only folder
+    refuses even to remove a file it does not hold).
+    """
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        if os.path.lexists(path):
+            log.warning("cannot remove %s: %s", path, error.strerror or error)
 
 
 def _tee_escape(path: str) -> str:
@@ -433,12 +449,7 @@ class Encoder:
             if drain is not None:
                 drain.join(timeout=5)
         for path in self.temp_paths.values():
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as error:
-                log.warning("cannot remove %s: %s", path, error)
+            _remove_quietly(path)
         self._remove_metadata()
         self._closed = True
 
@@ -446,9 +457,8 @@ class Encoder:
 
     def _remove_metadata(self) -> None:
         if self._metadata_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._metadata_path.unlink()
-            self._metadata_path = None
+            path, self._metadata_path = self._metadata_path, None
+            _remove_quietly(path)
 
     def _check_exit(self) -> None:
         """Wait for ffmpeg; on a non-zero exit, abort and raise a clear AudioError."""

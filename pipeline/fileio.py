@@ -41,6 +41,22 @@ def atomic_writer(
         raise
 
 
+def check_writable(folder: Path) -> None:
+    """Make ``folder`` if needed and prove that it takes new files, before any work is done;
+    PipelineError naming it otherwise (a read-only or foreign folder).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".meditate-probe.", suffix=".tmp", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise PipelineError(
+            f"{display_path(folder)}: error: the output folder is not writable: "
+            f"{error.strerror or error}"
+        ) from None
+
+
 def display_path(path: Path) -> Path:
     """A path as users read it: relative to the current folder when inside it, else as is."""
     try:

@@ -105,7 +105,7 @@ def render_checked(
 ) -> RenderResult:
     """Render a validated script: synthesize what is missing, mix, master, encode, write."""
     from pipeline.encode import Encoder, TrackTags, remove_stale_temporaries, tag_file
-    from pipeline.fileio import write_text_atomic
+    from pipeline.fileio import check_writable, write_text_atomic
     from pipeline.master import (
         Loudness,
         TruePeakLimiter,
@@ -119,6 +119,7 @@ def render_checked(
 
     script, settings = checked.script, checked.settings
     report_stage = stage or (lambda name, fraction: None)
+    check_writable(options.output_dir)
     for stale in remove_stale_temporaries(options.output_dir):
         log.info("removed %s, left by an interrupted render", stale)
     cache = cache or SpeechCache(settings.cache_dir)

@@ -246,6 +246,56 @@ def test_a_disk_that_fills_during_encoding_is_a_clear_error(root: Path, small_di
     assert finals(out) == []
 
 
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may write to: a read-only tmpfs for root, else a folder without 'w'."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+            capture_output=True,
+            check=False,
+        )
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a read-only tmpfs: {mounted.stderr.decode().strip()}")
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", str(folder)], check=False)
+        return
+    folder.chmod(0o555)
+    try:
+        yield folder
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_read_only_output_folder_is_named_as_not_writable(root: Path, read_only: Path) -> None:
+    result = run_cli(root, "render", "scripts/short.yaml", "-o", str(read_only))
+    assert result.returncode == 1, result.stderr
+    assert any(
+        line.startswith(f"{read_only}: error: the output folder is not writable")
+        for line in result.stderr.splitlines()
+    ), result.stderr
+    assert "cannot remove" not in result.stderr and "internal error" not in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert list(read_only.iterdir()) == []
+
+
+def test_an_encoder_that_cannot_start_reports_why_not_its_clean_up(
+    read_only: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Removing temporaries that were never made must not hide (or add to) the first error."""
+    from pipeline.encode import Encoder, TrackTags
+
+    encoder = Encoder(read_only, "calm", ["mp3", "ogg"], tags=TrackTags(title="Calm"))
+    with pytest.raises(AudioError, match=r"cannot prepare encoding into .*read-only"):
+        encoder.start()
+    encoder.abort()  # once more, as a caller's clean-up does: still quiet
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+
+
 def start_render(root: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline", "-q", "render", "scripts/long.yaml", "-o", str(out)],
