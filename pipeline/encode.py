@@ -439,6 +439,15 @@ class Encoder:
         self._committed = True
         return dict(self.final_paths)
 
+    def release(self) -> dict[str, Path]:
+        """Hand the finished temporaries to the caller, who renames them into place itself
+        (with the files that go with them, see ``fileio.FileSet``); returns them by format.
+        """
+        if not self._closed:
+            self.close()
+        self._committed = True
+        return dict(self.temp_paths)
+
     def abort(self) -> None:
         """Stop ffmpeg and remove every temporary; final names are left as they were."""
         for process in (self._process, self._meter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import threading
@@ -12,6 +13,7 @@ from typing import BinaryIO
 
 from pipeline.errors import PipelineError
 
+log = logging.getLogger(__name__)
 _umask_lock = threading.Lock()
 
 
@@ -55,6 +57,129 @@ def check_writable(folder: Path) -> None:
             f"{display_path(folder)}: error: the output folder is not writable: "
             f"{error.strerror or error}"
         ) from None
+
+
+class FileSet:
+    """Files that become final together or not at all, the last one added marking the set
+    complete (a track's sidecar after its audio and captions).
+
+    Every file is first written (or handed over) under a hidden temporary name; ``commit``
+    then moves the old marker aside, renames each temporary into place, the marker last,
+    and only then deletes what it replaced. If anything fails, the new files are removed and
+    the old ones put back: a new file never stands beside an old or missing marker, and the
+    previous complete set survives. Leaving the ``with`` block without a commit removes the
+    temporaries. Backups are named ``.<name>.old.tmp-<pid>``, so that a killed run's are
+    recognised as its leftovers.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []
+        self._committed = False
+
+    def __enter__(self) -> FileSet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._committed:
+            self.discard()
+
+    def adopt(self, temporary: Path, final: Path) -> None:
+        """Add a temporary written elsewhere (e.g. by an encoder), to become ``final``."""
+        self._pending.append((temporary, final))
+
+    def write(self, final: Path, data: bytes) -> None:
+        """Write ``data`` durably to a temporary that ``commit`` renames to ``final``."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temporary: str | None = None
+        try:
+            handle, temporary = tempfile.mkstemp(
+                prefix=f".{final.name}.", suffix=".tmp", dir=final.parent
+            )
+            os.chmod(temporary, 0o666 & ~_umask())
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+        except OSError as error:
+            if temporary is not None:
+                _remove(Path(temporary))
+            reason = error.strerror or str(error)
+            raise PipelineError(f"{final}: error: cannot write: {reason}") from None
+        self._pending.append((Path(temporary), final))
+
+    def commit(self) -> list[Path]:
+        """Rename every temporary into place, the marker last; all or nothing. Returns the
+        final paths in the order added.
+        """
+        backup_of: dict[Path, Path] = {}
+        placed: list[Path] = []
+        marker = self._pending[-1][1] if self._pending else None
+        current = marker
+        try:
+            if marker is not None:  # first: from here on the old set no longer looks complete
+                self._move_aside(marker, backup_of)
+            for temporary, final in self._pending:
+                current = final
+                if final not in backup_of:
+                    self._move_aside(final, backup_of)
+                os.replace(temporary, final)
+                placed.append(final)
+        except BaseException as error:
+            self._roll_back(placed, backup_of, marker)
+            if isinstance(error, OSError):
+                raise PipelineError(
+                    f"{current}: error: cannot put it in place: {error.strerror or error}"
+                ) from None
+            raise
+        self._committed = True
+        for backup in backup_of.values():
+            _remove(backup)
+        return placed
+
+    def discard(self) -> None:
+        """Remove every temporary not yet renamed into place."""
+        for temporary, _final in self._pending:
+            _remove(temporary)
+        self._pending = []
+
+    @staticmethod
+    def _move_aside(final: Path, backup_of: dict[Path, Path]) -> None:
+        backup = final.with_name(f".{final.name}.old.tmp-{os.getpid()}")
+        try:
+            os.rename(final, backup)
+        except FileNotFoundError:
+            return
+        backup_of[final] = backup
+
+    def _roll_back(
+        self, placed: list[Path], backup_of: dict[Path, Path], marker: Path | None
+    ) -> None:
+        """Remove the new files placed, put the old ones back (the marker last), drop the
+        temporaries; failures here are logged, never raised over the first error.
+        """
+        for final in placed:
+            _remove(final)
+        whole = True
+        for final, backup in sorted(backup_of.items(), key=lambda item: item[0] == marker):
+            if final == marker and not whole:
+                _remove(backup)  # an old marker beside files it does not describe: never
+                continue
+            try:
+                os.replace(backup, final)
+            except OSError as error:
+                whole = False
+                log.warning("cannot put back %s: %s", final, error.strerror or error)
+        self.discard()
+
+
+def _remove(path: Path) -> None:
+    """Remove a file in clean-up; a failure is logged, never raised over the error in hand."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        log.warning("cannot remove %s: %s", path, error.strerror or error)
 
 
 def display_path(path: Path) -> Path:

@@ -106,16 +106,19 @@ def file_info(
     channels: int,
     bitrate: str | None,
     output_dir: Path | None = None,
+    *,
+    final: Path | None = None,
 ) -> dict[str, Any]:
     """The sidecar entry of an encoded file, hashed in chunks.
 
-    ``path`` is made relative to ``output_dir`` (default: its folder); ``bitrate`` is None
-    for lossless formats (flac, wav).
+    ``final``: the name the file will have when ``path`` is its temporary. That name is made
+    relative to ``output_dir`` (default: its folder); ``bitrate`` is None for lossless
+    formats (flac, wav).
     """
     base = output_dir if output_dir is not None else path.parent
     return {
         "format": fmt,
-        "path": _relative(path, base),
+        "path": _relative(final or path, base),
         "bytes": path.stat().st_size,
         "sha256": sha256_file(path),
         "sample_rate": sample_rate,

@@ -105,7 +105,7 @@ def render_checked(
 ) -> RenderResult:
     """Render a validated script: synthesize what is missing, mix, master, encode, write."""
     from pipeline.encode import Encoder, TrackTags, remove_stale_temporaries, tag_file
-    from pipeline.fileio import check_writable, write_text_atomic
+    from pipeline.fileio import FileSet, check_writable
     from pipeline.master import (
         Loudness,
         TruePeakLimiter,
@@ -115,7 +115,7 @@ def render_checked(
         static_gain_db,
     )
     from pipeline.mix import mix
-    from pipeline.outputs import captions_vtt, file_info, sha256_file, sidecar, write_json_atomic
+    from pipeline.outputs import captions_vtt, file_info, json_text, sha256_file, sidecar
 
     script, settings = checked.script, checked.settings
     report_stage = stage or (lambda name, fraction: None)
@@ -211,47 +211,51 @@ def render_checked(
         log.info("%s: %.1f LUFS after limiting; encoding again", name, loudness.integrated_lufs)
         encoder.abort()
         encoder, loudness = encode(min(gain_db + missed_lu, headroom_db))
-    with encoder:  # its temporaries are removed unless committed
-        report_stage("finish", 0.9)
-        _check_loudness(name, loudness.integrated_lufs, loudness.true_peak_dbtp, settings)
-        final_paths = encoder.commit()
-    captions_path = output_dir / f"{name}.vtt"
-    write_text_atomic(captions_path, captions_vtt(timeline, script.title))
-    files = [final_paths[fmt] for fmt in options.formats]
-    written = (*files, captions_path)
-    if excerpt:
-        report_stage("done", 1.0)
-        return RenderResult(written, None, speech, timeline)
-    from pipeline.engines import get_engine
+    # audio, captions and sidecar become final together, the sidecar last (see FileSet)
+    with FileSet() as outputs:
+        with encoder:  # its temporaries are removed unless handed over
+            report_stage("finish", 0.9)
+            _check_loudness(name, loudness.integrated_lufs, loudness.true_peak_dbtp, settings)
+            audio = encoder.release()
+        for fmt in options.formats:
+            outputs.adopt(audio[fmt], encoder.final_paths[fmt])
+        captions_path = output_dir / f"{name}.vtt"
+        outputs.write(captions_path, captions_vtt(timeline, script.title).encode("utf-8"))
+        data: dict[str, Any] | None = None
+        if not excerpt:
+            from pipeline.engines import get_engine
 
-    data = sidecar(
-        script,
-        timeline,
-        files=[
-            file_info(
-                final_paths[fmt],
-                fmt,
-                sample_rate,
-                channels,
-                settings.bitrate if fmt not in ("flac", "wav") else None,
-                output_dir,
+            data = sidecar(
+                script,
+                timeline,
+                files=[
+                    file_info(
+                        audio[fmt],
+                        fmt,
+                        sample_rate,
+                        channels,
+                        settings.bitrate if fmt not in ("flac", "wav") else None,
+                        output_dir,
+                        final=encoder.final_paths[fmt],
+                    )
+                    for fmt in options.formats
+                ],
+                integrated_lufs=loudness.integrated_lufs,
+                true_peak_dbtp=(
+                    loudness.true_peak_dbtp if loudness.true_peak_dbtp is not None else -120.0
+                ),
+                loudness_range_lu=loudness.loudness_range_lu,
+                voice=settings.voice,
+                engine_version=get_engine(settings.voice.engine, settings.retry).version(),
+                source_sha256=sha256_file(script.path),
+                build_key=options.build_key,
+                root=settings.root,
+                captions=captions_path.name,
             )
-            for fmt in options.formats
-        ],
-        integrated_lufs=loudness.integrated_lufs,
-        true_peak_dbtp=loudness.true_peak_dbtp if loudness.true_peak_dbtp is not None else -120.0,
-        loudness_range_lu=loudness.loudness_range_lu,
-        voice=settings.voice,
-        engine_version=get_engine(settings.voice.engine, settings.retry).version(),
-        source_sha256=sha256_file(script.path),
-        build_key=options.build_key,
-        root=settings.root,
-        captions=captions_path.name,
-    )
-    sidecar_path = output_dir / f"{script.id}.json"
-    write_json_atomic(sidecar_path, data)
+            outputs.write(output_dir / f"{script.id}.json", json_text(data).encode("utf-8"))
+        written = outputs.commit()
     report_stage("done", 1.0)
-    return RenderResult((*written, sidecar_path), data, speech, timeline)
+    return RenderResult(tuple(written), data, speech, timeline)
 
 
 class _Sources:

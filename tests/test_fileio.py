@@ -81,3 +81,22 @@ def test_a_private_file_gets_the_mode_asked_for(tmp_path: Path) -> None:
     with atomic_writer(tmp_path / "x.bin", durable=False, mode=0o600) as stream:
         stream.write(b"abc")
     assert stat.S_IMODE((tmp_path / "x.bin").stat().st_mode) == 0o600
+
+
+def test_a_file_set_left_without_commit_leaves_nothing(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("old")
+    with pytest.raises(RuntimeError), fileio.FileSet() as files:
+        files.write(tmp_path / "x.wav", b"new audio")
+        files.write(tmp_path / "x.json", b"new sidecar")
+        raise RuntimeError("interrupted")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"x.json": "old"}
+
+
+def test_a_file_set_puts_the_marker_last_and_replaces_the_old_set(tmp_path: Path) -> None:
+    for name in ("x.wav", "x.json"):
+        (tmp_path / name).write_text("old")
+    with fileio.FileSet() as files:
+        files.write(tmp_path / "x.wav", b"new")
+        files.write(tmp_path / "x.json", b"new")
+        assert files.commit() == [tmp_path / "x.wav", tmp_path / "x.json"]
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"x.wav": "new", "x.json": "new"}

@@ -382,3 +382,129 @@ def test_a_short_peaky_track_is_encoded_again_to_reach_the_target(
     assert abs(loudness.integrated_lufs - -16.0) <= 0.5
     assert loudness.true_peak_dbtp is not None and loudness.true_peak_dbtp <= -1.0
     assert finals(out) == ["peaky.json", "peaky.vtt", "peaky.wav"]
+
+
+# --- a track's files become final together ----------------------------------------------------
+
+SET_CONFIG = "sample_rate: 16000\nchannels: 1\nformats: [wav, mp3]\ncache: cache\n"
+
+
+def set_project(root: Path, text: str) -> Path:
+    """A project of one short track in two formats; returns its script."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meditate.yaml").write_text(SET_CONFIG)
+    path = root / "scripts" / "calm.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"title: Calm\nsteps:\n  - say: {text}\n  - pause: 1s\n")
+    return path
+
+
+def render_set(path: Path, out: Path) -> None:
+    render_script(path, load_project(path.parents[1] / "meditate.yaml"), output_dir=out)
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder``, hidden ones included, with its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def assert_complete_set(out: Path) -> None:
+    """The sidecar lists every audio file with its size and hash, and the captions exist."""
+    import json
+
+    data = json.loads((out / "calm.json").read_text())
+    for entry in data["files"]:
+        assert sha256_file(out / entry["path"]) == entry["sha256"]
+    assert (out / data["captions"]).is_file()
+
+
+def fill_to(folder: Path, free_bytes: int) -> None:
+    """Leave about ``free_bytes`` free on the file system of ``folder`` (a filler file)."""
+    stat = os.statvfs(folder)
+    spare = stat.f_bavail * stat.f_frsize - free_bytes
+    filler = folder.parent / "filler"  # beside the output folder, on the same tmpfs
+    with open(filler, "ab") as stream:
+        while spare > 0:
+            spare -= stream.write(bytes(min(spare, 1 << 16)))
+
+
+def sweep_free_space(path: Path, out: Path, reference: Path, small_disk: Path) -> list[str]:
+    """Render with free space from a little under to a little over the new audio's size:
+    each failure must leave ``out`` exactly as it was; the first success puts the whole new
+    set in place. Returns the failures' messages.
+    """
+    before = contents(out)
+    page = os.statvfs(small_disk).f_frsize
+    audio_pages = sum(-(-(reference / n).stat().st_size // page) for n in ("calm.wav", "calm.mp3"))
+    failures: list[str] = []
+    for pages in range(audio_pages - 2, audio_pages + 8):
+        (small_disk / "filler").unlink(missing_ok=True)
+        fill_to(out, pages * page)
+        try:
+            render_set(path, out)
+        except PipelineError as error:
+            failures.append(str(error))
+            assert contents(out) == before, f"{pages} pages free: {error}"
+            continue
+        (small_disk / "filler").unlink()
+        assert_complete_set(out)
+        assert contents(out) == contents(reference)
+        return failures
+    pytest.fail(f"the new set never fitted: {failures}")
+
+
+def test_a_disk_that_fills_after_encoding_leaves_no_audio_without_its_sidecar(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    path = set_project(tmp_path / "project", "Hello there.")
+    out = small_disk / "out"
+    out.mkdir()
+    reference = tmp_path / "reference"
+    render_set(path, reference)  # the set's sizes; the speech is cached from here on
+    # nothing there before: a failure leaves nothing (no final name, no temporary)
+    failures = sweep_free_space(path, out, reference, small_disk)
+    # the interesting failures happened: after the audio was encoded, before the set was whole
+    assert any(".vtt" in message or ".json" in message for message in failures), failures
+    # a previous set: a failure leaves it exactly as it was
+    old = contents(out)
+    path.write_text(path.read_text().replace("Hello there.", "Hello again, my friend."))
+    render_set(path, reference)
+    assert contents(reference) != old
+    failures = sweep_free_space(path, out, reference, small_disk)
+    assert any(".vtt" in message or ".json" in message for message in failures), failures
+
+
+@pytest.fixture
+def root_only() -> None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("bind mounts need root")
+
+
+def test_a_file_that_cannot_be_replaced_rolls_the_whole_set_back(
+    tmp_path: Path, root_only: None
+) -> None:
+    """The captions' final name is a mount point: renaming onto it fails (EBUSY) after the
+    new audio is in place; the old set comes back whole, and nothing new stays behind.
+    """
+    path = set_project(tmp_path / "project", "Hello there.")
+    out = tmp_path / "out"
+    render_set(path, out)
+    old = contents(out)
+    path.write_text(path.read_text().replace("Hello there.", "Hello again, my friend."))
+    pinned = tmp_path / "pinned.vtt"
+    pinned.write_bytes(old["calm.vtt"])
+    mounted = subprocess.run(
+        ["mount", "--bind", str(pinned), str(out / "calm.vtt")], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount a file: {mounted.stderr.decode().strip()}")
+    try:
+        with pytest.raises(PipelineError, match=r"calm\.vtt: error: "):
+            render_set(path, out)
+        assert contents(out) == old
+    finally:
+        subprocess.run(["umount", str(out / "calm.vtt")], check=False)
+    render_set(path, out)
+    assert_complete_set(out)
+    assert contents(out)["calm.wav"] != old["calm.wav"]
+    assert sorted(contents(out)) == ["calm.json", "calm.mp3", "calm.vtt", "calm.wav"]
