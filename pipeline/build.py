@@ -498,7 +498,9 @@ def track_state(out: Path, checked: Checked, key: str, *, verify: bool = False) 
         return TrackState(script.id, script.path, STALE, f"{sidecar_path.name}: unreadable sidecar")
     if data.get("build_key") != key:
         return TrackState(script.id, script.path, STALE, "inputs changed")
-    problem = outputs_problem(out, data, verify=verify)
+    problem = _edited_problem(sidecar_path.name, data, checked) or outputs_problem(
+        out, data, verify=verify
+    )
     if problem:
         return TrackState(script.id, script.path, STALE, problem)
     return TrackState(script.id, script.path, UP_TO_DATE)
@@ -520,13 +522,34 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def _edited_problem(name: str, data: dict[str, Any], checked: Checked) -> str:
+    """How a sidecar's fields differ from what its script says ('' if they agree)."""
+    from pipeline.outputs import script_fields, source_path
+
+    settings = checked.settings
+    expected = script_fields(checked.script, settings.voice)
+    expected["source.path"] = source_path(checked.script, settings.root)
+    source = data.get("source")
+    found = {**data, "source.path": source.get("path") if isinstance(source, dict) else None}
+    for field_name, value in expected.items():
+        if found.get(field_name) != value:
+            return (
+                f"{name}: {field_name} is {found.get(field_name)!r}, the script says {value!r} "
+                "(edited by hand?)"
+            )
+    return ""
+
+
 def outputs_problem(out: Path, data: dict[str, Any], *, verify: bool = False) -> str:
-    """What is wrong with the files a sidecar lists ('' if all present with recorded sizes).
+    """What is wrong with a sidecar and the files it lists ('' if all present with recorded
+    sizes and the sidecar matches its own ``sidecar_sha256``, when it has one).
 
     Sizes are always compared; ``verify`` also hashes each file against its SHA-256.
     """
-    from pipeline.outputs import sha256_file
+    from pipeline.outputs import SEAL, sha256_file, sidecar_digest
 
+    if SEAL in data and data[SEAL] != sidecar_digest(data):
+        return f"{data['id']}.json: its content does not match its {SEAL} (edited by hand?)"
     if not data["files"]:
         return "the sidecar lists no audio file"
     for entry in data["files"]:

@@ -21,6 +21,8 @@ from pipeline.timeline import SpeechCue, Timeline
 
 GENERATOR = f"meditation-pipeline {pipeline.__version__}"
 """The ``generator`` field of sidecars and catalogs."""
+SEAL = "sidecar_sha256"
+"""The sidecar field holding :func:`sidecar_digest` of the rest of it."""
 CATALOG_NAME = "catalog.json"
 """The catalog ``build`` writes into the output folder."""
 LOCK_NAME = ".meditate-build.lock"
@@ -153,14 +155,8 @@ def sidecar(
     }
     if loudness_range_lu is not None:
         loudness["loudness_range_lu"] = round(loudness_range_lu, 2)
-    return {
-        "id": script.id,
-        "title": script.title,
-        "description": script.description,
-        "author": script.author,
-        "language": script.language if script.language is not None else voice.language,
-        "category": script.category,
-        "tags": list(script.tags),
+    data: dict[str, Any] = {
+        **script_fields(script, voice),
         "duration_s": round(timeline.length_s, 3),
         "loudness": loudness,
         "chapters": [
@@ -175,10 +171,39 @@ def sidecar(
             "name": voice.name or voice.language,  # no name: the engine's voice for the language
             "rate": voice.rate,
         },
-        "source": {"path": _relative(script.path, root), "sha256": source_sha256},
+        "source": {"path": source_path(script, root), "sha256": source_sha256},
         "build_key": build_key,
         "generator": GENERATOR,
     }
+    data[SEAL] = sidecar_digest(data)
+    return data
+
+
+def script_fields(script: Script, voice: VoiceSettings) -> dict[str, Any]:
+    """The sidecar's fields that come from the script alone (``voice``: its resolved voice)."""
+    return {
+        "id": script.id,
+        "title": script.title,
+        "description": script.description,
+        "author": script.author,
+        "language": script.language if script.language is not None else voice.language,
+        "category": script.category,
+        "tags": list(script.tags),
+    }
+
+
+def source_path(script: Script, root: Path) -> str:
+    """The sidecar's ``source.path``: the script relative to the project root."""
+    return _relative(script.path, root)
+
+
+def sidecar_digest(data: Mapping[str, Any]) -> str:
+    """SHA-256 of a sidecar's canonical JSON, its own ``sidecar_sha256`` left out: a sidecar
+    edited by hand no longer matches it (the audio is covered by ``files[].sha256``).
+    """
+    content = {key: value for key, value in data.items() if key != SEAL}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def catalog(sidecars: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -637,3 +637,55 @@ def test_the_catalog_lists_only_tracks_whose_script_still_exists(three: Path) ->
     pruned = CliRunner().invoke(cli, ["build", "--prune", str(three / "scripts")])
     assert pruned.exit_code == 0 and "pruned       3 file(s) of 1 orphan(s)" in pruned.output
     assert check([three / "scripts"], project).ok
+
+
+def test_a_hand_edited_sidecar_is_stale_with_its_reason(tmp_path: Path) -> None:
+    text = "title: Calm\nsteps:\n  - section: Arriving\n  - say: Hello.\n  - section: Rest\n"
+    project = make_project(tmp_path, {"calm.yaml": text + "  - say: Rest now.\n"})
+    run_build(tmp_path)
+    sidecar_path = tmp_path / "dist" / "calm.json"
+    original = sidecar_path.read_text(encoding="utf-8")
+
+    def edited(change: object) -> list[tuple[str, str]]:
+        data = json.loads(original)
+        change(data)  # type: ignore[operator]
+        sidecar_path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        deep = check([tmp_path / "scripts"], project, verify=True)
+        assert [t.track_id for t in check([tmp_path / "scripts"], project).stale] == ["calm"]
+        return [(t.track_id, t.reason) for t in deep.stale]
+
+    assert edited(lambda data: data.update(title="Calmer")) == [
+        ("calm", "calm.json: title is 'Calmer', the script says 'Calm' (edited by hand?)")
+    ]
+    edited_by_hand = "calm.json: its content does not match its sidecar_sha256 (edited by hand?)"
+    assert edited(lambda data: data["chapters"][1].update(start_s=99.0)) == [
+        ("calm", edited_by_hand)
+    ]
+    assert edited(lambda data: data.update(duration_s=600.0)) == [("calm", edited_by_hand)]
+    result = CliRunner().invoke(cli, ["check", "--verify", str(tmp_path / "scripts")])
+    assert result.exit_code == 1 and "stale     calm  " in result.output
+    assert edited_by_hand in result.output
+    # a sidecar from before the seal is still up to date (its script's fields are checked)
+    sidecar_path.write_text(original, encoding="utf-8")
+    assert check([tmp_path / "scripts"], project, verify=True).ok
+    unsealed = json.loads(original)
+    del unsealed["sidecar_sha256"]
+    sidecar_path.write_text(json.dumps(unsealed, indent=2), encoding="utf-8")
+    assert check([tmp_path / "scripts"], project, verify=True).ok
+    unsealed["title"] = "Calmer"
+    sidecar_path.write_text(json.dumps(unsealed, indent=2), encoding="utf-8")
+    assert not check([tmp_path / "scripts"], project, verify=True).ok
+    # the catalog never lists a sidecar whose content broke its seal; a build redoes it
+    sidecar_path.write_text(original.replace('"start_s": 0.0', '"start_s": 1.0'), "utf-8")
+    assert write_catalog_tracks(tmp_path / "dist") == []
+    report = run_build(tmp_path)
+    assert statuses(report) == {"calm": BUILT} and report.catalog_tracks == 1
+    assert sidecar_path.read_text(encoding="utf-8") == original
+
+
+def write_catalog_tracks(out: Path) -> list[str]:
+    from pipeline.build import write_catalog
+
+    write_catalog(out)
+    catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
+    return [track["id"] for track in catalog["tracks"]]

@@ -18,6 +18,7 @@ from pipeline.outputs import (
     file_info,
     sha256_file,
     sidecar,
+    sidecar_digest,
     vtt_timestamp,
     write_json_atomic,
 )
@@ -148,7 +149,8 @@ def make_sidecar(
 
 def test_sidecar_has_every_spec_field(tmp_path: Path) -> None:
     data = make_sidecar(tmp_path)
-    assert set(data) == SPEC_KEYS
+    assert set(data) == SPEC_KEYS | {"sidecar_sha256"}  # an extension: the seal, last
+    assert list(data)[-1] == "sidecar_sha256"
     assert data["id"] == "calm"
     assert data["language"] == "en"
     assert data["tags"] == ["breathing", "beginner"]
@@ -196,3 +198,13 @@ def test_sidecar_voice_name_falls_back_to_the_language(tmp_path: Path) -> None:
     unnamed = VoiceSettings(engine="espeak", name="", language="de", rate=1.0)
     voice = make_sidecar(tmp_path, voice=unnamed)["voice"]
     assert isinstance(voice, dict) and voice["name"] == "de"
+
+
+def test_the_seal_covers_every_field_and_survives_a_round_trip(tmp_path: Path) -> None:
+    data = make_sidecar(tmp_path)
+    target = tmp_path / "calm.json"
+    write_json_atomic(target, data)
+    read = json.loads(target.read_text(encoding="utf-8"))
+    assert read["sidecar_sha256"] == sidecar_digest(read) == sidecar_digest(data)
+    for change in ({"title": "Calmer"}, {"duration_s": 3731.0}, {"chapters": []}):
+        assert sidecar_digest({**read, **change}) != read["sidecar_sha256"]
