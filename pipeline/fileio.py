@@ -74,6 +74,7 @@ class FileSet:
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self._adopted: list[Path] = []
         self._committed = False
 
     def __enter__(self) -> FileSet:
@@ -84,8 +85,11 @@ class FileSet:
             self.discard()
 
     def adopt(self, temporary: Path, final: Path) -> None:
-        """Add a temporary written elsewhere (e.g. by an encoder), to become ``final``."""
+        """Add a temporary written elsewhere (e.g. by an encoder), to become ``final``;
+        ``commit`` makes it durable before anything is renamed.
+        """
         self._pending.append((temporary, final))
+        self._adopted.append(temporary)
 
     def write(self, final: Path, data: bytes) -> None:
         """Write ``data`` durably to a temporary that ``commit`` renames to ``final``."""
@@ -116,6 +120,11 @@ class FileSet:
         marker = self._pending[-1][1] if self._pending else None
         current = marker
         try:
+            for temporary in self._adopted:  # a power cut must not leave a marker over holes
+                current = temporary
+                with open(temporary, "rb+") as stream:
+                    os.fsync(stream.fileno())
+            current = marker
             if marker is not None:  # first: from here on the old set no longer looks complete
                 self._move_aside(marker, backup_of)
             for temporary, final in self._pending:
