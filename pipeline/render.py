@@ -217,8 +217,8 @@ def render_checked(
             report_stage("finish", 0.9)
             _check_loudness(name, loudness.integrated_lufs, loudness.true_peak_dbtp, settings)
             audio = encoder.release()
-        for fmt in options.formats:
-            outputs.adopt(audio[fmt], encoder.final_paths[fmt])
+            for fmt in options.formats:
+                outputs.adopt(audio[fmt], encoder.final_paths[fmt])
         captions_path = output_dir / f"{name}.vtt"
         outputs.write(captions_path, captions_vtt(timeline, script.title).encode("utf-8"))
         data: dict[str, Any] | None = None
