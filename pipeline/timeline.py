@@ -139,7 +139,8 @@ class Timeline:
     chapters: tuple[Chapter, ...]
     """Chapters in time order."""
     length_s: float
-    """End of the last step; the bed's fade-out ends here."""
+    """End of the track: the tail after the last step, or later when a sound is still ringing
+    then (it rings out); the bed's fade-out ends here."""
     natural_length_s: float
     """Length with flexible pauses at their nominal lengths."""
     target_s: float | None
@@ -148,6 +149,10 @@ class Timeline:
     """The bed, resolved."""
     pause_scale: float = 1.0
     """Factor the solver applied to every flexible pause (1 without a target)."""
+    lead_in_s: float = 0.0
+    """Silence before the first step."""
+    tail_s: float = 0.0
+    """Silence after the last step (a sound still ringing then makes the track longer)."""
 
     @property
     def speech(self) -> tuple[SpeechCue, ...]:
@@ -187,11 +192,12 @@ def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
     estimated from words per minute where speech is not measured yet.
     """
     speech_s = _SpeechLengths(lengths, settings)
-    natural = _Planner(script, settings, speech_s, 1.0).run()
+    natural_planner = _Planner(script, settings, speech_s, 1.0)
+    natural = natural_planner.run()
     target_s = script.duration_s
     if target_s is None:
         return natural
-    scale = _solve_scale(script, natural.length_s, target_s)
+    scale = _solve_scale(script, natural_planner.ends, natural.length_s, target_s)
     if scale == 1.0:
         return natural
     timeline = replace(
@@ -207,16 +213,20 @@ def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
     return timeline
 
 
-def _solve_scale(script: Script, natural_s: float, target_s: float) -> float:
-    """The common factor of flexible pauses that makes the track last ``target_s``."""
-    flexible_s = sum(
-        step.length_s for step in script.steps if isinstance(step, PauseStep) and step.flexible
-    )
+def _solve_scale(
+    script: Script, ends: list[tuple[float, float]], natural_s: float, target_s: float
+) -> float:
+    """The common factor of flexible pauses that makes the track last ``target_s``.
+
+    The track ends at the latest of ``ends``, each ``(time at scale 1, flexible seconds before
+    it)``: a time ``a + b * scale``. The answer is the largest scale whose latest end is the
+    target, the one where the first end to reach it does.
+    """
     if abs(natural_s - target_s) <= _EXACT_S:
         return 1.0
     where = _duration_place(script)
     wanted = f"cannot last {format_clock(target_s)}: natural length {format_clock(natural_s)}"
-    if flexible_s <= 0:
+    if not any(flexible_s > 0 for _, flexible_s in ends):
         raise ScriptError(
             [
                 Problem(
@@ -225,20 +235,20 @@ def _solve_scale(script: Script, natural_s: float, target_s: float) -> float:
                 )
             ]
         )
-    fixed_s = natural_s - flexible_s
-    scale = (target_s - fixed_s) / flexible_s
-    if scale < MIN_PAUSE_SCALE - 1e-12:
-        shortest_s = math.ceil((fixed_s + flexible_s * MIN_PAUSE_SCALE) * 10 - 1e-9) / 10
+    lines = [(at_s - flexible_s, flexible_s) for at_s, flexible_s in ends]
+    shortest_s = max(fixed_s + flexible_s * MIN_PAUSE_SCALE for fixed_s, flexible_s in lines)
+    if target_s < shortest_s - _EXACT_S:
+        reachable_s = math.ceil(shortest_s * 10 - 1e-9) / 10
         raise ScriptError(
             [
                 Problem(
                     where,
-                    f"{wanted}, reachable {format_clock(shortest_s)} and longer "
+                    f"{wanted}, reachable {format_clock(reachable_s)} and longer "
                     "(flexible pauses shrink to a third)",
                 )
             ]
         )
-    return scale
+    return min((target_s - fixed_s) / flexible_s for fixed_s, flexible_s in lines if flexible_s > 0)
 
 
 def _duration_place(script: Script) -> Place:
@@ -286,7 +296,11 @@ class _Planner:
         self.settings = settings
         self.lengths = lengths
         self.scale = scale
-        self.now_s = 0.0
+        self.now_s = settings.lead_in_s
+        self.flexible_s = 0.0
+        """Nominal length of the flexible pauses passed so far."""
+        self.ends: list[tuple[float, float]] = []
+        """Where the track may end, each with ``flexible_s`` at that point: sounds ringing out."""
         self.after_speech = False
         """The last step that took time was a ``say`` or ``breathe``: a paragraph gap is due."""
         self.section = ""
@@ -309,19 +323,25 @@ class _Planner:
                 self._section(step)
         if self.problems:
             raise ScriptError(self.problems)
+        self.ends.append((self.now_s + self.settings.tail_s, self.flexible_s))
+        length_s = max(end_s for end_s, _ in self.ends)
         return Timeline(
             cues=tuple(sorted(self.cues, key=lambda cue: cue.start_s)),
             chapters=tuple(self.chapters),
-            length_s=self.now_s,
-            natural_length_s=self.now_s,
+            length_s=length_s,
+            natural_length_s=length_s,
             target_s=self.script.duration_s,
             background=self.settings.background,
             pause_scale=self.scale,
+            lead_in_s=self.settings.lead_in_s,
+            tail_s=self.settings.tail_s,
         )
 
     def _section(self, step: SectionStep) -> None:
         self.section = step.title
-        self.chapters.append(Chapter(step.title, self.now_s))
+        # a chapter that nothing precedes holds the lead-in too: chapters start at 0
+        start_s = 0.0 if not self.cues and self.now_s <= self.settings.lead_in_s else self.now_s
+        self.chapters.append(Chapter(step.title, start_s))
 
     def _pause(self, step: PauseStep) -> None:
         length_s = step.length_s * self.scale if step.flexible else step.length_s
@@ -336,10 +356,14 @@ class _Planner:
             )
         )
         self.now_s += length_s
+        if step.flexible:
+            self.flexible_s += step.length_s
         self.after_speech = False
 
     def _sound(self, step: SoundStep) -> None:
-        wait_s = step.wait_s if step.wait_s is not None else self.lengths.sound(step.asset)
+        full_s = self.lengths.sound(step.asset)
+        wait_s = step.wait_s if step.wait_s is not None else full_s
+        self.ends.append((self.now_s + full_s, self.flexible_s))
         self.cues.append(
             SoundCue(
                 start_s=self.now_s,

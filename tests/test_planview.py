@@ -56,10 +56,10 @@ def test_table_has_a_row_per_cue_with_clock_length_kind_section_text() -> None:
     text = format_plan(sample())
     lines = text.splitlines()
     assert lines[0].split() == ["start", "length", "kind", "section", "text"]
-    assert lines[1].split() == ["00:00.0", "4.0", "sound", "Arriving", "bowl", "(-3", "dB)"]
-    assert lines[2].split() == ["00:04.0", "1.5", "say", "Arriving", "Welcome."]
+    assert lines[1].split() == ["00:01.0", "4.0", "sound", "Arriving", "bowl", "(-3", "dB)"]
+    assert lines[2].split() == ["00:05.0", "1.5", "say", "Arriving", "Welcome."]
     row = lines[3].split(maxsplit=4)
-    assert row[0] == "00:06.3" and row[1].startswith("~") and row[2:4] == ["say", "Arriving"]
+    assert row[0] == "00:07.3" and row[1].startswith("~") and row[2:4] == ["say", "Arriving"]
     assert row[4].endswith("...") and len(row[4]) <= 50
     assert "pause" in lines[4] and "flexible, nominal 30 s" in lines[4]
     assert lines[5].split()[2:] == ["breathe", "Breathing", "in", "(cycle", "1):", "Breathe", "in"]
@@ -72,7 +72,7 @@ def test_table_has_a_row_per_cue_with_clock_length_kind_section_text() -> None:
         "Breathe",
         "out",
     ]
-    assert lines[7].split()[:3] == ["01:59.7", "0.3", "pause"]
+    assert lines[7].split()[:3] == ["01:57.7", "0.3", "pause"]  # ends 2 s before the end: the tail
     assert lines[8] == ""
 
 
@@ -101,6 +101,7 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
     assert data["natural_length_s"] == round(timeline.natural_length_s, 3)
     assert data["sentences"] == 4 and data["estimated"] == 3
     assert data["background"] == "rain"
+    assert (data["lead_in_s"], data["tail_s"]) == (1.0, 2.0)
     assert data["chapters"] == [
         {"title": "Arriving", "start_s": 0.0},
         {"title": "Breathing", "start_s": round(timeline.chapters[1].start_s, 3)},
@@ -121,7 +122,7 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
     welcome = cues[1]
     assert welcome == {
         "kind": "say",
-        "start_s": 4.0,
+        "start_s": 5.0,
         "length_s": 1.5,
         "text": "Welcome.",
         "section": "Arriving",

@@ -30,7 +30,7 @@ from pipeline.timeline import BreathPhaseCue, PauseCue, SpeechCue, Timeline
 RATE = 44100
 TARGET_LUFS = -16.0
 CEILING_DBTP = -1.0
-TARGET_S = 32.0
+TARGET_S = 35.0  # 32 s of steps, the default 1 s lead-in and 2 s tail
 FORMATS = ("mp3", "ogg", "m4a", "opus", "flac")
 
 CONFIG = f"""\
