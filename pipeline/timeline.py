@@ -28,6 +28,8 @@ MIN_PAUSE_SCALE = 1 / 3
 """A flexible pause never shrinks below a third of its nominal length."""
 MIN_ESTIMATE_S = 0.4
 """Shortest estimated length of a sentence: even one word takes a moment to say."""
+MAX_PAUSE_STRETCH = 2.0
+"""Flexible pauses stretched further than this to meet a target get a warning (long silences)."""
 _EXACT_S = 1e-6
 
 
@@ -153,6 +155,8 @@ class Timeline:
     """Silence before the first step."""
     tail_s: float = 0.0
     """Silence after the last step (a sound still ringing then makes the track longer)."""
+    warnings: tuple[Problem, ...] = ()
+    """Findings of planning that do not stop it (a pause stretched very far, ...)."""
 
     @property
     def speech(self) -> tuple[SpeechCue, ...]:
@@ -203,6 +207,10 @@ def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
     timeline = replace(
         _Planner(script, settings, speech_s, scale).run(), natural_length_s=natural.length_s
     )
+    if scale > MAX_PAUSE_STRETCH:
+        timeline = replace(
+            timeline, warnings=(*timeline.warnings, _stretch_warning(script, timeline))
+        )
     logger.debug(
         "%s: flexible pauses x%.4f for %.3f s (natural %.3f s)",
         script.path,
@@ -249,6 +257,18 @@ def _solve_scale(
             ]
         )
     return min((target_s - fixed_s) / flexible_s for fixed_s, flexible_s in lines if flexible_s > 0)
+
+
+def _stretch_warning(script: Script, timeline: Timeline) -> Problem:
+    """The warning for flexible pauses stretched more than ``MAX_PAUSE_STRETCH`` times."""
+    return Problem(
+        _duration_place(script),
+        f"flexible pauses stretch x{timeline.pause_scale:.2f} to last "
+        f"{format_clock(timeline.length_s)} (natural length "
+        f"{format_clock(timeline.natural_length_s)}; more than x{MAX_PAUSE_STRETCH:g} leaves "
+        "long silences): add content or flexible pauses, or shorten 'duration'",
+        "warning",
+    )
 
 
 def _duration_place(script: Script) -> Place:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeline.errors import Place
 from pipeline.planview import format_plan, plan_as_dict
 from pipeline.script.model import (
@@ -135,3 +137,25 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
     for cue in cues:
         for key in ("start_s", "length_s"):
             assert cue[key] == round(cue[key], 3)
+
+
+def test_a_pause_stretched_too_far_is_a_warning_in_the_json() -> None:
+    (warning,) = plan_as_dict(sample())["warnings"]  # type: ignore[misc]
+    assert warning["severity"] == "warning" and warning["key"] == "duration"
+    assert "flexible pauses stretch x3.21 to last 02:00.0" in warning["message"]
+    assert plan_as_dict(sample(duration_s=None))["warnings"] == []
+
+
+def test_plan_logs_a_stretch_warning_at_the_duration_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipeline.config import load_project
+    from pipeline.planning import plan_script
+
+    (tmp_path / "meditate.yaml").write_text("cache: cache\n", encoding="utf-8")
+    path = tmp_path / "hi.yaml"
+    path.write_text("title: Hi\nduration: 2h\nsteps:\n  - say: Hi.\n  - pause: 5s+\n")
+    with caplog.at_level("WARNING", logger="pipeline"):
+        plan_script(path, load_project(tmp_path / "meditate.yaml"))
+    (message,) = [record.getMessage() for record in caplog.records]
+    assert message.startswith(f"{path}:2:11: duration: flexible pauses stretch x1439.")

@@ -455,3 +455,32 @@ def test_prefetch_decodes_assets_and_measures_codecs_before_the_mix(
     assert sources.bed("rain")[0].shape[1] == 2
     assert encode.codec_gain_db("mp3", "128k", RATE, 2) > 0.0
     assert encode.codec_gain_db.cache_info().currsize == 2
+
+
+# --- warnings -------------------------------------------------------------------------------
+
+
+def test_a_quiet_track_s_warning_gives_the_loudness_measured_on_the_encoded_file(
+    renders: Renders, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 11 D10: the warning predicted 6.6 LU under the target; the file measured 10.4 LU
+    (renders.root / "scripts" / "sparse.yaml").write_text(
+        "title: Sparse\nbackground: {asset: rain, fade_out: 2s}\n"
+        "steps:\n  - say: Rest.\n  - pause: 40s\n",
+        encoding="utf-8",
+    )
+    project = load_project(renders.root / "meditate.yaml")
+    with caplog.at_level("WARNING", logger="pipeline"):
+        result = render_script(
+            renders.root / "scripts" / "sparse.yaml", project, output_dir=renders.root / "sparse"
+        )
+    assert result.sidecar is not None
+    measured = measure_file(renders.root / "sparse" / "sparse.mp3").integrated_lufs
+    assert measured < TARGET_LUFS - 0.5
+    assert result.sidecar["loudness"]["integrated_lufs"] == pytest.approx(measured, abs=0.05)
+    (warning,) = [r.getMessage() for r in caplog.records if "LUFS" in r.getMessage()]
+    assert warning == (
+        f"sparse: integrated loudness {measured:.1f} LUFS measured on the encoded file, "
+        f"{TARGET_LUFS - measured:.1f} LU quieter than the target {TARGET_LUFS:.1f} LUFS: more "
+        "gain would crush its peaks (little speech over a long bed or silence?)"
+    )

@@ -21,6 +21,7 @@ from pipeline.script.model import (
 )
 from pipeline.settings import BackgroundSettings, Settings, VoiceSettings
 from pipeline.timeline import (
+    MAX_PAUSE_STRETCH,
     BreathPhaseCue,
     Chapter,
     PauseCue,
@@ -280,6 +281,19 @@ def test_the_default_lead_in_and_tail() -> None:
     timeline = plan(script(say("One.")), Settings(), FakeLengths())
     assert speech_starts(timeline) == [1.0]
     assert timeline.length_s == 1.0 + 2.0 + 2.0
+
+
+def test_pauses_stretched_beyond_the_limit_give_a_warning() -> None:
+    # issue 11 D10: 'duration: 2h' with one 'Hi.' stretched a pause x1439.9 without a word
+    steps = (say("Hi."), pause(5.0, flexible=True, index=1))
+    within = make(*steps, duration_s=2.0 + 5.0 * MAX_PAUSE_STRETCH)
+    assert within.warnings == ()
+    far = make(*steps, duration_s=7200.0)
+    (warning,) = far.warnings
+    assert warning.severity == "warning"
+    assert warning.place.key_path == "duration"
+    assert "flexible pauses stretch x1439.60 to last 2:00:00.0" in warning.message
+    assert "more than x2" in warning.message
 
 
 def test_pause_after_a_sound_simply_advances() -> None:
@@ -570,3 +584,22 @@ def test_background_comes_from_settings() -> None:
     settings = Settings(background=bed)
     assert make(say("One."), settings=settings).background == bed
     assert make(say("One.")).background is None
+
+
+@pytest.mark.parametrize("template", ["breathing", "body-scan", "sleep", "article"])
+def test_every_template_meets_its_default_duration_within_the_stretch_limit(
+    template: str, tmp_path: Path
+) -> None:
+    # issue 11 D10: the templates stretched their pauses x2.85 to x5.05
+    from pipeline.config import load_project
+    from pipeline.planning import plan_checked
+    from pipeline.script.templates import create_script
+    from pipeline.script.validate import validate_paths
+
+    (tmp_path / "meditate.yaml").write_text("cache: cache\n", encoding="utf-8")
+    path = create_script(tmp_path / "scripts", "new-one", template)
+    report = validate_paths([path], load_project(tmp_path / "meditate.yaml"))
+    assert report.problems == []
+    timeline = plan_checked(report.checked[0]).timeline
+    assert timeline.pause_scale <= MAX_PAUSE_STRETCH
+    assert timeline.warnings == ()
