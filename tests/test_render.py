@@ -25,7 +25,7 @@ from pipeline.master import measure_file
 from pipeline.mix import LOOP_CROSSFADE_S, mix
 from pipeline.outputs import sha256_file
 from pipeline.render import RenderResult, _Sources, render_script
-from pipeline.timeline import BreathPhaseCue, PauseCue, SpeechCue, Timeline
+from pipeline.timeline import BreathPhaseCue, PauseCue, SoundCue, SpeechCue, Timeline
 
 RATE = 44100
 TARGET_LUFS = -16.0
@@ -484,3 +484,26 @@ def test_a_quiet_track_s_warning_gives_the_loudness_measured_on_the_encoded_file
         f"{TARGET_LUFS - measured:.1f} LU quieter than the target {TARGET_LUFS:.1f} LUFS: more "
         "gain would crush its peaks (little speech over a long bed or silence?)"
     )
+
+
+def test_the_last_bell_rings_out_before_the_track_ends(renders: Renders) -> None:
+    # issue 11 D9: 'say: Goodbye.' then a 9 s chime with 'wait: 1s' ended 0.8 s into the chime
+    (renders.root / "scripts" / "bye.yaml").write_text(
+        "title: Bye\nbackground: null\nsteps:\n  - say: Goodbye.\n"
+        "  - sound: {asset: chime, wait: 1s}\n",
+        encoding="utf-8",
+    )
+    project = load_project(renders.root / "meditate.yaml")
+    flags = {"formats": "flac"}
+    result = render_script(
+        renders.root / "scripts" / "bye.yaml", project, flags, output_dir=renders.root / "bye"
+    )
+    (goodbye,) = speech_cues(result.timeline)
+    (bell,) = [c for c in result.timeline.cues if isinstance(c, SoundCue)]
+    assert bell.start_s == pytest.approx(goodbye.start_s + goodbye.length_s)
+    assert result.timeline.length_s == pytest.approx(bell.start_s + 9.0)
+    pcm = decode(renders.root / "bye" / "bye.flac", RATE, 2)
+    assert abs(pcm.shape[0] / RATE - result.timeline.length_s) <= 0.050
+    # the chime is still heard 6 s in, and has died away by the end
+    assert np.abs(pcm[round((bell.start_s + 6.0) * RATE) :][:RATE]).max() > 10 ** (-60 / 20)
+    assert np.abs(pcm[-round(0.1 * RATE) :]).max() < 10 ** (-40 / 20)
