@@ -28,6 +28,11 @@ MIN_PAUSE_SCALE = 1 / 3
 """A flexible pause never shrinks below a third of its nominal length."""
 MIN_ESTIMATE_S = 0.4
 """Shortest estimated length of a sentence: even one word takes a moment to say."""
+SPEECH_LENGTH_FACTOR = 3.0
+"""A sentence whose synthesized length is this many times its estimate (or under a
+1/factor of it) is likely not in its voice's language: a warning."""
+SPEECH_LENGTH_MIN_GAP_S = 1.5
+"""...if measured and estimate also differ by this much (a one-word sentence varies a lot)."""
 MAX_PAUSE_STRETCH = 2.0
 """Flexible pauses stretched further than this to meet a target get a warning (long silences)."""
 _EXACT_S = 1e-6
@@ -327,6 +332,7 @@ class _Planner:
         self.cues: list[Cue] = []
         self.chapters: list[Chapter] = []
         self.problems: list[Problem] = []
+        self.warnings: dict[tuple[str, VoiceSettings], Problem] = {}
 
     def run(self) -> Timeline:
         """The timeline; its natural length is its own length (the caller fixes it if scaled)."""
@@ -355,6 +361,7 @@ class _Planner:
             pause_scale=self.scale,
             lead_in_s=self.settings.lead_in_s,
             tail_s=self.settings.tail_s,
+            warnings=tuple(self.warnings.values()),
         )
 
     def _section(self, step: SectionStep) -> None:
@@ -413,7 +420,7 @@ class _Planner:
                 )
             elif self.after_speech:
                 self.now_s += self.settings.paragraph_pause_s
-            length_s, estimated = self.lengths.speech(sentence.text, voice)
+            length_s, estimated = self._speech(sentence.text, voice, step.place)
             self.cues.append(
                 SpeechCue(
                     start_s=self.now_s,
@@ -430,6 +437,21 @@ class _Planner:
         if sentences[-1].pause_after_s is not None:
             self.now_s += sentences[-1].pause_after_s
             self.after_speech = False
+
+    def _speech(self, text: str, voice: VoiceSettings, place: Place) -> tuple[float, bool]:
+        """``(length_s, estimated)`` of a sentence; a measured length far from the estimate
+        (text not in the voice's language?) is a warning at its first place.
+        """
+        length_s, estimated = self.lengths.speech(text, voice)
+        if not estimated and (text, voice) not in self.warnings:
+            estimate_s = estimate_speech_s(text, voice, self.settings.words_per_minute)
+            ratio = length_s / estimate_s
+            far = ratio > SPEECH_LENGTH_FACTOR or ratio < 1 / SPEECH_LENGTH_FACTOR
+            if far and abs(length_s - estimate_s) >= SPEECH_LENGTH_MIN_GAP_S:
+                self.warnings[(text, voice)] = _length_warning(
+                    text, voice, place, length_s, estimate_s
+                )
+        return length_s, estimated
 
     def _sentences(self, step: SayStep) -> list[Sentence]:
         """The sentences of a ``say``; a malformed pause marker is a problem at the step."""
@@ -461,7 +483,7 @@ class _Planner:
                 )
                 words = _cue_words(step.cues, name)
                 if words:
-                    length_s, estimated = self.lengths.speech(words, voice)
+                    length_s, estimated = self._speech(words, voice, step.place)
                     if length_s > phase_s + _EXACT_S and index not in reported:
                         reported.add(index)
                         self.problems.append(
@@ -481,6 +503,21 @@ class _Planner:
                     )
                 self.now_s += phase_s
         self.after_speech = True
+
+
+def _length_warning(
+    text: str, voice: VoiceSettings, place: Place, length_s: float, estimate_s: float
+) -> Problem:
+    """The warning for a sentence whose synthesized length is far from its estimate."""
+    shown = text if len(text) <= 40 else text[:37].rstrip() + "..."
+    name = voice.name or voice.language
+    return Problem(
+        place,
+        f"{shown!r} lasts {length_s:.1f} s as synthesized, x{length_s / estimate_s:.1f} its "
+        f"estimate of {estimate_s:.1f} s (more than x{SPEECH_LENGTH_FACTOR:g} either way): "
+        f"is the text in the language of its voice ({voice.engine} {name!r})?",
+        "warning",
+    )
 
 
 def _cue_words(cues: BreathCues | None, phase: str) -> str:

@@ -507,3 +507,28 @@ def test_the_last_bell_rings_out_before_the_track_ends(renders: Renders) -> None
     # the chime is still heard 6 s in, and has died away by the end
     assert np.abs(pcm[round((bell.start_s + 6.0) * RATE) :][:RATE]).max() > 10 ** (-60 / 20)
     assert np.abs(pcm[-round(0.1 * RATE) :]).max() < 10 ** (-40 / 20)
+
+
+def test_text_not_in_its_voice_s_language_is_a_warning_in_render_and_plan(
+    renders: Renders, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 11 F-language: Hebrew read by an Arabic voice lasts many times its estimate
+    from pipeline.planning import plan_script
+
+    path = renders.root / "scripts" / "hebrew.yaml"
+    path.write_text(
+        "title: Hebrew\nlanguage: ar\nbackground: null\nsteps:\n"
+        "  - say: Welcome.\n  - say: שלום, מה שלומך היום?\n",
+        encoding="utf-8",
+    )
+    project = load_project(renders.root / "meditate.yaml")
+    with caplog.at_level("WARNING", logger="pipeline"):
+        render_script(path, project, {"formats": "flac"}, output_dir=renders.root / "hebrew")
+        rendered = [r.getMessage() for r in caplog.records if "synthesized" in r.getMessage()]
+        caplog.clear()
+        plan_script(path, project)
+        planned = [r.getMessage() for r in caplog.records if "synthesized" in r.getMessage()]
+    assert rendered == planned
+    (message,) = planned
+    assert message.startswith(f"{path}:6:10: steps[1].say: 'שלום, מה שלומך היום?' lasts ")
+    assert message.endswith("is the text in the language of its voice (espeak 'ar')?")

@@ -286,13 +286,14 @@ def test_the_default_lead_in_and_tail() -> None:
 def test_pauses_stretched_beyond_the_limit_give_a_warning() -> None:
     # issue 11 D10: 'duration: 2h' with one 'Hi.' stretched a pause x1439.9 without a word
     steps = (say("Hi."), pause(5.0, flexible=True, index=1))
-    within = make(*steps, duration_s=2.0 + 5.0 * MAX_PAUSE_STRETCH)
+    lengths = FakeLengths({"Hi.": 0.5})
+    within = make(*steps, lengths=lengths, duration_s=0.5 + 5.0 * MAX_PAUSE_STRETCH)
     assert within.warnings == ()
-    far = make(*steps, duration_s=7200.0)
+    far = make(*steps, lengths=lengths, duration_s=7200.0)
     (warning,) = far.warnings
     assert warning.severity == "warning"
     assert warning.place.key_path == "duration"
-    assert "flexible pauses stretch x1439.60 to last 2:00:00.0" in warning.message
+    assert "flexible pauses stretch x1439.90 to last 2:00:00.0" in warning.message
     assert "more than x2" in warning.message
 
 
@@ -602,4 +603,30 @@ def test_every_template_meets_its_default_duration_within_the_stretch_limit(
     assert report.problems == []
     timeline = plan_checked(report.checked[0]).timeline
     assert timeline.pause_scale <= MAX_PAUSE_STRETCH
+    assert timeline.warnings == ()
+
+
+def test_a_measured_length_far_from_its_estimate_is_a_warning_at_its_step() -> None:
+    # issue 11 F-language: Hebrew read by an Arabic voice, estimated 1.6 s, lasted 18.5 s
+    hebrew = "שלום, מה שלומך היום?"
+    lengths = FakeLengths({hebrew: 18.5, "Fine.": 0.5, "One two three four five six.": 0.3})
+    timeline = make(
+        say("Fine.", index=0),
+        say(hebrew, index=1),
+        say(hebrew, index=2),
+        say("One two three four five six.", index=3),
+        lengths=lengths,
+    )
+    first, second = timeline.warnings
+    assert first.place == at(1) and first.severity == "warning"  # once, at its first place
+    assert first.message == (
+        f"{hebrew!r} lasts 18.5 s as synthesized, x11.6 its estimate of 1.6 s (more than x3 "
+        "either way): is the text in the language of its voice (espeak 'en')?"
+    )
+    assert second.place == at(3) and "x0.1 its estimate of 2.4 s" in second.message
+
+
+def test_lengths_near_their_estimate_or_not_measured_give_no_warning() -> None:
+    lengths = FakeLengths({"Hi.": 1.5, "Six words are in this sentence.": 5.0}, default_s=None)
+    timeline = make(say("Hi. Six words are in this sentence. Not measured yet."), lengths=lengths)
     assert timeline.warnings == ()
