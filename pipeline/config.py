@@ -132,6 +132,8 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "background.duck": _gain(0.0, 40.0),
     "pauses.sentence": _seconds(60.0),
     "pauses.paragraph": _seconds(60.0),
+    "pauses.lead_in": _seconds(60.0),
+    "pauses.tail": _seconds(60.0),
     "master.loudness": _number(-40.0, -5.0),
     "master.true_peak": _number(-9.0, 0.0),
     "formats": _formats,
@@ -207,6 +209,8 @@ def _builtin_defaults() -> Layer:
         "background.duck": bed.duck_db,
         "pauses.sentence": settings.sentence_pause_s,
         "pauses.paragraph": settings.paragraph_pause_s,
+        "pauses.lead_in": settings.lead_in_s,
+        "pauses.tail": settings.tail_s,
         "master.loudness": settings.target_lufs,
         "master.true_peak": settings.true_peak_dbtp,
         "formats": settings.formats,
@@ -403,6 +407,10 @@ def script_layer(script: Script) -> Layer:
         layer["pauses.sentence"] = script.pauses.sentence_s
     if script.pauses.paragraph_s is not None:
         layer["pauses.paragraph"] = script.pauses.paragraph_s
+    if script.pauses.lead_in_s is not None:
+        layer["pauses.lead_in"] = script.pauses.lead_in_s
+    if script.pauses.tail_s is not None:
+        layer["pauses.tail"] = script.pauses.tail_s
     return layer
 
 
@@ -463,6 +471,8 @@ def resolve(
         background=background,
         sentence_pause_s=merged["pauses.sentence"],
         paragraph_pause_s=merged["pauses.paragraph"],
+        lead_in_s=merged["pauses.lead_in"],
+        tail_s=merged["pauses.tail"],
         target_lufs=merged["master.loudness"],
         true_peak_dbtp=merged["master.true_peak"],
         formats=tuple(merged["formats"]),

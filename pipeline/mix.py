@@ -33,8 +33,8 @@ DUCK_ATTACK_S = 0.3
 """The bed is fully down when speech starts; it starts falling this long before."""
 DUCK_RELEASE_S = 1.0
 """The bed comes back up over this long after speech ends; shorter gaps stay ducked."""
-ONE_SHOT_CUT_FADE_S = 0.05
-"""Fade of a one-shot cut by the end of the track."""
+ONE_SHOT_CUT_FADE_S = 1.0
+"""Fade of a one-shot cut by the end of an excerpt (a whole track lets every sound ring out)."""
 EDGE_FADE_S = 0.01
 """Fade at the very start and end of the track, so it never starts or stops on a click."""
 

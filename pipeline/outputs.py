@@ -33,6 +33,10 @@ WINDOWS_DEVICES = frozenset(
     ["con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in range(1, 10))]
 )
 """Names Windows gives to devices: ``nul.mp3`` cannot be a file there."""
+MAX_CUE_CHARS = 84
+"""Longest caption cue (two lines of 42); a longer sentence is split into several cues."""
+_CLAUSE_ENDS = (",", ";", ":", "-", "\u2013", "\u2014")
+"""A word ending so closes a clause: a caption cue may end after it."""
 _CHUNK_BYTES = 1 << 20
 
 
@@ -69,7 +73,8 @@ def _note(text: str) -> str:
 
 
 def captions_vtt(timeline: Timeline, title: str = "") -> str:
-    """WebVTT captions: one cue per spoken sentence (breathing cues included), timeline times.
+    """WebVTT captions: one cue per spoken sentence (breathing cues included), timeline times;
+    a sentence longer than ``MAX_CUE_CHARS`` is split into cues that share its span.
 
     A NOTE block carries the title and the chapters, for people reading the file.
     """
@@ -81,15 +86,70 @@ def captions_vtt(timeline: Timeline, title: str = "") -> str:
     ]
     if notes:
         lines += ["NOTE", *notes, ""]
-    cues = [cue for cue in timeline.cues if isinstance(cue, SpeechCue)]
-    for number, cue in enumerate(cues, start=1):
-        lines += [
-            str(number),
-            f"{vtt_timestamp(cue.start_s)} --> {vtt_timestamp(cue.start_s + cue.length_s)}",
-            vtt_escape(cue.text) or "...",
-            "",
-        ]
+    number = 0
+    for cue in timeline.cues:
+        if not isinstance(cue, SpeechCue):
+            continue
+        for start_s, end_s, text in _timed_pieces(cue):
+            number += 1
+            lines += [
+                str(number),
+                f"{vtt_timestamp(start_s)} --> {vtt_timestamp(end_s)}",
+                vtt_escape(text) or "...",
+                "",
+            ]
     return "\n".join(lines)
+
+
+def _timed_pieces(cue: SpeechCue) -> list[tuple[float, float, str]]:
+    """A sentence's caption cues, its span shared among them by their characters."""
+    pieces = caption_pieces(cue.text)
+    total = sum(len(piece) for piece in pieces)
+    if len(pieces) < 2 or total == 0:
+        return [(cue.start_s, cue.start_s + cue.length_s, cue.text)]
+    timed = []
+    done = 0
+    for piece in pieces:
+        start_s = cue.start_s + cue.length_s * done / total
+        done += len(piece)
+        timed.append((start_s, cue.start_s + cue.length_s * done / total, piece))
+    return timed
+
+
+def caption_pieces(text: str, max_chars: int = MAX_CUE_CHARS) -> list[str]:
+    """A sentence as caption cues of at most ``max_chars``: cut after clauses (commas,
+    semicolons, colons, dashes) where possible, else between words. Pure.
+    """
+    words = text.split()
+    if len(" ".join(words)) <= max_chars:
+        return [" ".join(words)]
+    clauses: list[list[str]] = [[]]
+    for word in words:
+        clauses[-1].append(word)
+        if word.endswith(_CLAUSE_ENDS):
+            clauses.append([])
+    chunks = [chunk for clause in clauses if clause for chunk in _by_words(clause, max_chars)]
+    pieces: list[str] = []
+    for chunk in chunks:
+        if pieces and len(pieces[-1]) + 1 + len(chunk) <= max_chars:
+            pieces[-1] += " " + chunk
+        else:
+            pieces.append(chunk)
+    return pieces
+
+
+def _by_words(words: list[str], max_chars: int) -> list[str]:
+    """Words packed into lines of at most ``max_chars``; a longer word is cut in pieces."""
+    lines: list[str] = []
+    for word in words:
+        while len(word) > max_chars:
+            lines.append(word[:max_chars])
+            word = word[max_chars:]
+        if lines and len(lines[-1]) + 1 + len(word) <= max_chars:
+            lines[-1] += " " + word
+        elif word:
+            lines.append(word)
+    return lines
 
 
 def sha256_file(path: Path) -> str:

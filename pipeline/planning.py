@@ -6,6 +6,7 @@ through the same `pipeline.timeline.plan`, so plan, captions and render agree.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from pipeline.script.validate import Checked, sound_lengths, validate_paths
 from pipeline.settings import Settings
 from pipeline.speech import CachedLengths
 from pipeline.timeline import Timeline, plan
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,5 +78,14 @@ def check_script(path: Path, project: Project, flags: dict[str, object] | None =
 
 
 def plan_script(path: Path, project: Project, flags: dict[str, object] | None = None) -> Timeline:
-    """The timeline of one script file."""
-    return plan_checked(check_script(path, project, flags)).timeline
+    """The timeline of one script file; its warnings are logged."""
+    timeline = plan_checked(check_script(path, project, flags)).timeline
+    log_warnings(timeline)
+    return timeline
+
+
+def log_warnings(timeline: Timeline) -> None:
+    """Log the warnings of a timeline, each at its place in the script."""
+    for problem in timeline.warnings:
+        key = f"{problem.place.key_path}: " if problem.place.key_path else ""
+        logger.warning("%s: %s%s", problem.place, key, problem.message)

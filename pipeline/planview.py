@@ -58,6 +58,9 @@ def plan_as_dict(timeline: Timeline) -> dict[str, object]:
             {"title": chapter.title, "start_s": _round(chapter.start_s)}
             for chapter in timeline.chapters
         ],
+        "lead_in_s": _round(timeline.lead_in_s),
+        "tail_s": _round(timeline.tail_s),
+        "warnings": [problem.as_dict() for problem in timeline.warnings],
         "cues": [_cue_dict(cue) for cue in timeline.cues],
     }
 

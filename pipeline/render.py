@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.cache import SpeechCache
 from pipeline.config import Project
 from pipeline.errors import AudioError, PipelineError, UsageError
-from pipeline.planning import Planned, check_script, plan_checked
+from pipeline.planning import Planned, check_script, log_warnings, plan_checked
 from pipeline.script.validate import Checked
 from pipeline.speech import ProgressCallback, SpeakReport, speech_requests, synthesize_missing
 from pipeline.timeline import SoundCue, SpeechCue, Timeline
@@ -137,6 +137,7 @@ def render_checked(
     cache.record_run()
     if speech.synthesized:
         planned = plan_checked(checked, cache)
+    log_warnings(planned.timeline)
     timeline = _excerpt(planned.timeline, options)
     excerpt = options.section is not None or options.preview_s is not None
     sources = _Sources(planned, cache)
@@ -210,12 +211,19 @@ def render_checked(
         # speech): once more, with the shortfall added, within the same headroom
         log.info("%s: %.1f LUFS after limiting; encoding again", name, loudness.integrated_lufs)
         encoder.abort()
-        encoder, loudness = encode(min(gain_db + missed_lu, headroom_db))
+        gain_db = min(gain_db + missed_lu, headroom_db)
+        encoder, loudness = encode(gain_db)
     # audio, captions and sidecar become final together, the sidecar last (see FileSet)
     with FileSet() as outputs:
         with encoder:  # its temporaries are removed unless handed over
             report_stage("finish", 0.9)
-            _check_loudness(name, loudness.integrated_lufs, loudness.true_peak_dbtp, settings)
+            _check_loudness(
+                name,
+                loudness.integrated_lufs,
+                loudness.true_peak_dbtp,
+                settings,
+                peak_limited=gain_db >= headroom_db,
+            )
             audio = encoder.release()
             for fmt in options.formats:
                 outputs.adopt(audio[fmt], encoder.final_paths[fmt])
@@ -358,18 +366,17 @@ def _mastering_gain_db(path: Path, wanted_db: float, headroom_db: float) -> floa
     ``headroom_db`` is the most gain the limiter may absorb (MAX_LIMITING_DB off the loudest
     peak). A track that is mostly bed or silence with a little speech measures very quietly;
     the gain that brings it to the target would push its speech far into the limiter. Such a
-    track stays below the target (with a warning) rather than being squashed.
+    track stays below the target (with a warning, see ``_check_loudness``) rather than being
+    squashed.
     """
     if wanted_db <= headroom_db:
         return wanted_db
-    log.warning(
+    log.info(
         "%s: the loudness target needs %+.1f dB, but its peaks allow %+.1f dB without "
-        "crushing them: the track will be %.1f LU quieter than the target (little speech "
-        "over a long bed or silence?)",
+        "crushing them",
         path,
         wanted_db,
         headroom_db,
-        wanted_db - headroom_db,
     )
     return headroom_db
 
@@ -407,15 +414,32 @@ def _excerpt_suffix(options: RenderOptions) -> str:
 
 
 def _check_loudness(
-    name: str, integrated_lufs: float, true_peak_dbtp: float | None, settings: Any
+    name: str,
+    integrated_lufs: float,
+    true_peak_dbtp: float | None,
+    settings: Any,
+    *,
+    peak_limited: bool = False,
 ) -> None:
-    """Log when the encoded file misses the loudness target (e.g. a mostly silent excerpt)."""
-    if abs(integrated_lufs - settings.target_lufs) > LOUDNESS_TOLERANCE_LU:
+    """Warn when the encoded file misses the loudness target, by what the file measures.
+
+    ``peak_limited``: the gain was held back so as not to crush the peaks, the likely cause
+    of a quiet track (little speech over a long bed or silence).
+    """
+    missed_lu = settings.target_lufs - integrated_lufs
+    if abs(missed_lu) > LOUDNESS_TOLERANCE_LU:
+        how = f"{missed_lu:.1f} LU quieter" if missed_lu > 0 else f"{-missed_lu:.1f} LU louder"
+        why = ""
+        if missed_lu > 0 and peak_limited:
+            why = ": more gain would crush its peaks (little speech over a long bed or silence?)"
         log.warning(
-            "%s: integrated loudness %.1f LUFS, target %.1f LUFS",
+            "%s: integrated loudness %.1f LUFS measured on the encoded file, %s than the "
+            "target %.1f LUFS%s",
             name,
             integrated_lufs,
+            how,
             settings.target_lufs,
+            why,
         )
     if true_peak_dbtp is not None and true_peak_dbtp > settings.true_peak_dbtp:
         raise PipelineError(

@@ -88,6 +88,10 @@ class Settings:
     """Default gap between sentences."""
     paragraph_pause_s: float = 2.0
     """Default gap between paragraphs and spoken steps."""
+    lead_in_s: float = 1.0
+    """Silence before the first step (some players clip a track's first moments)."""
+    tail_s: float = 2.0
+    """Silence after the last step; a sound still ringing then rings out first."""
     target_lufs: float = -16.0
     """Integrated loudness target."""
     true_peak_dbtp: float = -1.0

@@ -28,6 +28,13 @@ MIN_PAUSE_SCALE = 1 / 3
 """A flexible pause never shrinks below a third of its nominal length."""
 MIN_ESTIMATE_S = 0.4
 """Shortest estimated length of a sentence: even one word takes a moment to say."""
+SPEECH_LENGTH_FACTOR = 3.0
+"""A sentence whose synthesized length is this many times its estimate (or under a
+1/factor of it) is likely not in its voice's language: a warning."""
+SPEECH_LENGTH_MIN_GAP_S = 1.5
+"""...if measured and estimate also differ by this much (a one-word sentence varies a lot)."""
+MAX_PAUSE_STRETCH = 2.0
+"""Flexible pauses stretched further than this to meet a target get a warning (long silences)."""
 _EXACT_S = 1e-6
 
 
@@ -139,7 +146,8 @@ class Timeline:
     chapters: tuple[Chapter, ...]
     """Chapters in time order."""
     length_s: float
-    """End of the last step; the bed's fade-out ends here."""
+    """End of the track: the tail after the last step, or later when a sound is still ringing
+    then (it rings out); the bed's fade-out ends here."""
     natural_length_s: float
     """Length with flexible pauses at their nominal lengths."""
     target_s: float | None
@@ -148,6 +156,12 @@ class Timeline:
     """The bed, resolved."""
     pause_scale: float = 1.0
     """Factor the solver applied to every flexible pause (1 without a target)."""
+    lead_in_s: float = 0.0
+    """Silence before the first step."""
+    tail_s: float = 0.0
+    """Silence after the last step (a sound still ringing then makes the track longer)."""
+    warnings: tuple[Problem, ...] = ()
+    """Findings of planning that do not stop it (a pause stretched very far, ...)."""
 
     @property
     def speech(self) -> tuple[SpeechCue, ...]:
@@ -187,16 +201,21 @@ def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
     estimated from words per minute where speech is not measured yet.
     """
     speech_s = _SpeechLengths(lengths, settings)
-    natural = _Planner(script, settings, speech_s, 1.0).run()
+    natural_planner = _Planner(script, settings, speech_s, 1.0)
+    natural = natural_planner.run()
     target_s = script.duration_s
     if target_s is None:
         return natural
-    scale = _solve_scale(script, natural.length_s, target_s)
+    scale = _solve_scale(script, natural_planner.ends, natural.length_s, target_s)
     if scale == 1.0:
         return natural
     timeline = replace(
         _Planner(script, settings, speech_s, scale).run(), natural_length_s=natural.length_s
     )
+    if scale > MAX_PAUSE_STRETCH:
+        timeline = replace(
+            timeline, warnings=(*timeline.warnings, _stretch_warning(script, timeline))
+        )
     logger.debug(
         "%s: flexible pauses x%.4f for %.3f s (natural %.3f s)",
         script.path,
@@ -207,16 +226,20 @@ def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
     return timeline
 
 
-def _solve_scale(script: Script, natural_s: float, target_s: float) -> float:
-    """The common factor of flexible pauses that makes the track last ``target_s``."""
-    flexible_s = sum(
-        step.length_s for step in script.steps if isinstance(step, PauseStep) and step.flexible
-    )
+def _solve_scale(
+    script: Script, ends: list[tuple[float, float]], natural_s: float, target_s: float
+) -> float:
+    """The common factor of flexible pauses that makes the track last ``target_s``.
+
+    The track ends at the latest of ``ends``, each ``(time at scale 1, flexible seconds before
+    it)``: a time ``a + b * scale``. The answer is the largest scale whose latest end is the
+    target, the one where the first end to reach it does.
+    """
     if abs(natural_s - target_s) <= _EXACT_S:
         return 1.0
     where = _duration_place(script)
     wanted = f"cannot last {format_clock(target_s)}: natural length {format_clock(natural_s)}"
-    if flexible_s <= 0:
+    if not any(flexible_s > 0 for _, flexible_s in ends):
         raise ScriptError(
             [
                 Problem(
@@ -225,20 +248,32 @@ def _solve_scale(script: Script, natural_s: float, target_s: float) -> float:
                 )
             ]
         )
-    fixed_s = natural_s - flexible_s
-    scale = (target_s - fixed_s) / flexible_s
-    if scale < MIN_PAUSE_SCALE - 1e-12:
-        shortest_s = math.ceil((fixed_s + flexible_s * MIN_PAUSE_SCALE) * 10 - 1e-9) / 10
+    lines = [(at_s - flexible_s, flexible_s) for at_s, flexible_s in ends]
+    shortest_s = max(fixed_s + flexible_s * MIN_PAUSE_SCALE for fixed_s, flexible_s in lines)
+    if target_s < shortest_s - _EXACT_S:
+        reachable_s = math.ceil(shortest_s * 10 - 1e-9) / 10
         raise ScriptError(
             [
                 Problem(
                     where,
-                    f"{wanted}, reachable {format_clock(shortest_s)} and longer "
+                    f"{wanted}, reachable {format_clock(reachable_s)} and longer "
                     "(flexible pauses shrink to a third)",
                 )
             ]
         )
-    return scale
+    return min((target_s - fixed_s) / flexible_s for fixed_s, flexible_s in lines if flexible_s > 0)
+
+
+def _stretch_warning(script: Script, timeline: Timeline) -> Problem:
+    """The warning for flexible pauses stretched more than ``MAX_PAUSE_STRETCH`` times."""
+    return Problem(
+        _duration_place(script),
+        f"flexible pauses stretch x{timeline.pause_scale:.2f} to last "
+        f"{format_clock(timeline.length_s)} (natural length "
+        f"{format_clock(timeline.natural_length_s)}; more than x{MAX_PAUSE_STRETCH:g} leaves "
+        "long silences): add content or flexible pauses, or shorten 'duration'",
+        "warning",
+    )
 
 
 def _duration_place(script: Script) -> Place:
@@ -286,13 +321,18 @@ class _Planner:
         self.settings = settings
         self.lengths = lengths
         self.scale = scale
-        self.now_s = 0.0
+        self.now_s = settings.lead_in_s
+        self.flexible_s = 0.0
+        """Nominal length of the flexible pauses passed so far."""
+        self.ends: list[tuple[float, float]] = []
+        """Where the track may end, each with ``flexible_s`` at that point: sounds ringing out."""
         self.after_speech = False
         """The last step that took time was a ``say`` or ``breathe``: a paragraph gap is due."""
         self.section = ""
         self.cues: list[Cue] = []
         self.chapters: list[Chapter] = []
         self.problems: list[Problem] = []
+        self.warnings: dict[tuple[str, VoiceSettings], Problem] = {}
 
     def run(self) -> Timeline:
         """The timeline; its natural length is its own length (the caller fixes it if scaled)."""
@@ -309,19 +349,26 @@ class _Planner:
                 self._section(step)
         if self.problems:
             raise ScriptError(self.problems)
+        self.ends.append((self.now_s + self.settings.tail_s, self.flexible_s))
+        length_s = max(end_s for end_s, _ in self.ends)
         return Timeline(
             cues=tuple(sorted(self.cues, key=lambda cue: cue.start_s)),
             chapters=tuple(self.chapters),
-            length_s=self.now_s,
-            natural_length_s=self.now_s,
+            length_s=length_s,
+            natural_length_s=length_s,
             target_s=self.script.duration_s,
             background=self.settings.background,
             pause_scale=self.scale,
+            lead_in_s=self.settings.lead_in_s,
+            tail_s=self.settings.tail_s,
+            warnings=tuple(self.warnings.values()),
         )
 
     def _section(self, step: SectionStep) -> None:
         self.section = step.title
-        self.chapters.append(Chapter(step.title, self.now_s))
+        # a chapter that nothing precedes holds the lead-in too: chapters start at 0
+        start_s = 0.0 if not self.cues and self.now_s <= self.settings.lead_in_s else self.now_s
+        self.chapters.append(Chapter(step.title, start_s))
 
     def _pause(self, step: PauseStep) -> None:
         length_s = step.length_s * self.scale if step.flexible else step.length_s
@@ -336,10 +383,14 @@ class _Planner:
             )
         )
         self.now_s += length_s
+        if step.flexible:
+            self.flexible_s += step.length_s
         self.after_speech = False
 
     def _sound(self, step: SoundStep) -> None:
-        wait_s = step.wait_s if step.wait_s is not None else self.lengths.sound(step.asset)
+        full_s = self.lengths.sound(step.asset)
+        wait_s = step.wait_s if step.wait_s is not None else full_s
+        self.ends.append((self.now_s + full_s, self.flexible_s))
         self.cues.append(
             SoundCue(
                 start_s=self.now_s,
@@ -369,7 +420,7 @@ class _Planner:
                 )
             elif self.after_speech:
                 self.now_s += self.settings.paragraph_pause_s
-            length_s, estimated = self.lengths.speech(sentence.text, voice)
+            length_s, estimated = self._speech(sentence.text, voice, step.place)
             self.cues.append(
                 SpeechCue(
                     start_s=self.now_s,
@@ -386,6 +437,21 @@ class _Planner:
         if sentences[-1].pause_after_s is not None:
             self.now_s += sentences[-1].pause_after_s
             self.after_speech = False
+
+    def _speech(self, text: str, voice: VoiceSettings, place: Place) -> tuple[float, bool]:
+        """``(length_s, estimated)`` of a sentence; a measured length far from the estimate
+        (text not in the voice's language?) is a warning at its first place.
+        """
+        length_s, estimated = self.lengths.speech(text, voice)
+        if not estimated and (text, voice) not in self.warnings:
+            estimate_s = estimate_speech_s(text, voice, self.settings.words_per_minute)
+            ratio = length_s / estimate_s
+            far = ratio > SPEECH_LENGTH_FACTOR or ratio < 1 / SPEECH_LENGTH_FACTOR
+            if far and abs(length_s - estimate_s) >= SPEECH_LENGTH_MIN_GAP_S:
+                self.warnings[(text, voice)] = _length_warning(
+                    text, voice, place, length_s, estimate_s
+                )
+        return length_s, estimated
 
     def _sentences(self, step: SayStep) -> list[Sentence]:
         """The sentences of a ``say``; a malformed pause marker is a problem at the step."""
@@ -417,7 +483,7 @@ class _Planner:
                 )
                 words = _cue_words(step.cues, name)
                 if words:
-                    length_s, estimated = self.lengths.speech(words, voice)
+                    length_s, estimated = self._speech(words, voice, step.place)
                     if length_s > phase_s + _EXACT_S and index not in reported:
                         reported.add(index)
                         self.problems.append(
@@ -437,6 +503,21 @@ class _Planner:
                     )
                 self.now_s += phase_s
         self.after_speech = True
+
+
+def _length_warning(
+    text: str, voice: VoiceSettings, place: Place, length_s: float, estimate_s: float
+) -> Problem:
+    """The warning for a sentence whose synthesized length is far from its estimate."""
+    shown = text if len(text) <= 40 else text[:37].rstrip() + "..."
+    name = voice.name or voice.language
+    return Problem(
+        place,
+        f"{shown!r} lasts {length_s:.1f} s as synthesized, x{length_s / estimate_s:.1f} its "
+        f"estimate of {estimate_s:.1f} s (more than x{SPEECH_LENGTH_FACTOR:g} either way): "
+        f"is the text in the language of its voice ({voice.engine} {name!r})?",
+        "warning",
+    )
 
 
 def _cue_words(cues: BreathCues | None, phase: str) -> str:

@@ -163,3 +163,26 @@ def test_config_errors_are_all_reported_with_places(tmp_path: Path) -> None:
     assert ":2:20: error: master.loudness: expected a number, got 'loud'" in lines[1]
     assert "formats: unknown format 'aiff'" in lines[2]
     assert "sample_rate: must be between 8000 and 192000, got 12" in lines[3]
+
+
+def test_lead_in_and_tail_from_defaults_config_and_script(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    settings = settings_for(root)
+    assert (settings.lead_in_s, settings.tail_s) == (1.0, 2.0)
+    config = CONFIG.replace(
+        "pauses: {sentence: 1s}", "pauses: {sentence: 1s, lead_in: 0.5s, tail: 4s}"
+    )
+    (root / "meditate.yaml").write_text(config, encoding="utf-8")
+    settings = settings_for(root)
+    assert (settings.lead_in_s, settings.tail_s) == (0.5, 4.0)
+    settings = settings_for(root, "pauses: {lead_in: 0s}\n")
+    assert (settings.lead_in_s, settings.tail_s) == (0.0, 4.0)
+
+
+def test_a_lead_in_out_of_range_in_the_config_is_reported_at_its_place(tmp_path: Path) -> None:
+    config = CONFIG.replace("pauses: {sentence: 1s}", "pauses: {sentence: 1s, lead_in: 2m}")
+    path = make_project(tmp_path, config) / "meditate.yaml"
+    with pytest.raises(
+        ConfigError, match=r"meditate.yaml:6:\d+: error: defaults.pauses.lead_in: .*60"
+    ):
+        read_config(path)

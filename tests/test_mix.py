@@ -242,14 +242,16 @@ def test_one_shot_rings_on_past_its_wait_with_its_gain() -> None:
     assert onset == SR + 1
 
 
-def test_one_shot_cut_by_the_end_fades_out() -> None:
-    bell = np.full((4 * SR, 1), 0.5, dtype=np.float32)
-    line = timeline([sound(1.0, 0.5)], 2.0)
+def test_one_shot_cut_by_the_end_fades_out_over_a_second() -> None:
+    # issue 11 D9: a bell cut by the end stopped with a 50 ms fade
+    bell = np.full((6 * SR, 1), 0.5, dtype=np.float32)
+    line = timeline([sound(1.0, 0.5)], 3.0)
     out = render(line, sound_asset=lambda asset: (bell, 0.0), channels=1, block_frames=333)[:, 0]
     assert out[-1] == 0.0
-    assert window(out, 1.5, 1.9).min() == np.float32(0.5)
-    assert np.max(np.abs(np.diff(window(out, 1.5, 2.0)))) < 0.5 * 0.01
-    assert abs(out[-round(0.025 * SR)] - 0.25) < 0.02
+    assert window(out, 1.5, 1.99).min() == np.float32(0.5)
+    assert np.max(np.abs(np.diff(window(out, 1.5, 3.0)))) < 0.5 * 0.01
+    assert abs(out[-round(0.5 * SR)] - 0.25) < 0.01
+    assert out[-round(0.9 * SR)] > 0.45
 
 
 def full_timeline() -> tuple[Timeline, Callable[[str], tuple[Audio, float]], Audio]:

@@ -13,6 +13,8 @@ import pipeline
 from pipeline.errors import Place
 from pipeline.outputs import (
     GENERATOR,
+    MAX_CUE_CHARS,
+    caption_pieces,
     captions_vtt,
     catalog,
     file_info,
@@ -208,3 +210,42 @@ def test_the_seal_covers_every_field_and_survives_a_round_trip(tmp_path: Path) -
     assert read["sidecar_sha256"] == sidecar_digest(read) == sidecar_digest(data)
     for change in ({"title": "Calmer"}, {"duration_s": 3731.0}, {"chapters": []}):
         assert sidecar_digest({**read, **change}) != read["sidecar_sha256"]
+
+
+def test_a_long_sentence_is_split_into_cues_at_clause_boundaries() -> None:
+    text = (
+        "Let your shoulders drop, let your jaw soften; and as the breath slows down - "
+        "little by little - notice how the whole body begins to rest."
+    )
+    assert caption_pieces(text) == [
+        "Let your shoulders drop, let your jaw soften; and as the breath slows down -",
+        "little by little - notice how the whole body begins to rest.",
+    ]
+    assert caption_pieces("Short and sweet, this one.") == ["Short and sweet, this one."]
+    # no clause boundary: at words; one absurdly long word: in pieces
+    words = " ".join(f"word{n}" for n in range(40))
+    assert all(len(piece) <= MAX_CUE_CHARS for piece in caption_pieces(words))
+    assert " ".join(caption_pieces(words)) == words
+    assert caption_pieces("x" * 200) == ["x" * 84, "x" * 84, "x" * 32]
+
+
+def test_a_3000_character_sentence_becomes_short_cues_timed_within_its_span() -> None:
+    # issue 11 F-cues: one 3:42 cue for a 3,000-character sentence
+    clause = "and the breath goes on, slow and easy"
+    sentence = ", ".join([clause] * 80) + "."
+    assert len(sentence) > 3000
+    line = Timeline((speech(10.0, 222.0, sentence),), (), 240.0, 240.0, None, None)
+    found = CUE_RE.findall(captions_vtt(line))
+    assert len(found) > 30
+    texts = [match[9] for match in found]
+    assert all(len(text) <= MAX_CUE_CHARS for text in texts)
+    assert " ".join(texts) == sentence
+    assert all(text.endswith((",", ".")) for text in texts)  # cut after commas only
+    starts = [seconds(*match[1:5]) for match in found]
+    ends = [seconds(*match[5:9]) for match in found]
+    assert starts[0] == 10.0 and ends[-1] == 232.0
+    assert starts[1:] == ends[:-1]  # back to back, no gap, no overlap
+    for text, start_s, end_s in zip(texts, starts, ends, strict=True):
+        share_s = 222.0 * len(text) / sum(len(t) for t in texts)
+        assert abs((end_s - start_s) - share_s) <= 0.002
+    assert [int(match[0]) for match in found] == list(range(1, len(found) + 1))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeline.errors import Place
 from pipeline.planview import format_plan, plan_as_dict
 from pipeline.script.model import (
@@ -56,10 +58,10 @@ def test_table_has_a_row_per_cue_with_clock_length_kind_section_text() -> None:
     text = format_plan(sample())
     lines = text.splitlines()
     assert lines[0].split() == ["start", "length", "kind", "section", "text"]
-    assert lines[1].split() == ["00:00.0", "4.0", "sound", "Arriving", "bowl", "(-3", "dB)"]
-    assert lines[2].split() == ["00:04.0", "1.5", "say", "Arriving", "Welcome."]
+    assert lines[1].split() == ["00:01.0", "4.0", "sound", "Arriving", "bowl", "(-3", "dB)"]
+    assert lines[2].split() == ["00:05.0", "1.5", "say", "Arriving", "Welcome."]
     row = lines[3].split(maxsplit=4)
-    assert row[0] == "00:06.3" and row[1].startswith("~") and row[2:4] == ["say", "Arriving"]
+    assert row[0] == "00:07.3" and row[1].startswith("~") and row[2:4] == ["say", "Arriving"]
     assert row[4].endswith("...") and len(row[4]) <= 50
     assert "pause" in lines[4] and "flexible, nominal 30 s" in lines[4]
     assert lines[5].split()[2:] == ["breathe", "Breathing", "in", "(cycle", "1):", "Breathe", "in"]
@@ -72,7 +74,7 @@ def test_table_has_a_row_per_cue_with_clock_length_kind_section_text() -> None:
         "Breathe",
         "out",
     ]
-    assert lines[7].split()[:3] == ["01:59.7", "0.3", "pause"]
+    assert lines[7].split()[:3] == ["01:57.7", "0.3", "pause"]  # ends 2 s before the end: the tail
     assert lines[8] == ""
 
 
@@ -101,6 +103,7 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
     assert data["natural_length_s"] == round(timeline.natural_length_s, 3)
     assert data["sentences"] == 4 and data["estimated"] == 3
     assert data["background"] == "rain"
+    assert (data["lead_in_s"], data["tail_s"]) == (1.0, 2.0)
     assert data["chapters"] == [
         {"title": "Arriving", "start_s": 0.0},
         {"title": "Breathing", "start_s": round(timeline.chapters[1].start_s, 3)},
@@ -121,7 +124,7 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
     welcome = cues[1]
     assert welcome == {
         "kind": "say",
-        "start_s": 4.0,
+        "start_s": 5.0,
         "length_s": 1.5,
         "text": "Welcome.",
         "section": "Arriving",
@@ -134,3 +137,25 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
     for cue in cues:
         for key in ("start_s", "length_s"):
             assert cue[key] == round(cue[key], 3)
+
+
+def test_a_pause_stretched_too_far_is_a_warning_in_the_json() -> None:
+    (warning,) = plan_as_dict(sample())["warnings"]  # type: ignore[misc]
+    assert warning["severity"] == "warning" and warning["key"] == "duration"
+    assert "flexible pauses stretch x3.21 to last 02:00.0" in warning["message"]
+    assert plan_as_dict(sample(duration_s=None))["warnings"] == []
+
+
+def test_plan_logs_a_stretch_warning_at_the_duration_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pipeline.config import load_project
+    from pipeline.planning import plan_script
+
+    (tmp_path / "meditate.yaml").write_text("cache: cache\n", encoding="utf-8")
+    path = tmp_path / "hi.yaml"
+    path.write_text("title: Hi\nduration: 2h\nsteps:\n  - say: Hi.\n  - pause: 5s+\n")
+    with caplog.at_level("WARNING", logger="pipeline"):
+        plan_script(path, load_project(tmp_path / "meditate.yaml"))
+    (message,) = [record.getMessage() for record in caplog.records]
+    assert message.startswith(f"{path}:2:11: duration: flexible pauses stretch x1439.")

@@ -25,12 +25,12 @@ from pipeline.master import measure_file
 from pipeline.mix import LOOP_CROSSFADE_S, mix
 from pipeline.outputs import sha256_file
 from pipeline.render import RenderResult, _Sources, render_script
-from pipeline.timeline import BreathPhaseCue, PauseCue, SpeechCue, Timeline
+from pipeline.timeline import BreathPhaseCue, PauseCue, SoundCue, SpeechCue, Timeline
 
 RATE = 44100
 TARGET_LUFS = -16.0
 CEILING_DBTP = -1.0
-TARGET_S = 32.0
+TARGET_S = 35.0  # 32 s of steps, the default 1 s lead-in and 2 s tail
 FORMATS = ("mp3", "ogg", "m4a", "opus", "flac")
 
 CONFIG = f"""\
@@ -455,3 +455,80 @@ def test_prefetch_decodes_assets_and_measures_codecs_before_the_mix(
     assert sources.bed("rain")[0].shape[1] == 2
     assert encode.codec_gain_db("mp3", "128k", RATE, 2) > 0.0
     assert encode.codec_gain_db.cache_info().currsize == 2
+
+
+# --- warnings -------------------------------------------------------------------------------
+
+
+def test_a_quiet_track_s_warning_gives_the_loudness_measured_on_the_encoded_file(
+    renders: Renders, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 11 D10: the warning predicted 6.6 LU under the target; the file measured 10.4 LU
+    (renders.root / "scripts" / "sparse.yaml").write_text(
+        "title: Sparse\nbackground: {asset: rain, fade_out: 2s}\n"
+        "steps:\n  - say: Rest.\n  - pause: 40s\n",
+        encoding="utf-8",
+    )
+    project = load_project(renders.root / "meditate.yaml")
+    with caplog.at_level("WARNING", logger="pipeline"):
+        result = render_script(
+            renders.root / "scripts" / "sparse.yaml", project, output_dir=renders.root / "sparse"
+        )
+    assert result.sidecar is not None
+    measured = measure_file(renders.root / "sparse" / "sparse.mp3").integrated_lufs
+    assert measured < TARGET_LUFS - 0.5
+    assert result.sidecar["loudness"]["integrated_lufs"] == pytest.approx(measured, abs=0.05)
+    (warning,) = [r.getMessage() for r in caplog.records if "LUFS" in r.getMessage()]
+    assert warning == (
+        f"sparse: integrated loudness {measured:.1f} LUFS measured on the encoded file, "
+        f"{TARGET_LUFS - measured:.1f} LU quieter than the target {TARGET_LUFS:.1f} LUFS: more "
+        "gain would crush its peaks (little speech over a long bed or silence?)"
+    )
+
+
+def test_the_last_bell_rings_out_before_the_track_ends(renders: Renders) -> None:
+    # issue 11 D9: 'say: Goodbye.' then a 9 s chime with 'wait: 1s' ended 0.8 s into the chime
+    (renders.root / "scripts" / "bye.yaml").write_text(
+        "title: Bye\nbackground: null\nsteps:\n  - say: Goodbye.\n"
+        "  - sound: {asset: chime, wait: 1s}\n",
+        encoding="utf-8",
+    )
+    project = load_project(renders.root / "meditate.yaml")
+    flags = {"formats": "flac"}
+    result = render_script(
+        renders.root / "scripts" / "bye.yaml", project, flags, output_dir=renders.root / "bye"
+    )
+    (goodbye,) = speech_cues(result.timeline)
+    (bell,) = [c for c in result.timeline.cues if isinstance(c, SoundCue)]
+    assert bell.start_s == pytest.approx(goodbye.start_s + goodbye.length_s)
+    assert result.timeline.length_s == pytest.approx(bell.start_s + 9.0)
+    pcm = decode(renders.root / "bye" / "bye.flac", RATE, 2)
+    assert abs(pcm.shape[0] / RATE - result.timeline.length_s) <= 0.050
+    # the chime is still heard 6 s in, and has died away by the end
+    assert np.abs(pcm[round((bell.start_s + 6.0) * RATE) :][:RATE]).max() > 10 ** (-60 / 20)
+    assert np.abs(pcm[-round(0.1 * RATE) :]).max() < 10 ** (-40 / 20)
+
+
+def test_text_not_in_its_voice_s_language_is_a_warning_in_render_and_plan(
+    renders: Renders, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 11 F-language: Hebrew read by an Arabic voice lasts many times its estimate
+    from pipeline.planning import plan_script
+
+    path = renders.root / "scripts" / "hebrew.yaml"
+    path.write_text(
+        "title: Hebrew\nlanguage: ar\nbackground: null\nsteps:\n"
+        "  - say: Welcome.\n  - say: שלום, מה שלומך היום?\n",
+        encoding="utf-8",
+    )
+    project = load_project(renders.root / "meditate.yaml")
+    with caplog.at_level("WARNING", logger="pipeline"):
+        render_script(path, project, {"formats": "flac"}, output_dir=renders.root / "hebrew")
+        rendered = [r.getMessage() for r in caplog.records if "synthesized" in r.getMessage()]
+        caplog.clear()
+        plan_script(path, project)
+        planned = [r.getMessage() for r in caplog.records if "synthesized" in r.getMessage()]
+    assert rendered == planned
+    (message,) = planned
+    assert message.startswith(f"{path}:6:10: steps[1].say: 'שלום, מה שלומך היום?' lasts ")
+    assert message.endswith("is the text in the language of its voice (espeak 'ar')?")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from pipeline.script.model import (
 )
 from pipeline.settings import BackgroundSettings, Settings, VoiceSettings
 from pipeline.timeline import (
+    MAX_PAUSE_STRETCH,
     BreathPhaseCue,
     Chapter,
     PauseCue,
@@ -32,8 +34,9 @@ from pipeline.timeline import (
 )
 
 PATH = Path("x.yaml")
-# Binary-exact numbers, so start times compare with ==.
-SETTINGS = Settings(sentence_pause_s=0.5, paragraph_pause_s=2.0)
+# Binary-exact numbers, so start times compare with ==. No lead-in or tail, so the step rules
+# read plainly; the lead-in and tail have tests of their own.
+SETTINGS = Settings(sentence_pause_s=0.5, paragraph_pause_s=2.0, lead_in_s=0.0, tail_s=0.0)
 
 
 class FakeLengths:
@@ -81,6 +84,10 @@ def breathe(
     index: int = 0,
 ) -> BreatheStep:
     return BreatheStep(phases_s, cycles, cues, at(index))
+
+
+def section(title: str, index: int = 0) -> SectionStep:
+    return SectionStep(title, at(index))
 
 
 def script(*steps: Step, duration_s: float | None = None, **extra: object) -> Script:
@@ -200,7 +207,7 @@ def test_sound_advances_by_its_wait_and_the_next_say_follows_at_once() -> None:
     (bell,) = of_kind(timeline, SoundCue)
     assert (bell.start_s, bell.wait_s, bell.asset, bell.gain_db) == (2.0, 1.5, "bowl", -3.0)
     assert speech_starts(timeline) == [0.0, 3.5]
-    assert timeline.length_s == 5.5
+    assert timeline.length_s == 7.0  # the 5 s bowl started at 2.0 rings out
 
 
 def test_sound_without_wait_advances_by_its_full_length() -> None:
@@ -211,8 +218,83 @@ def test_sound_without_wait_advances_by_its_full_length() -> None:
     assert speech_starts(timeline) == [3.25]
 
 
-def test_sound_at_the_end_ends_the_track_after_its_wait() -> None:
-    assert make(say("One."), sound(wait_s=4.0)).length_s == 6.0
+def test_sound_at_the_end_rings_out_before_the_track_ends() -> None:
+    # issue 11 D9: 'say: Goodbye.' then a 9 s chime with 'wait: 1s' ended 0.8 s into the chime
+    lengths = FakeLengths({"Goodbye.": 0.8}, sounds={"chime": 9.0})
+    settings = replace(SETTINGS, tail_s=2.0)
+    timeline = make(say("Goodbye."), sound("chime", wait_s=1.0), lengths=lengths, settings=settings)
+    assert timeline.length_s == 0.8 + 9.0
+    # a wait longer than the sound: the tail follows the last step as usual
+    timeline = make(
+        say("Goodbye."), sound("chime", wait_s=12.0), lengths=lengths, settings=settings
+    )
+    assert timeline.length_s == 0.8 + 12.0 + 2.0
+
+
+def test_an_earlier_sound_still_ringing_sets_the_end_too() -> None:
+    lengths = FakeLengths(sounds={"gong": 20.0})
+    timeline = make(sound("gong", wait_s=1.0), say("One."), lengths=lengths)
+    assert timeline.length_s == 20.0
+
+
+def test_a_target_counts_the_ring_out_of_the_last_sound() -> None:
+    lengths = FakeLengths(sounds={"chime": 9.0})
+    steps = (say("One."), pause(10.0, flexible=True, index=1), sound("chime", 1.0, index=2))
+    timeline = make(*steps, lengths=lengths, duration_s=31.0)
+    # 2 s of speech + 10 s x scale + 9 s of chime = 31 s
+    assert timeline.pause_scale == pytest.approx(2.0)
+    assert timeline.length_s == pytest.approx(31.0)
+    assert timeline.natural_length_s == pytest.approx(21.0)
+    with pytest.raises(ScriptError, match=r"reachable 00:14\.4 and longer"):
+        make(*steps, lengths=lengths, duration_s=12.0)
+
+
+def test_a_target_met_by_a_sound_that_rings_past_the_steps_while_pauses_stretch() -> None:
+    # the bell rings out after the steps at scale 1; stretched, the steps end later than it
+    lengths = FakeLengths(sounds={"gong": 20.0})
+    steps = (sound("gong", 1.0), say("One.", index=1), pause(4.0, flexible=True, index=2))
+    assert make(*steps, lengths=lengths).length_s == 20.0
+    timeline = make(*steps, lengths=lengths, duration_s=27.0)
+    assert timeline.pause_scale == pytest.approx(6.0)
+    assert timeline.length_s == pytest.approx(27.0)
+
+
+def test_lead_in_and_tail_frame_the_steps() -> None:
+    settings = replace(SETTINGS, lead_in_s=1.0, tail_s=2.5)
+    timeline = make(section("Start"), say("One. Two."), section("End", index=1), settings=settings)
+    assert speech_starts(timeline) == [1.0, 3.5]
+    assert timeline.length_s == 1.0 + 4.5 + 2.5
+    assert (timeline.lead_in_s, timeline.tail_s) == (1.0, 2.5)
+    # the first chapter holds the lead-in; later ones start where their steps do
+    assert [c.start_s for c in timeline.chapters] == [0.0, 5.5]
+
+
+def test_lead_in_and_tail_count_in_the_target() -> None:
+    settings = replace(SETTINGS, lead_in_s=1.0, tail_s=2.0)
+    timeline = make(say("One."), pause(10.0, flexible=True, index=1), settings=settings,
+                    duration_s=20.0)  # fmt: skip
+    assert timeline.length_s == pytest.approx(20.0)
+    assert timeline.pause_scale == pytest.approx(1.5)
+
+
+def test_the_default_lead_in_and_tail() -> None:
+    timeline = plan(script(say("One.")), Settings(), FakeLengths())
+    assert speech_starts(timeline) == [1.0]
+    assert timeline.length_s == 1.0 + 2.0 + 2.0
+
+
+def test_pauses_stretched_beyond_the_limit_give_a_warning() -> None:
+    # issue 11 D10: 'duration: 2h' with one 'Hi.' stretched a pause x1439.9 without a word
+    steps = (say("Hi."), pause(5.0, flexible=True, index=1))
+    lengths = FakeLengths({"Hi.": 0.5})
+    within = make(*steps, lengths=lengths, duration_s=0.5 + 5.0 * MAX_PAUSE_STRETCH)
+    assert within.warnings == ()
+    far = make(*steps, lengths=lengths, duration_s=7200.0)
+    (warning,) = far.warnings
+    assert warning.severity == "warning"
+    assert warning.place.key_path == "duration"
+    assert "flexible pauses stretch x1439.90 to last 2:00:00.0" in warning.message
+    assert "more than x2" in warning.message
 
 
 def test_pause_after_a_sound_simply_advances() -> None:
@@ -356,7 +438,7 @@ def test_estimate_is_words_per_minute_over_rate_with_a_floor() -> None:
 
 def test_unmeasured_sentences_are_estimated_and_marked() -> None:
     lengths = FakeLengths({"Measured one.": 1.5}, default_s=None)
-    settings = Settings(sentence_pause_s=0.5, paragraph_pause_s=2.0, voice=VoiceSettings(rate=0.5))
+    settings = replace(SETTINGS, voice=VoiceSettings(rate=0.5))
     timeline = make(
         say("Measured one. Six words are in this sentence."), lengths=lengths, settings=settings
     )
@@ -503,3 +585,48 @@ def test_background_comes_from_settings() -> None:
     settings = Settings(background=bed)
     assert make(say("One."), settings=settings).background == bed
     assert make(say("One.")).background is None
+
+
+@pytest.mark.parametrize("template", ["breathing", "body-scan", "sleep", "article"])
+def test_every_template_meets_its_default_duration_within_the_stretch_limit(
+    template: str, tmp_path: Path
+) -> None:
+    # issue 11 D10: the templates stretched their pauses x2.85 to x5.05
+    from pipeline.config import load_project
+    from pipeline.planning import plan_checked
+    from pipeline.script.templates import create_script
+    from pipeline.script.validate import validate_paths
+
+    (tmp_path / "meditate.yaml").write_text("cache: cache\n", encoding="utf-8")
+    path = create_script(tmp_path / "scripts", "new-one", template)
+    report = validate_paths([path], load_project(tmp_path / "meditate.yaml"))
+    assert report.problems == []
+    timeline = plan_checked(report.checked[0]).timeline
+    assert timeline.pause_scale <= MAX_PAUSE_STRETCH
+    assert timeline.warnings == ()
+
+
+def test_a_measured_length_far_from_its_estimate_is_a_warning_at_its_step() -> None:
+    # issue 11 F-language: Hebrew read by an Arabic voice, estimated 1.6 s, lasted 18.5 s
+    hebrew = "שלום, מה שלומך היום?"
+    lengths = FakeLengths({hebrew: 18.5, "Fine.": 0.5, "One two three four five six.": 0.3})
+    timeline = make(
+        say("Fine.", index=0),
+        say(hebrew, index=1),
+        say(hebrew, index=2),
+        say("One two three four five six.", index=3),
+        lengths=lengths,
+    )
+    first, second = timeline.warnings
+    assert first.place == at(1) and first.severity == "warning"  # once, at its first place
+    assert first.message == (
+        f"{hebrew!r} lasts 18.5 s as synthesized, x11.6 its estimate of 1.6 s (more than x3 "
+        "either way): is the text in the language of its voice (espeak 'en')?"
+    )
+    assert second.place == at(3) and "x0.1 its estimate of 2.4 s" in second.message
+
+
+def test_lengths_near_their_estimate_or_not_measured_give_no_warning() -> None:
+    lengths = FakeLengths({"Hi.": 1.5, "Six words are in this sentence.": 5.0}, default_s=None)
+    timeline = make(say("Hi. Six words are in this sentence. Not measured yet."), lengths=lengths)
+    assert timeline.warnings == ()

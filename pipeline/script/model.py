@@ -64,6 +64,10 @@ class Pauses:
     """Gap between sentences inside one ``say``."""
     paragraph_s: float | None = None
     """Gap at a blank line inside ``say`` and between consecutive spoken steps."""
+    lead_in_s: float | None = None
+    """Silence before the first step."""
+    tail_s: float | None = None
+    """Silence after the last step (a sound still ringing then rings out first)."""
 
 
 @dataclass(frozen=True)

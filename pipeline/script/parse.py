@@ -43,7 +43,7 @@ SCRIPT_KEYS = (
 )
 VOICE_KEYS = ("engine", "name", "language", "tld", "rate")
 BACKGROUND_KEYS = ("asset", "gain", "fade_in", "fade_out", "duck")
-PAUSES_KEYS = ("sentence", "paragraph")
+PAUSES_KEYS = ("sentence", "paragraph", "lead_in", "tail")
 STEP_KINDS = ("say", "sound", "pause", "breathe", "section", "include")
 SAY_KEYS = ("text", "voice")
 SOUND_KEYS = ("asset", "gain", "wait")
@@ -277,6 +277,8 @@ class _ScriptParser:
             paragraph_s=self._seconds(
                 self.reader, values.get("paragraph"), "pauses.paragraph", 60.0
             ),
+            lead_in_s=self._seconds(self.reader, values.get("lead_in"), "pauses.lead_in", 60.0),
+            tail_s=self._seconds(self.reader, values.get("tail"), "pauses.tail", 60.0),
         )
 
     @staticmethod

@@ -155,6 +155,10 @@ def script_schema() -> dict[str, Any]:
             {
                 "sentence": _duration("Gap between sentences."),
                 "paragraph": _duration("Gap between paragraphs."),
+                "lead_in": _duration("Silence before the first step (default 1s)."),
+                "tail": _duration(
+                    "Silence after the last step (default 2s); a sound still ringing rings out."
+                ),
             }
         ),
         "steps": steps,

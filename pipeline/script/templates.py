@@ -23,15 +23,17 @@ background: {{asset: ocean, gain: -18dB, fade_in: 5s, fade_out: 10s}}
 
 steps:
   - section: Arriving
-  - sound: bowl
+  - sound: {{asset: bowl, wait: 4s}}
   - say: |
       Welcome. Find a position that feels comfortable, and let your eyes close if you like.
       There is nothing you need to do right now except breathe.
-  - pause: 10s+
+  - pause: 20s+
   - section: Breathing
   - say: We will breathe together in a steady rhythm. Follow my voice.
   - breathe: {{pattern: box, cycles: 4}}
-  - pause: 15s+
+  - pause: 30s+
+  - say: Keep breathing like this on your own for a few more rounds.
+  - pause: 20s+
   - section: Closing
   - say: |
       Let your breath return to its own rhythm.
@@ -53,11 +55,24 @@ steps:
   - section: Settling
   - say: |
       Lie down or sit comfortably. Let the surface beneath you hold your weight.
-  - pause: 20s+
+      Take a few slow breaths, and let each breath out be a little longer than the one before.
+  - pause: 30s+
   - section: Feet and legs
   - say: Bring your attention to your feet. Notice whatever is there, without changing it.
   - pause: 30s+
-  - say: Now move your attention slowly up through your legs.
+  - say: Now move your attention slowly up through your ankles, your calves and your knees.
+  - pause: 30s+
+  - say: Notice your thighs and your hips, and the places where your body touches the ground.
+  - pause: 30s+
+  - section: Belly and chest
+  - say: Let your attention rest on your belly. Feel it rise and fall with each breath.
+  - pause: 30s+
+  - say: And now your chest. Notice the breath moving there, all by itself.
+  - pause: 30s+
+  - section: Hands and arms
+  - say: Bring your attention to your hands. The palms, the fingers, the backs of the hands.
+  - pause: 30s+
+  - say: Let the attention move up through your arms, to your elbows and your shoulders.
   - pause: 30s+
   - section: Shoulders and face
   - say: Notice your shoulders. Let them soften a little, if they want to.
@@ -65,6 +80,8 @@ steps:
   - say: And your face. The jaw, the eyes, the forehead.
   - pause: 30s+
   - section: Resting
+  - say: Now feel your whole body at once, breathing, resting, held.
+  - pause: 30s+
   - say: Rest here, with your whole body, for as long as you like.
   - pause: 60s+
 """,
@@ -84,14 +101,28 @@ steps:
   - section: Settling in
   - say: |
       Make yourself comfortable for sleep. There is nothing left to do today.
-  - pause: 20s+
+      Let the bed hold the whole weight of your body.
+  - pause: 30s+
+  - say: Notice the sounds around you, near and far, and let them be.
+  - pause: 30s+
   - section: Breathing
   - say: Let us slow the breath down together.
-  - breathe: {{pattern: relax, cycles: 4}}
+  - breathe: {{pattern: relax, cycles: 6}}
+  - pause: 30s+
+  - section: Letting go
+  - say: Let your forehead soften, and the space between your eyebrows.
+  - pause: 30s+
+  - say: Let your jaw loosen. Let your tongue rest in your mouth.
+  - pause: 30s+
+  - say: Let your shoulders sink a little deeper into the bed.
+  - pause: 30s+
+  - say: Let your arms and your hands grow heavy and warm.
+  - pause: 30s+
+  - say: Let your legs and your feet grow heavy and warm.
   - pause: 30s+
   - section: Drifting
   - say: You can let go of my voice now, and drift.
-  - pause: 120s+
+  - pause: 240s+
 """,
     "article": """\
 id: {id}

@@ -397,6 +397,7 @@ def _check_plan(script: Script, settings: Settings, problems: list[Problem]) -> 
     except PipelineError as error:
         problems.append(Problem(Place(script.path), str(error)))
         return
+    problems.extend(timeline.warnings)
     _check_voices(script, timeline, settings, problems)
 
 
