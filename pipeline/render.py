@@ -408,7 +408,7 @@ def _speak(
             sample_rate=settings.sample_rate,
             retry=settings.retry,
             jobs=options.jobs,
-            progress=progress,
+            progress=_counted_on(progress, sum(report.synthesized for report in reports)),
         )
         reports.append(report)
         if not report.synthesized:
@@ -420,6 +420,14 @@ def _speak(
         synthesized=sum(report.synthesized for report in reports),
         engine_calls=sum(report.engine_calls for report in reports),
     )
+
+
+def _counted_on(progress: ProgressCallback | None, before: int) -> ProgressCallback | None:
+    """``progress`` counting on from ``before`` sentences synthesized by an earlier round."""
+    if progress is None or not before:
+        return progress
+    reported = progress
+    return lambda done, total, text: reported(before + done, before + total, text)
 
 
 def _excerpt(

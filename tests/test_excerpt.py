@@ -61,8 +61,8 @@ def many(*, target: str | None = None, flexible_in_last: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def project_with(tmp_path: Path, **scripts: str) -> Path:
-    (tmp_path / "meditate.yaml").write_text(CONFIG)
+def project_with(tmp_path: Path, config: str = "", **scripts: str) -> Path:
+    (tmp_path / "meditate.yaml").write_text(CONFIG + config)
     (tmp_path / "scripts").mkdir()
     for name, text in scripts.items():
         (tmp_path / "scripts" / f"{name}.yaml").write_text(text)
@@ -235,6 +235,27 @@ def test_a_preview_without_target_synthesizes_only_its_own_sentences(tmp_path: P
     assert relative(result.timeline, 0.0, 99.0) == relative(full, 0.0, result.timeline.length_s)
 
 
+def test_sentences_that_move_into_a_preview_once_measured_are_spoken_too(
+    tmp_path: Path,
+) -> None:
+    root = project_with(tmp_path, "words_per_minute: 60\n", many=many())  # estimates too long
+    project = load_project(root / "meditate.yaml")
+    seen: list[tuple[int, int]] = []
+    result = render_script(
+        root / "scripts" / "many.yaml",
+        project,
+        preview_s=8.0,
+        progress=lambda done, total, text: seen.append((done, total)),
+    )
+    synthesized = result.speech.synthesized
+    assert [done for done, _total in seen] == list(range(1, synthesized + 1))
+    assert seen[-1] == (synthesized, synthesized) and seen[0][1] < synthesized  # two rounds
+    assert synthesized == clips(root) == result.speech.total
+    full = full_plan(root, "many")
+    assert relative(result.timeline, 0.0, 99.0) == relative(full, 0.0, result.timeline.length_s)
+    assert len(relative(full, 0.0, 8.0 + SNAP_S)) == synthesized
+
+
 def test_a_section_without_target_synthesizes_only_its_chapter(tmp_path: Path) -> None:
     root = project_with(tmp_path, many=many())
     project = load_project(root / "meditate.yaml")
@@ -277,6 +298,11 @@ def test_the_cli_says_did_you_mean_and_exits_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "command line: error: --section: 'part' matches 6 chapters: 'Part 1'," in result.output
+    result = CliRunner().invoke(
+        cli, ["render", str(root / "scripts" / "many.yaml"), "--preview", "ten"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("command line: error: --preview: ")
     assert clips(root) == 0
 
 
