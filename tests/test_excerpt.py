@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from pipeline.cache import SpeechCache
 from pipeline.cli import cli
 from pipeline.config import load_project
+from pipeline.encode import read_chapters
 from pipeline.errors import UsageError
 from pipeline.excerpt import (
     CUT_FADE_S,
@@ -351,6 +352,7 @@ def test_a_preview_cut_mid_sentence_fades_out_and_its_captions_end_with_the_file
     result = render_script(
         root / "scripts" / "cut.yaml",
         load_project(root / "meditate.yaml"),
+        {"formats": "flac,mp3"},
         output_dir=root / "mid",
         preview_s=asked_s,
     )
@@ -359,6 +361,8 @@ def test_a_preview_cut_mid_sentence_fades_out_and_its_captions_end_with_the_file
     assert duration_s == pytest.approx(asked_s, abs=0.002)
     ends_s = vtt_ends_s(root / "mid" / "cut.preview.vtt")
     assert len(ends_s) == 2 and max(ends_s) <= duration_s
+    assert max(ends_s) <= decode(root / "mid" / "cut.preview.mp3", RATE, 2).shape[0] / RATE
+    assert [title for title, _start in read_chapters(root / "mid" / "cut.preview.mp3")] == ["Start"]
     assert max(ends_s) == pytest.approx(duration_s, abs=0.002)  # the cut sentence, cut
     assert result.timeline.speech[-1].start_s + result.timeline.speech[-1].length_s <= duration_s
     speaking = rms(pcm, duration_s - CUT_FADE_S - 1.5, duration_s - CUT_FADE_S)
