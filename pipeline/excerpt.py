@@ -106,14 +106,15 @@ def excerpt_window(timeline: Timeline, chapter: int | None, preview_s: float | N
 def needed_speech(timeline: Timeline, window: Window | None) -> tuple[SpeechCue, ...]:
     """The sentences an excerpt needs synthesized (every one for the whole track).
 
-    Those starting in the window, or a little after it where the end may move to. Times inside
-    a window do not depend on speech before it, but with a target duration the flexible
-    pauses depend on every sentence's length: a window holding one needs them all.
+    Those starting before the end asked for (where it ends depends on their lengths) or before
+    where it ends on this plan (:func:`snap_end`): times inside a window do not depend on speech
+    before or after it. With a target duration, though, the flexible pauses depend on every
+    sentence's length: an excerpt holding one needs them all.
     """
     if window is None:
         return timeline.speech
-    stop_s = _furthest_end_s(window)
-    inside = [cue for cue in timeline.cues if window.start_s <= cue.start_s < stop_s]
+    end_s = max(window.end_s, snap_end(timeline, window))
+    inside = [cue for cue in timeline.cues if window.start_s <= cue.start_s < end_s]
     scaled = timeline.target_s is not None and any(
         isinstance(cue, PauseCue) and cue.flexible for cue in inside
     )
@@ -187,13 +188,6 @@ def fade_out(
             block[max(0, first - done) :] *= gains.astype(np.float32)[:, None]
         done = end
         yield block
-
-
-def _furthest_end_s(window: Window) -> float:
-    """The furthest a window's end may move to (see :func:`snap_end`)."""
-    if window.end_s >= window.limit_s - _EXACT_S:
-        return window.limit_s
-    return min(window.limit_s, window.end_s + SNAP_S)
 
 
 def _fold(title: str) -> str:

@@ -386,8 +386,8 @@ def _speak(
 ) -> tuple[Planned, SpeakReport]:
     """The plan after synthesizing what the render needs: every sentence, or an excerpt's.
 
-    An excerpt's window is found on a plan with estimated lengths; once its sentences are
-    measured the plan changes, and sentences that moved into the window are synthesized too.
+    An excerpt is found on a plan with estimated lengths; once its sentences are measured
+    the plan changes, and sentences that moved into the excerpt are synthesized too.
     """
     settings = checked.settings
     planned = plan_checked(checked, cache)
