@@ -231,8 +231,9 @@ def speak(state: State, paths: tuple[Path, ...], engine: str | None, jobs: int) 
               help="Output folder (default: the project's output folder).")  # fmt: skip
 @click.option("--engine", help="Speech engine (overrides script and config).")
 @click.option("--formats", help="Comma-separated formats: mp3, m4a, ogg, opus, flac, wav.")
-@click.option("--section", help="Render only the chapter with this title.")
-@click.option("--preview", "preview", help="Render only the first part, e.g. 60s.")
+@click.option("--section", help="Render only this chapter (any case; a unique start will do).")
+@click.option("--preview", "preview",
+              help="Render only the first part, e.g. 60s (ends between sentences).")  # fmt: skip
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Sentences synthesized at once.")  # fmt: skip
 @click.pass_obj
@@ -250,7 +251,9 @@ def render(
     """Render SCRIPT to audio with captions and a sidecar.
 
     --section and --preview render an excerpt quickly for editors (named
-    <id>.section-<title>.<format> or <id>.preview.<format>, no sidecar).
+    <id>.section-<title>.<format> or <id>.preview.<format>, no sidecar),
+    synthesizing only its own sentences (all of them when it holds a flexible
+    pause of a script with a target duration).
     """
     from pipeline.errors import UsageError
     from pipeline.fileio import display_path
@@ -262,9 +265,9 @@ def render(
         try:
             preview_s = parse_duration(preview)
         except ValueError as error:
-            raise UsageError(f"error: --preview: {error}") from None
+            raise UsageError(f"command line: error: --preview: {error}") from None
         if preview_s <= 0:
-            raise UsageError("error: --preview: must be longer than 0 s")
+            raise UsageError("command line: error: --preview: must be longer than 0 s")
     with _progress_bar(state, "speaking") as progress:
         result = render_script(
             script,
@@ -652,6 +655,7 @@ def _progress_bar(state: State, label: str) -> Iterator[Callable[[int, int, str]
         if bar is None:
             bar = click.progressbar(length=total, label=label, file=sys.stderr)
             bar.__enter__()
+        bar.length = max(bar.length, total)  # an excerpt may find more to say as it goes
         bar.update(done - bar.pos)
 
     try:

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.errors import AudioError
-from pipeline.timeline import Chapter, SoundCue, SpeechCue, Timeline
+from pipeline.timeline import Chapter, Cue, SoundCue, SpeechCue, Timeline
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +85,13 @@ def track_frames(timeline: Timeline, sample_rate: int) -> int:
 def excerpt(timeline: Timeline, start_s: float, end_s: float) -> Timeline:
     """The part of a timeline between two times, shifted to start at 0 (previews, sections).
 
-    Cues starting in ``[start_s, end_s)`` are kept; those that run past ``end_s`` are cut by
-    the mixer. Background fades then apply to the excerpt's own start and end.
+    Cues starting in ``[start_s, end_s)`` are kept; a sentence, pause or breathing phase that
+    runs past ``end_s`` is shortened to end there (so are its caption and ducking), and the
+    mixer cuts its audio. Background fades then apply to the excerpt's own start and end.
     """
     end_s = min(end_s, timeline.length_s)
     cues = tuple(
-        replace(cue, start_s=cue.start_s - start_s)
+        _clipped(replace(cue, start_s=cue.start_s - start_s), end_s - start_s)
         for cue in timeline.cues
         if start_s <= cue.start_s < end_s
     )
@@ -108,6 +109,13 @@ def excerpt(timeline: Timeline, start_s: float, end_s: float) -> Timeline:
         natural_length_s=length_s,
         target_s=None,
     )
+
+
+def _clipped(cue: Cue, end_s: float) -> Cue:
+    """``cue`` ending at ``end_s`` at the latest (a one-shot keeps ringing until the mixer cuts)."""
+    if isinstance(cue, SoundCue) or cue.start_s + cue.length_s <= end_s:
+        return cue
+    return replace(cue, length_s=end_s - cue.start_s)
 
 
 def _chapter_covers(timeline: Timeline, chapter: Chapter, at_s: float) -> bool:

@@ -63,6 +63,12 @@ def plan_checked(checked: Checked, cache: SpeechCache | None = None) -> Planned:
     return Planned(checked.script, settings, timeline, lengths)
 
 
+def replan(planned: Planned) -> Planned:
+    """``planned`` planned again, with the lengths of clips cached since (keys are memoized)."""
+    timeline = plan(planned.script, planned.settings, planned.lengths)
+    return Planned(planned.script, planned.settings, timeline, planned.lengths)
+
+
 def check_script(path: Path, project: Project, flags: dict[str, object] | None = None) -> Checked:
     """Validate the one script a single-track command works on (not a folder, not a partial)."""
     if path.is_dir():

@@ -18,9 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.cache import SpeechCache
 from pipeline.config import Project
-from pipeline.errors import AudioError, PipelineError, UsageError
-from pipeline.planning import Planned, check_script, log_warnings, plan_checked
+from pipeline.errors import AudioError, PipelineError
+from pipeline.excerpt import (
+    cut,
+    excerpt_window,
+    fade_out,
+    find_chapter,
+    needed_speech,
+    section_titles,
+)
+from pipeline.planning import Planned, check_script, log_warnings, plan_checked, replan
 from pipeline.script.validate import Checked
+from pipeline.settings import VoiceSettings
 from pipeline.speech import ProgressCallback, SpeakReport, speech_requests, synthesize_missing
 from pipeline.timeline import SoundCue, SpeechCue, Timeline
 
@@ -114,38 +123,34 @@ def render_checked(
         measure_stream,
         static_gain_db,
     )
-    from pipeline.mix import mix
+    from pipeline.mix import mix, track_frames
     from pipeline.outputs import captions_vtt, file_info, json_text, sha256_file, sidecar
 
     script, settings = checked.script, checked.settings
     report_stage = stage or (lambda name, fraction: None)
+    chapter, suffix = None, ""
+    if options.section is not None:
+        titles = section_titles(script)
+        chapter = find_chapter(titles, options.section)
+        suffix = _section_suffix(titles[chapter])
+    elif options.preview_s is not None:
+        suffix = ".preview"
     check_writable(options.output_dir)
     for stale in remove_stale_temporaries(options.output_dir):
         log.info("removed %s, left by an interrupted render", stale)
     cache = cache or SpeechCache(settings.cache_dir)
-    planned = plan_checked(checked, cache)
     report_stage("speech", 0.0)
-    speech = synthesize_missing(
-        speech_requests(planned.timeline, str(script.path)),
-        cache,
-        lexicon=settings.lexicon,
-        sample_rate=settings.sample_rate,
-        retry=settings.retry,
-        jobs=options.jobs,
-        progress=progress,
-    )
+    planned, speech = _speak(checked, cache, options, chapter, progress)
     cache.record_run()
-    if speech.synthesized:
-        planned = plan_checked(checked, cache)
     log_warnings(planned.timeline)
-    timeline = _excerpt(planned.timeline, options)
+    timeline, fade_s = _excerpt(planned.timeline, options, chapter)
     excerpt = options.section is not None or options.preview_s is not None
     sources = _Sources(planned, cache)
     sample_rate, channels = settings.sample_rate, settings.channels
     sources.prefetch(timeline, options.formats)
 
     def mixed(gain_db: float) -> Iterator[npt.NDArray[np.float32]]:
-        return mix(
+        blocks = mix(
             timeline,
             speech_clip=sources.speech,
             sound=sources.sound,
@@ -154,6 +159,9 @@ def render_checked(
             channels=channels,
             gain_db=gain_db,
         )
+        if not fade_s:
+            return blocks
+        return fade_out(blocks, track_frames(timeline, sample_rate), round(fade_s * sample_rate))
 
     report_stage("measure", 0.2)
     peak = _PeakMeter()
@@ -163,7 +171,7 @@ def render_checked(
     gain_db = _mastering_gain_db(
         script.path, static_gain_db(measured, settings.target_lufs), headroom_db
     )
-    name = script.id + _excerpt_suffix(options)
+    name = script.id + suffix
     tags = TrackTags(
         title=script.title + (" (excerpt)" if excerpt else ""),
         artist=script.author,
@@ -381,36 +389,76 @@ def _mastering_gain_db(path: Path, wanted_db: float, headroom_db: float) -> floa
     return headroom_db
 
 
-def _excerpt(timeline: Timeline, options: RenderOptions) -> Timeline:
-    """The part of the timeline an editor asked for: one chapter, or the first seconds."""
-    from pipeline.mix import excerpt
+def _speak(
+    checked: Checked,
+    cache: SpeechCache,
+    options: RenderOptions,
+    chapter: int | None,
+    progress: ProgressCallback | None,
+) -> tuple[Planned, SpeakReport]:
+    """The plan after synthesizing what the render needs: every sentence, or an excerpt's.
 
-    start_s, end_s = 0.0, timeline.length_s
-    if options.section is not None:
-        titles = [chapter.title for chapter in timeline.chapters]
-        if options.section not in titles:
-            known = ", ".join(repr(title) for title in titles) or "none"
-            raise UsageError(
-                f"error: --section: no chapter {options.section!r} (chapters: {known})"
-            )
-        index = titles.index(options.section)
-        start_s = timeline.chapters[index].start_s
-        if index + 1 < len(timeline.chapters):
-            end_s = timeline.chapters[index + 1].start_s
-    if options.preview_s is not None:
-        end_s = min(end_s, start_s + options.preview_s)
-    if (start_s, end_s) == (0.0, timeline.length_s):
-        return timeline
-    return excerpt(timeline, start_s, end_s)
+    An excerpt is found on a plan with estimated lengths; once its sentences are measured
+    the plan changes, and sentences that moved into the excerpt are synthesized too.
+    """
+    settings = checked.settings
+    planned = plan_checked(checked, cache)
+    excerpt = options.section is not None or options.preview_s is not None
+    asked: set[tuple[str, VoiceSettings]] = set()
+    reports: list[SpeakReport] = []
+    while True:
+        window = excerpt_window(planned.timeline, chapter, options.preview_s) if excerpt else None
+        needed = needed_speech(planned.timeline, window)
+        cues = [cue for cue in needed if (cue.text, cue.voice) not in asked]
+        if reports and not cues:
+            break
+        asked.update((cue.text, cue.voice) for cue in cues)
+        report = synthesize_missing(
+            speech_requests(planned.timeline, str(checked.script.path), cues=cues),
+            cache,
+            lexicon=settings.lexicon,
+            sample_rate=settings.sample_rate,
+            retry=settings.retry,
+            jobs=options.jobs,
+            progress=_counted_on(progress, sum(report.synthesized for report in reports)),
+        )
+        reports.append(report)
+        if not report.synthesized:
+            break
+        planned = replan(planned)
+    return planned, SpeakReport(
+        total=sum(report.total for report in reports),
+        cached_before=sum(report.cached_before for report in reports),
+        synthesized=sum(report.synthesized for report in reports),
+        engine_calls=sum(report.engine_calls for report in reports),
+    )
 
 
-def _excerpt_suffix(options: RenderOptions) -> str:
-    if options.section is not None:
-        slug = re.sub(r"[^a-z0-9]+", "-", options.section.lower()).strip("-") or "section"
-        return f".section-{slug}"
-    if options.preview_s is not None:
-        return ".preview"
-    return ""
+def _counted_on(progress: ProgressCallback | None, before: int) -> ProgressCallback | None:
+    """``progress`` counting on from ``before`` sentences synthesized by an earlier round."""
+    if progress is None or not before:
+        return progress
+    reported = progress
+    return lambda done, total, text: reported(before + done, before + total, text)
+
+
+def _excerpt(
+    timeline: Timeline, options: RenderOptions, chapter: int | None
+) -> tuple[Timeline, float]:
+    """The part of the timeline an editor asked for, and the fade-out (s) where it is cut."""
+    if options.section is None and options.preview_s is None:
+        return timeline, 0.0
+    window = excerpt_window(timeline, chapter, options.preview_s)
+    part, fade_s = cut(timeline, window)
+    if abs(window.start_s + part.length_s - window.end_s) > 1e-6:
+        log.info("the excerpt lasts %.2f s, to end between sentences", part.length_s)
+    return part, fade_s
+
+
+def _section_suffix(title: str) -> str:
+    """``.section-<slug>`` of a chapter's title, the part of an excerpt's file names."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "section"
+    return f".section-{slug}"
 
 
 def _check_loudness(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from pipeline.config import Project
-    from pipeline.timeline import Timeline
+    from pipeline.timeline import SpeechCue, Timeline
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,15 @@ class CachedLengths:
         return self._engines[name]
 
 
-def speech_requests(timeline: Timeline, context: str) -> list[SpeechRequest]:
-    """A request per speech cue of a timeline; ``context`` names the script (its path)."""
+def speech_requests(
+    timeline: Timeline, context: str, *, cues: Iterable[SpeechCue] | None = None
+) -> list[SpeechRequest]:
+    """A request per speech cue of a timeline (or of ``cues`` of it, e.g. an excerpt's).
+
+    ``context`` names the script (its path).
+    """
     requests = []
-    for cue in timeline.speech:
+    for cue in timeline.speech if cues is None else cues:
         place = cue.place
         path = str(place.path)
         if path in ("", "."):

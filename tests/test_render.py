@@ -20,6 +20,7 @@ import pytest
 
 from pipeline.config import load_project
 from pipeline.encode import read_chapters
+from pipeline.excerpt import CUT_FADE_S, SNAP_S
 from pipeline.ffmpeg import decode
 from pipeline.master import measure_file
 from pipeline.mix import LOOP_CROSSFADE_S, mix
@@ -423,9 +424,10 @@ def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders
         "calm.section-breathing.mp3",
         "calm.section-breathing.vtt",
     ]
+    assert abs(preview.timeline.length_s - 8.0) <= SNAP_S + CUT_FADE_S  # ends at a gap
     for path, length_s in (
         (renders.root / "ex" / "calm.section-breathing.mp3", span_s),
-        (renders.root / "ex" / "calm.preview.mp3", 8.0),
+        (renders.root / "ex" / "calm.preview.mp3", preview.timeline.length_s),
     ):
         frames = decode(path, RATE, 2).shape[0]
         assert abs(frames / RATE - length_s) <= 0.050, (path.name, frames / RATE, length_s)
