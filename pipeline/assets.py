@@ -6,7 +6,7 @@ import difflib
 import functools
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, TypeVar
@@ -54,6 +54,14 @@ class Asset:
     """What it sounds like."""
     level_db: float
     """Reference gain applied before the script's own gain."""
+    place: Place | None = field(default=None, compare=False)
+    """Where a catalog defines its file (None for a path named by a script)."""
+
+    @property
+    def where(self) -> str:
+        """The file and the asset, for messages: ``path: asset 'x' (catalog entry f:l:c)``."""
+        entry = f" (catalog entry {self.place})" if self.place is not None else ""
+        return f"{display_path(self.file)}: asset '{self.name}'{entry}"
 
 
 @functools.cache
@@ -189,6 +197,7 @@ def _read_entry(
         licence=str(licence),
         description=str(description),
         level_db=float(level or 0.0),
+        place=reader.place(entries["file"][1], ""),
     )
 
 
@@ -297,7 +306,7 @@ def _looks_like_path(text: str) -> bool:
 
 def _check_file(asset: Asset) -> os.stat_result:
     """Stat the asset file, turning every way it can be unusable into a clear AudioError."""
-    where = f"{asset.file}: asset '{asset.name}'"
+    where = asset.where
     try:
         stat = asset.file.stat()
     except FileNotFoundError:
@@ -329,6 +338,19 @@ def asset_length_s(asset: Asset) -> float:
         samples = load_asset_audio(asset, 8000, 1)
         length = samples.shape[0] / 8000.0
     return length
+
+
+def asset_file_problem(asset: Asset) -> str | None:
+    """Why the asset's file cannot be used (missing, unreadable, empty, too large or long,
+    not decodable), or None; what ``validate`` checks so that a render cannot meet it.
+    """
+    try:
+        length = asset_length_s(asset)
+    except (AudioError, OSError) as error:
+        return str(error)
+    if length > MAX_ASSET_S:
+        return f"{asset.where}: {length:.0f} s is too long for an asset (limit {MAX_ASSET_S:.0f} s)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -376,21 +398,20 @@ def load_asset_audio(asset: Asset, sample_rate: int, channels: int) -> npt.NDArr
     length = _header_length_s(str(asset.file), stat.st_mtime_ns, stat.st_size)
     if length is not None and length > MAX_ASSET_S:
         raise AudioError(
-            f"{asset.file}: asset '{asset.name}': {length:.0f} s is too long for an asset "
+            f"{asset.where}: {length:.0f} s is too long for an asset "
             f"(limit {MAX_ASSET_S:.0f} s)"
         )
     return _decode_cached(
-        str(asset.file), asset.name, stat.st_mtime_ns, stat.st_size, sample_rate, channels
+        str(asset.file), asset.where, stat.st_mtime_ns, stat.st_size, sample_rate, channels
     )
 
 
 @lru_cache(maxsize=16)
 def _decode_cached(
-    path: str, name: str, mtime_ns: int, size: int, sample_rate: int, channels: int
+    path: str, where: str, mtime_ns: int, size: int, sample_rate: int, channels: int
 ) -> npt.NDArray[np.float32]:
     from pipeline.ffmpeg import decode
 
-    where = f"{path}: asset '{name}'"
     try:
         samples = decode(Path(path), sample_rate, channels)
     except AudioError as error:

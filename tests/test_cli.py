@@ -363,3 +363,43 @@ def test_a_bad_engine_flag_is_reported_once_at_the_flag(
         "command line: error: --engine: unknown engine 'espek' (known engines: espeak, gtts); "
         "did you mean 'espeak'?"
     ], result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "file not found"),
+        (b"", "the file is empty"),
+        (b"OggS" + bytes(range(256)) * 8, "cannot decode it"),
+    ],
+    ids=["missing", "empty", "corrupt"],
+)
+@pytest.mark.parametrize("command", ["validate", "render"])
+def test_an_unusable_catalog_file_is_caught_for_beds_and_sounds_at_both_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes | None, message: str,
+    command: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("assets: sounds\n")
+    (tmp_path / "sounds").mkdir()
+    (tmp_path / "sounds" / "catalog.yaml").write_text(
+        "assets:\n  birds: {kind: bed, file: birds.ogg}\n  ding: {kind: one-shot, file: ding.ogg}\n"
+    )
+    for name in ("birds.ogg", "ding.ogg"):
+        if content is not None:
+            (tmp_path / "sounds" / name).write_bytes(content)
+    (tmp_path / "s.yaml").write_text(
+        "title: S\nbackground: birds\nsteps:\n  - say: One.\n  - sound: ding\n"
+    )
+    result = CliRunner().invoke(cli, [command, "s.yaml"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert errors[0].startswith(
+        "s.yaml:2:13: error: background: sounds/birds.ogg: asset 'birds' "
+        f"(catalog entry sounds/catalog.yaml:2:28): {message}"
+    )
+    assert errors[1].startswith(
+        "s.yaml:5:12: error: steps[1].sound: sounds/ding.ogg: asset 'ding' "
+        f"(catalog entry sounds/catalog.yaml:3:32): {message}"
+    )
+    assert "Traceback" not in result.output and not (tmp_path / "dist").exists()

@@ -334,13 +334,18 @@ def _asset(
     problems: list[Problem],
     kind: str = "one-shot",
 ) -> Asset | None:
-    from pipeline.assets import find_asset
+    from pipeline.assets import asset_file_problem, find_asset
 
     try:
-        return find_asset(name, catalog, script_dir, root, kind)
+        asset = find_asset(name, catalog, script_dir, root, kind)
     except (ValueError, ConfigError) as error:
         problems.append(Problem(place, str(error)))
         return None
+    unusable = asset_file_problem(asset)
+    if unusable is not None:
+        problems.append(Problem(place, unusable))
+        return None
+    return asset
 
 
 def _check_sections(script: Script, problems: list[Problem]) -> None:
