@@ -20,6 +20,7 @@ import click
 if TYPE_CHECKING:
     from pipeline.build import BuildEvent, BuildReport
     from pipeline.config import Project
+    from pipeline.engines import EngineInfo
     from pipeline.script.validate import Report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -428,20 +429,68 @@ def check(
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every voice of every engine, with its languages.")  # fmt: skip
+@output_format_option
 @handle_errors
-def engines() -> None:
-    """List speech engines, whether each is usable here, and their voices and languages."""
-    from pipeline.engines import describe_engines
+def engines(names: tuple[str, ...], show_all: bool, output_format: str) -> None:
+    """List speech engines, whether each is usable here, and their voices and languages.
 
-    for info in describe_engines():
+    With NAME (or --all), every voice with the languages it speaks, and every language.
+    """
+    from pipeline.engines import describe_engines
+    from pipeline.errors import EngineError, UsageError
+
+    details = show_all or bool(names) or output_format == "json"
+    try:
+        infos = describe_engines(list(dict.fromkeys(names)) or None, details=details)
+    except EngineError as error:
+        raise UsageError(f"command line: error: NAME: {error}") from None
+    if output_format == "json":
+        click.echo(json.dumps({"engines": [info.as_dict() for info in infos]}, indent=2))
+        return
+    for info in infos:
         status = "usable" if info.usable else "NOT usable"
         click.echo(
             f"{info.name} {info.version}: {status}{': ' + info.reason if info.reason else ''}"
         )
-        if info.languages:
-            click.echo(f"  languages ({len(info.languages)}): {_shorten(info.languages)}")
-        if info.voices:
-            click.echo(f"  voices ({len(info.voices)}): {_shorten(info.voices)}")
+        if not details:
+            if info.languages:
+                click.echo(f"  languages ({len(info.languages)}): {_shorten(info.languages)}")
+            if info.voices:
+                click.echo(
+                    f"  voices ({len(info.voices)}): {_shorten(info.voices)} "
+                    f"(`meditate engines {info.name}` lists them all)"
+                )
+            continue
+        _echo_engine_details(info)
+
+
+def _echo_engine_details(info: EngineInfo) -> None:
+    """Every voice of one engine with its languages, then every language with its name."""
+    import textwrap
+
+    if info.voice_list:
+        click.echo(f"  voices ({len(info.voice_list)}): name, languages, description")
+        width = max(len(voice.name) for voice in info.voice_list)
+        for voice in info.voice_list:
+            click.echo(
+                f"    {voice.name:<{width}}  {', '.join(voice.languages) or '-'}"
+                f"{'  ' + voice.description if voice.description else ''}"
+            )
+    if info.language_names and any(label for _, label in info.language_names):
+        click.echo(f"  languages ({len(info.language_names)}): code, name")
+        width = max(len(code) for code, _ in info.language_names)
+        for code, label in info.language_names:
+            click.echo(f"    {code:<{width}}  {label}")
+    elif info.languages:
+        click.echo(f"  languages ({len(info.languages)}):")
+        text = ", ".join(info.languages)
+        wrapped = textwrap.fill(
+            text, width=88, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False
+        )
+        click.echo(wrapped)
 
 
 @cli.command()
