@@ -166,9 +166,52 @@ def _compose(path: Path, text: str) -> yaml.Node | None:
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             collection, _, anchor = stack.pop()
             collection.end_mark = event.end_mark
+            if isinstance(collection, yaml.MappingNode):
+                _merge(path, collection)
             if anchor is not None:
                 anchors[anchor] = collection
     return root
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merge(path: Path, mapping: yaml.MappingNode) -> None:
+    """Apply the mapping's merge keys (``<<: *shared`` or ``<<: [*a, *b]``) in place.
+
+    The mapping's own keys win, then earlier merged mappings over later ones (YAML 1.1).
+    Merged entries keep their own nodes, so a problem in one is reported where it is written.
+    """
+    if not any(key.tag == MERGE_TAG for key, _ in mapping.value):
+        return
+    own = [(key, value) for key, value in mapping.value if key.tag != MERGE_TAG]
+    seen = {_key_identity(key) for key, _ in own}
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
+    for key, value in mapping.value:
+        if key.tag != MERGE_TAG:
+            continue
+        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise LoadFailed(
+                    Problem(
+                        place_of(path, source),
+                        "a merge key '<<' takes a mapping (e.g. *shared) or a list of them",
+                    )
+                )
+            for entry_key, entry_value in source.value:
+                identity = _key_identity(entry_key)
+                if identity not in seen:
+                    seen.add(identity)
+                    merged.append((entry_key, entry_value))
+    mapping.value = merged + own
+
+
+def _key_identity(node: yaml.Node) -> object:
+    """What makes two mapping keys the same key (scalars by tag and value)."""
+    if isinstance(node, yaml.ScalarNode):
+        return (node.tag, node.value)
+    return id(node)
 
 
 def _any(value: object) -> Any:
