@@ -282,3 +282,33 @@ def test_a_merge_key_needs_mappings() -> None:
     with pytest.raises(LoadFailed, match="merge key '<<' takes a mapping") as caught:
         compose_text(Path("m.yaml"), "voice:\n  <<: 3\n")
     assert (caught.value.problem.place.line, caught.value.problem.place.column) == (2, 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        (
+            "title: T\nsteps:\n  - say: Note: breathe\n",
+            (3, 14),
+            "probable cause: ': ' inside unquoted text starts a new key; "
+            'quote the text: say: "Note: breathe"',
+        ),
+        (
+            'title: T\nsteps:\n  - say: A "calm": mind\n',
+            (3, 18),
+            r'quote the text: say: "A \"calm\": mind"',
+        ),
+        ("title: T\nsteps:\n\t- say: Hi\n", (3, 1), "probable cause: a tab"),
+        ("title: T\nsteps:\n  -\tpause: 3s\n", (3, 4), "replace it with spaces"),
+        ("title: T\nsteps:\n  - say: |\n\tHi there\n", (4, 1), "probable cause: a tab"),
+    ],
+    ids=["colon", "colon-with-quotes", "tab-indent", "tab-after-dash", "tab-in-block"],
+)
+def test_yaml_errors_from_a_colon_or_a_tab_suggest_the_fix(
+    text: str, where: tuple[int, int], hint: str
+) -> None:
+    with pytest.raises(LoadFailed) as caught:
+        compose_text(Path("s.yaml"), text)
+    problem = caught.value.problem
+    assert (problem.place.line, problem.place.column) == where
+    assert problem.message.startswith("invalid YAML: ") and hint in problem.message

@@ -90,12 +90,34 @@ def compose_text(path: Path, text: str) -> Document:
         message = f"invalid YAML: {error.problem or error.context}"
         if "nesting depth" in str(error.problem):  # libyaml's own limit, deeper than ours
             message = f"nesting is deeper than {MAX_DEPTH} levels"
+        elif mark is not None:
+            message += _syntax_hint(text, mark.line, mark.column, str(error.problem))
         raise LoadFailed(Problem(Place(path, line, column), message)) from None
     except yaml.YAMLError as error:
         raise _failed(path, f"invalid YAML: {error}") from None
     if root is not None:
         _check_tree(path, root)
     return Document(path, root)
+
+
+def _syntax_hint(text: str, line: int, column: int, problem: str) -> str:
+    """A probable cause for the two syntax errors editors meet most: a colon or a tab in text."""
+    lines = text.splitlines()
+    source = lines[line] if line < len(lines) else ""
+    if "mapping values are not allowed" in problem:
+        entry = source.strip()
+        entry = entry[2:] if entry.startswith("- ") else entry
+        key, separator, value = entry.partition(": ")
+        if separator and ": " in value:
+            quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+            return (
+                "; probable cause: ': ' inside unquoted text starts a new key; "
+                f'quote the text: {key}: "{quoted}"'
+            )
+        return "; probable cause: ': ' inside unquoted text; put the text in quotes"
+    if source[column : column + 1] == "\t" or "tab" in problem:
+        return "; probable cause: a tab; YAML indents with spaces only: replace it with spaces"
+    return ""
 
 
 def _compose(path: Path, text: str) -> yaml.Node | None:
