@@ -191,12 +191,13 @@ def schema(output: Path | None) -> None:
 def new(state: State, script_id: str, template: str, folder: Path | None) -> None:
     """Create a new script SCRIPT_ID from a template; never overwrites."""
     from pipeline.config import resolve
+    from pipeline.fileio import display_path
     from pipeline.script.templates import create_script
 
-    if folder is None:
-        folder = resolve(state.project()).scripts_dir
-    path = create_script(folder, script_id, template)
-    click.echo(f"created {path}")
+    scripts_dir = resolve(state.project(folder)).scripts_dir
+    path = create_script(folder or scripts_dir, script_id, template, search=(scripts_dir,))
+    if state.verbosity >= 0:
+        click.echo(f"created {display_path(path)}")
 
 
 @cli.command()

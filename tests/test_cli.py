@@ -91,6 +91,27 @@ def test_new_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert (tmp_path / "s" / "calm.yaml").read_text() == before
 
 
+def test_new_refuses_an_id_used_elsewhere_in_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("scripts: scripts\n")
+    (tmp_path / "scripts" / "anxiety").mkdir(parents=True)
+    (tmp_path / "scripts" / "anxiety" / "calm.yaml").write_text("title: T\nsteps: [say: Hi.]\n")
+    (tmp_path / "scripts" / "anxiety" / "x.yaml").write_text("title: T\nid: sos\nsteps: []\n")
+    runner = CliRunner()
+    for script_id, where in (("calm", "anxiety/calm.yaml:1:1"), ("sos", "anxiety/x.yaml:2:5")):
+        for extra in ([], ["-d", "scripts/sleep"]):
+            result = runner.invoke(cli, ["new", script_id, *extra])
+            assert result.exit_code == 1
+            assert result.output == (
+                f"scripts/{where}: error: id {script_id!r} already exists here; choose another id\n"
+            )
+    assert sorted(p.name for p in (tmp_path / "scripts").rglob("*.yaml")) == ["calm.yaml", "x.yaml"]
+    result = runner.invoke(cli, ["new", "x", "-d", "scripts/sleep"])  # the name is free: id is sos
+    assert result.exit_code == 0 and result.output == "created scripts/sleep/x.yaml\n"
+
+
 def test_new_rejects_bad_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["new", "Bad Id", "-d", "s"])
