@@ -565,7 +565,8 @@ def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
 @click.argument("audio", type=click.Path(path_type=Path))
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw the waveform and loudness with chapter marks to this PNG.",
+    help="Also draw the waveform and loudness with chapter marks to this image, in the format "
+    "its extension names (.png, .svg, .pdf, .jpg...); its folder must exist.",
 )  # fmt: skip
 @output_format_option
 @handle_errors
