@@ -40,6 +40,11 @@ class State:
 
         return load_project(self.config, start)
 
+    def say(self, text: str, *, err: bool = False) -> None:
+        """A summary or status line: printed unless ``-q``, which prints only errors."""
+        if self.verbosity >= 0:
+            click.echo(text, err=err)
+
 
 def handle_errors(command: F) -> F:
     """Turn library errors into messages and exit codes, never a traceback."""
@@ -70,7 +75,9 @@ def handle_errors(command: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More detail (repeat for debug logs).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only errors: no summaries, warnings or progress (asked-for data is still "
+              "printed: plan, engines, assets, inspect, --format json).")  # fmt: skip
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -86,7 +93,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> N
     ctx.obj = State(verbosity, config)
 
 
-def _echo_report(report: Report, output_format: str, strict: bool) -> None:
+def _echo_report(report: Report, output_format: str, strict: bool, quiet: bool = False) -> None:
     if output_format == "json":
         payload = {
             "files": len(report.files),
@@ -98,7 +105,10 @@ def _echo_report(report: Report, output_format: str, strict: bool) -> None:
         click.echo(json.dumps(payload, indent=2))
         return
     for problem in report.problems:
-        click.echo(problem.format(), err=True)
+        if not quiet or problem.severity == "error" or strict:
+            click.echo(problem.format(), err=True)
+    if quiet:
+        return
     summary = (
         f"{len(report.files)} file(s) checked: "
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
@@ -132,7 +142,7 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool, output_format:
 
         paths = (resolve(project).scripts_dir,)
     report = validate_paths(paths, project)
-    _echo_report(report, output_format, strict)
+    _echo_report(report, output_format, strict, quiet=state.verbosity < 0)
     if report.failed(strict):
         sys.exit(1)
 
@@ -162,8 +172,9 @@ def plan(state: State, script: Path, output_format: str, engine: str | None) -> 
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
 )
+@click.pass_obj
 @handle_errors
-def schema(output: Path | None) -> None:
+def schema(state: State, output: Path | None) -> None:
     """Print the JSON Schema of the script format (for editors' YAML plugins)."""
     from pipeline.fileio import write_text_atomic
     from pipeline.script.schema import script_schema
@@ -173,7 +184,7 @@ def schema(output: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         write_text_atomic(output, text)
-        click.echo(f"wrote {output}", err=True)
+        state.say(f"wrote {output}", err=True)
 
 
 @cli.command()
@@ -196,8 +207,7 @@ def new(state: State, script_id: str, template: str, folder: Path | None) -> Non
 
     scripts_dir = resolve(state.project(folder)).scripts_dir
     path = create_script(folder or scripts_dir, script_id, template, search=(scripts_dir,))
-    if state.verbosity >= 0:
-        click.echo(f"created {display_path(path)}")
+    state.say(f"created {display_path(path)}")
 
 
 @cli.command()
@@ -221,7 +231,7 @@ def speak(state: State, paths: tuple[Path, ...], engine: str | None, jobs: int) 
         report = speak_scripts(
             paths, project, {"voice.engine": engine}, jobs=jobs, progress=progress
         )
-    click.echo(
+    state.say(
         f"{report.total} sentence(s): {report.cached_before} already cached, "
         f"{report.synthesized} synthesized ({report.engine_calls} engine call(s))"
     )
@@ -338,8 +348,8 @@ def build(
     if catalog_only:
         result = building.rebuild_catalog(project, flags, output_dir=output, wait_s=wait_s)
         for skipped in result.skipped:
-            click.echo(f"left out {skipped}", err=True)
-        click.echo(f"wrote {display_path(result.path)} ({result.tracks} track(s))")
+            state.say(f"left out {skipped}", err=True)
+        state.say(f"wrote {display_path(result.path)} ({result.tracks} track(s))")
         return
     with _BuildDisplay(state) as display:
         report = building.build(
@@ -356,7 +366,7 @@ def build(
             wait_s=wait_s,
             progress=display,
         )
-    _echo_build_summary(report)
+    _echo_build_summary(report, quiet=state.verbosity < 0)
     if not report.ok:
         sys.exit(1)
 
@@ -418,7 +428,7 @@ def check(
                 f"(script {orphan.source or '?'} "
                 "is gone; `meditate build --prune` removes it)"
             )
-        click.echo(
+        state.say(
             f"{len(report.tracks)} track(s): "
             f"{len(report.tracks) - len(report.missing) - len(report.stale)} up to date, "
             f"{len(report.missing)} missing, {len(report.stale)} stale; "
@@ -556,7 +566,7 @@ def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
 
     project = state.project(paths[0] if paths else None)
     removed, removed_bytes = prune_cache(paths or (_scripts_dir(project),), project)
-    click.echo(
+    state.say(
         f"removed {removed} entr{'y' if removed == 1 else 'ies'} ({removed_bytes / 1e6:.1f} MB)"
     )
 
@@ -649,7 +659,7 @@ class _BuildDisplay:
         self.drawn = True
 
 
-def _echo_build_summary(report: BuildReport) -> None:
+def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
     """The table at the end of a build: counts, time, catalog, orphans."""
     from pipeline.fileio import display_path
 
@@ -672,6 +682,8 @@ def _echo_build_summary(report: BuildReport) -> None:
         )
     for failed in report.with_status("failed"):
         click.echo(f"failed: {failed.track_id} ({failed.source})", err=True)
+    if quiet:
+        return
     for name, value in rows:
         click.echo(f"{name:<12} {value}")
 

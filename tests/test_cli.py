@@ -424,3 +424,37 @@ def test_an_unusable_catalog_file_is_caught_for_beds_and_sounds_at_both_places(
         f"(catalog entry sounds/catalog.yaml:3:32): {message}"
     )
     assert "Traceback" not in result.output and not (tmp_path / "dist").exists()
+
+
+def test_quiet_prints_no_summary_in_any_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("scripts: scripts\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "s.yaml").write_text(
+        "title: S\nsteps:\n  - section: Empty\n  - section: Main\n  - say: Hi.\n"
+    )
+    runner = CliRunner()
+    for command in (
+        ["validate"],
+        ["validate", "--format", "json"],
+        ["new", "fresh"],
+        ["speak"],
+        ["schema", "-o", "schema.json"],
+        ["render", "scripts/s.yaml"],
+        ["build", "-j", "1"],
+        ["build", "--catalog-only"],
+        ["check"],
+        ["cache", "prune"],
+    ):
+        result = runner.invoke(cli, ["-q", *command])
+        assert result.exit_code == 0, (command, result.output)
+        if "json" not in command:
+            assert result.output == "", command
+    (tmp_path / "scripts" / "bad.yaml").write_text("title: B\nsteps:\n  - pause: ten\n")
+    result = runner.invoke(cli, ["-q", "validate"])
+    assert result.exit_code == 1  # the error, without the section warning or a summary
+    assert result.output == (
+        "scripts/bad.yaml:3:12: error: steps[0].pause: expected a duration like '30s', got 'ten'\n"
+    )
