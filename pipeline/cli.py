@@ -138,9 +138,7 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool, output_format:
 
     project = state.project(paths[0] if paths else None)
     if not paths:
-        from pipeline.config import resolve
-
-        paths = (resolve(project).scripts_dir,)
+        paths = (_scripts_dir(project),)
     report = validate_paths(paths, project)
     _echo_report(report, output_format, strict, quiet=state.verbosity < 0)
     if report.failed(strict):
@@ -689,9 +687,9 @@ def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
 
 
 def _scripts_dir(project: Project) -> Path:
-    from pipeline.config import resolve
+    from pipeline.config import scripts_dir
 
-    return resolve(project).scripts_dir
+    return scripts_dir(project)
 
 
 def _shorten(names: tuple[str, ...], limit: int = 12) -> str:
