@@ -94,6 +94,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> N
 
 
 def _echo_report(report: Report, output_format: str, strict: bool, quiet: bool = False) -> None:
+    from pipeline.fileio import display_path
+
     if output_format == "json":
         payload = {
             "files": len(report.files),
@@ -101,6 +103,9 @@ def _echo_report(report: Report, output_format: str, strict: bool, quiet: bool =
             "warnings": len(report.warnings),
             "ok": not report.failed(strict),
             "problems": [p.as_dict() for p in report.problems],
+            "skipped": [
+                {"path": str(display_path(s.path)), "reason": s.reason} for s in report.skipped
+            ],
         }
         click.echo(json.dumps(payload, indent=2))
         return
@@ -109,8 +114,9 @@ def _echo_report(report: Report, output_format: str, strict: bool, quiet: bool =
             click.echo(problem.format(), err=True)
     if quiet:
         return
+    skipped = f", {len(report.skipped)} skipped (-v lists them)" if report.skipped else ""
     summary = (
-        f"{len(report.files)} file(s) checked: "
+        f"{len(report.files)} file(s) checked{skipped}: "
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
     )
     click.echo(summary, err=report.failed(strict))

@@ -369,7 +369,48 @@ def test_folders_hold_scripts_but_not_config_catalogs_hidden_files_or_virtualenv
     (tmp_path / ".hidden.yaml").write_text("not: a script\n")
     result = CliRunner().invoke(cli, ["validate", "."])
     assert result.exit_code == 0, result.output
-    assert "2 file(s) checked: 0 error(s)" in result.output
+    # the project's own config and catalog are not counted; the others are, and -v lists them
+    assert "2 file(s) checked, 4 skipped (-v lists them): 0 error(s)" in result.output
+
+
+def test_files_skipped_in_folders_are_listed_with_v_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("scripts: scripts\n")
+    script = "title: T\nsteps:\n  - say: Hi.\n"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "linked-script.yaml").write_text(script)
+    (tmp_path / "scripts" / "sub").mkdir(parents=True)
+    for name in ("real.yaml", "catalog.yaml", ".draft.yaml", "sub/meditate.yaml"):
+        (tmp_path / "scripts" / name).write_text(script)
+    (tmp_path / "scripts" / "_part.yaml").write_text("steps: []\n")  # a partial: not skipped
+    (tmp_path / "scripts" / "shared").symlink_to(tmp_path / "elsewhere")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "-v", "validate"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in result.stderr.splitlines() if ": skipped: " in line]
+    assert skipped == [
+        "INFO: scripts/.draft.yaml: skipped: a hidden file (give it as a path to check it)",
+        "INFO: scripts/catalog.yaml: skipped: an asset catalog's name: not read as a script "
+        "(rename it if it is one)",
+        "INFO: scripts/shared: skipped: a symbolic link to a folder: not followed "
+        "(give it as a path to check it)",
+        "INFO: scripts/sub/meditate.yaml: skipped: a project config's name: not read as a "
+        "script (rename it if it is one)",
+    ]
+    assert result.stdout == (
+        "1 file(s) checked, 4 skipped (-v lists them): 0 error(s), 0 warning(s)\n"
+    )
+    payload = json.loads(CliRunner().invoke(cli, ["validate", "--format", "json"]).stdout)
+    assert [item["path"] for item in payload["skipped"]] == [
+        "scripts/.draft.yaml", "scripts/catalog.yaml", "scripts/shared", "scripts/sub/meditate.yaml"
+    ]  # fmt: skip
+    assert CliRunner().invoke(cli, ["validate", "scripts/shared"]).output.startswith(
+        "1 file(s) checked: 0 error(s)"
+    )
 
 
 def test_a_bad_engine_flag_is_reported_once_at_the_flag(
