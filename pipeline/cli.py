@@ -474,10 +474,9 @@ def engines(names: tuple[str, ...], show_all: bool, output_format: str) -> None:
             if info.languages:
                 click.echo(f"  languages ({len(info.languages)}): {_shorten(info.languages)}")
             if info.voices:
-                click.echo(
-                    f"  voices ({len(info.voices)}): {_shorten(info.voices)} "
-                    f"(`meditate engines {info.name}` lists them all)"
-                )
+                click.echo(f"  voices ({len(info.voices)}): {_shorten(info.voices)}")
+            if info.languages or info.voices:
+                click.echo(f"  (`meditate engines {info.name}` lists them all)")
             continue
         _echo_engine_details(info)
 

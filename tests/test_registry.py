@@ -247,3 +247,14 @@ def test_a_voice_error_names_the_command_that_lists_them_all(
     with pytest.raises(EngineError, match=f"`meditate engines {engine}` lists") as caught:
         get_engine(engine).cache_settings(voice)
     assert "`meditate engines` " not in str(caught.value)
+
+
+def test_the_short_listing_says_which_command_lists_them_all() -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    output = CliRunner().invoke(cli, ["engines"]).output
+    assert "... (+" in output
+    for name in ("espeak", "gtts"):
+        assert f"  (`meditate engines {name}` lists them all)\n" in output
