@@ -316,6 +316,8 @@ def _check_file(asset: Asset) -> os.stat_result:
         ) from None
     except OSError as error:
         raise AudioError(f"{where}: cannot read it ({error.strerror})") from None
+    if asset.file.is_dir():
+        raise AudioError(f"{where}: cannot read it: Is a directory (a file is expected)")
     if not asset.file.is_file():
         raise AudioError(f"{where}: not a regular file")
     if not os.access(asset.file, os.R_OK):
@@ -346,11 +348,40 @@ def asset_file_problem(asset: Asset) -> str | None:
     """
     try:
         length = asset_length_s(asset)
+        stat = asset.file.stat()
+        _decodes(str(asset.file), asset.where, stat.st_mtime_ns, stat.st_size)
     except (AudioError, OSError) as error:
         return str(error)
     if length > MAX_ASSET_S:
         return f"{asset.where}: {length:.0f} s is too long for an asset (limit {MAX_ASSET_S:.0f} s)"
     return None
+
+
+DECODE_PROBE_S = 1.0
+"""How much of an asset ``validate`` decodes: enough to meet a codec ffmpeg cannot read."""
+
+
+@lru_cache(maxsize=64)
+def _decodes(path: str, where: str, mtime_ns: int, size: int) -> None:
+    """Decode the start of the file, memoized per file version; AudioError if it yields no
+    audio (a header can be read while its codec cannot).
+    """
+    from pipeline.ffmpeg import run_ffmpeg
+
+    args = ["-t", str(DECODE_PROBE_S), "-i", path, "-map", "0:a:0"]
+    args += ["-f", "u8", "-ac", "1", "-ar", "8000", "pipe:1"]
+    try:
+        decoded = run_ffmpeg(args)
+    except AudioError as error:
+        detail = str(error)
+    else:
+        if decoded:
+            return
+        detail = "no audio in it"
+    raise AudioError(
+        f"{where}: cannot decode it (probable cause: the file is corrupt, truncated or "
+        f"not audio): {detail}"
+    )
 
 
 @dataclass(frozen=True)

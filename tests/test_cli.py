@@ -427,14 +427,26 @@ def test_a_bad_engine_flag_is_reported_once_at_the_flag(
     ], result.output
 
 
+def _wav_of_unknown_codec() -> bytes:
+    """A WAV file whose header is sound (1.024 s) but whose codec (0x1234) nothing decodes."""
+    import struct
+
+    data = bytes(range(256)) * 64
+    fmt = struct.pack("<HHIIHH", 0x1234, 1, 8000, 16000, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         (None, "file not found"),
         (b"", "the file is empty"),
         (b"OggS" + bytes(range(256)) * 8, "cannot decode it"),
+        (_wav_of_unknown_codec(), "cannot decode it"),  # its header tells a length
     ],
-    ids=["missing", "empty", "corrupt"],
+    ids=["missing", "empty", "corrupt", "unknown-codec"],
 )
 @pytest.mark.parametrize("command", ["validate", "render"])
 def test_an_unusable_catalog_file_is_caught_for_beds_and_sounds_at_both_places(
