@@ -397,13 +397,16 @@ class AssetListing:
 
 
 def list_assets(project_assets_dir: Path | None) -> list[AssetListing]:
-    """Every asset of the project's catalog with its length; unreadable files are reported."""
+    """Every asset of the project's catalog with its length; a file that ``validate`` would
+    refuse is reported the same way.
+    """
     rows: list[AssetListing] = []
     for _, asset in sorted(project_catalog(project_assets_dir).items()):
-        try:
+        problem = asset_file_problem(asset)
+        if problem is not None:
+            rows.append(AssetListing(asset, None, problem))
+        else:
             rows.append(AssetListing(asset, asset_length_s(asset)))
-        except (AudioError, OSError) as error:
-            rows.append(AssetListing(asset, None, str(error)))
     return rows
 
 

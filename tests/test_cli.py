@@ -511,3 +511,21 @@ def test_quiet_prints_no_summary_in_any_command(
     assert result.output == (
         "scripts/bad.yaml:3:12: error: steps[0].pause: expected a duration like '30s', got 'ten'\n"
     )
+
+
+def test_assets_reports_a_file_that_validate_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("assets: sounds\n")
+    (tmp_path / "sounds").mkdir()
+    (tmp_path / "sounds" / "catalog.yaml").write_text(
+        "assets:\n  odd: {kind: one-shot, file: odd.wav}\n"
+    )
+    (tmp_path / "sounds" / "odd.wav").write_bytes(_wav_of_unknown_codec())
+    result = CliRunner().invoke(cli, ["assets"])
+    assert result.exit_code == 1
+    assert (
+        "  error: sounds/odd.wav: asset 'odd' (catalog entry sounds/catalog.yaml:2:31): "
+        "cannot decode it"
+    ) in result.output
