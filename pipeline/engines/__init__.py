@@ -95,6 +95,13 @@ def engine_names() -> list[str]:
     return sorted({*BUILTIN_ENGINES, *_third_party()})
 
 
+def _unknown_engine(name: str, known: list[str]) -> EngineError:
+    """The error for an engine name nobody registered, with the closest known name."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return EngineError(f"unknown engine '{name}' (known engines: {', '.join(known)}){hint}")
+
+
 def _load_class(name: str) -> type[Engine]:
     """Import the engine class registered under ``name``."""
     builtin = BUILTIN_ENGINES.get(name)
@@ -108,10 +115,7 @@ def _load_class(name: str) -> type[Engine]:
     else:
         entry_point = _third_party().get(name)
         if entry_point is None:
-            known = engine_names()
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise EngineError(f"unknown engine '{name}' (known engines: {', '.join(known)}){hint}")
+            raise _unknown_engine(name, engine_names())
         target = str(getattr(entry_point, "value", name))
         load = entry_point.load
     try:
@@ -164,9 +168,7 @@ def describe_engines(names: list[str] | None = None, details: bool = False) -> l
     known = engine_names()
     for name in names or ():
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise EngineError(f"unknown engine '{name}' (known engines: {', '.join(known)}){hint}")
+            raise _unknown_engine(name, known)
     return [_describe(name, details) for name in (names or known)]
 
 
