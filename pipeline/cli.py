@@ -187,6 +187,12 @@ def schema(state: State, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
+        if not output.parent.is_dir():
+            from pipeline.errors import UsageError
+
+            raise UsageError(
+                f"{output}: error: -o: the folder '{output.parent}' does not exist; create it first"
+            )
         write_text_atomic(output, text)
         state.say(f"wrote {output}", err=True)
 

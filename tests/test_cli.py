@@ -529,3 +529,15 @@ def test_assets_reports_a_file_that_validate_would_refuse(
         "  error: sounds/odd.wav: asset 'odd' (catalog entry sounds/catalog.yaml:2:31): "
         "cannot decode it"
     ) in result.output
+
+
+def test_schema_into_a_missing_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["schema", "-o", "gone/schema.json"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "gone/schema.json: error: -o: the folder 'gone' does not exist; create it first\n"
+    )
+    assert list(tmp_path.iterdir()) == []
