@@ -207,3 +207,18 @@ def test_config_errors_are_all_reported_with_places(tmp_path: Path) -> None:
     assert ":2:20: error: master.loudness: expected a number, got 'loud'" in lines[1]
     assert "formats: unknown format 'aiff'" in lines[2]
     assert "sample_rate: must be between 8000 and 192000, got 12" in lines[3]
+
+
+def test_merge_keys_work_in_the_project_config_too(tmp_path: Path) -> None:
+    path = tmp_path / "meditate.yaml"
+    path.write_text(
+        "defaults:\n  voice: &calm {engine: espeak, rate: 0.9}\n"
+        "master: {<<: {loudness: -18, true_peak: -2}, true_peak: -1.5}\n",
+        encoding="utf-8",
+    )
+    layer, places = read_config(path)
+    assert layer["master.loudness"] == -18 and layer["master.true_peak"] == -1.5
+    assert places["master.loudness"].line == 3
+    path.write_text("master: {<<: {loudness: loud}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"meditate.yaml:1:25: error: master.loudness: expected"):
+        read_config(path)
