@@ -256,13 +256,19 @@ def find_config(start: Path) -> Path | None:
 
 def find_root_by_scripts(start: Path) -> Path | None:
     """Without ``meditate.yaml``: ``start`` or the nearest folder above it that holds a
-    ``scripts/`` folder with YAML files in it or in its subfolders (one level down).
+    ``scripts/`` folder with YAML files in it or in its subfolders (one level down), below
+    the home, temporary and filesystem root folders.
     """
+    import tempfile
+
     default = str(DEFAULTS["scripts"])
     folder = start.resolve()
     if not folder.is_dir():
         folder = folder.parent
+    shared = {Path(folder.anchor), Path.home().resolve(), Path(tempfile.gettempdir()).resolve()}
     for candidate in (folder, *folder.parents):
+        if candidate in shared:  # a scripts/ folder there is anybody's, not a project's
+            break
         scripts = candidate / default
         if scripts.is_dir() and _holds_yaml(scripts):
             return candidate

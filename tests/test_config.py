@@ -222,3 +222,19 @@ def test_merge_keys_work_in_the_project_config_too(tmp_path: Path) -> None:
     path.write_text("master: {<<: {loudness: loud}}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"meditate.yaml:1:25: error: master.loudness: expected"):
         read_config(path)
+
+
+def test_a_scripts_folder_in_the_temporary_folder_makes_no_project_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from pipeline.config import find_root_by_scripts
+
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "s.yaml").write_text("title: S\nsteps: [say: Hi.]\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert find_root_by_scripts(tmp_path / "work") is None
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert find_root_by_scripts(tmp_path / "work") == tmp_path.resolve()
