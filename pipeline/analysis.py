@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from pipeline.errors import AudioError, PipelineError
+from pipeline.errors import AudioError, PipelineError, UsageError
 from pipeline.ffmpeg import ffmpeg_exe, killed_on_error, start_ffmpeg
 from pipeline.master import SILENCE_LUFS, parse_ebur128_summary
 from pipeline.timeline import Chapter
@@ -82,14 +82,17 @@ class Inspection:
     chapters: tuple[Chapter, ...]
     """Chapters stored in the file, in time order."""
     plot: Path | None = None
-    """The PNG written, if one was asked for."""
+    """The plot written, if one was asked for."""
 
 
 def inspect_audio(
     path: Path, *, plot: Path | None = None, progress: ProgressCallback | None = None
 ) -> Inspection:
-    """Measure ``path`` (streaming, bounded memory); with ``plot``, also write a PNG there."""
+    """Measure ``path`` (streaming, bounded memory); with ``plot``, also draw it there, in the
+    image format its extension names (PNG for ``.png``...).
+    """
     if plot is not None:
+        _plot_format(plot)
         _require_matplotlib()
     _check_readable(path)
     codec, expected_s, chapters = _probe(path)
@@ -630,6 +633,35 @@ PLOT_POINTS = 4000
 """At most this many short-term loudness points are drawn (maxima per bucket)."""
 
 
+PLOT_FORMATS = (
+    "png", "svg", "svgz", "pdf", "jpg", "jpeg", "webp", "tif", "tiff", "gif", "eps", "ps",
+)  # fmt: skip
+"""Image formats the plot can be written in, by file extension (matplotlib's writers)."""
+
+
+def _plot_format(target: Path) -> str:
+    """The image format ``target``'s extension names; UsageError for an unknown one, or for
+    a folder that does not exist (it is not created on a guess: a typo would hide the plot).
+    """
+    from pipeline.fileio import display_path
+
+    shown = display_path(target)
+    extension = target.suffix.lower().lstrip(".")
+    if extension not in PLOT_FORMATS:
+        given = f"extension '.{extension}'" if extension else "no extension"
+        raise UsageError(
+            f"{shown}: error: --plot: {given}; name the image format with one of: "
+            + ", ".join(f".{name}" for name in PLOT_FORMATS)
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(
+            f"{shown}: error: --plot: the folder '{display_path(folder)}' {what}; create it first"
+        )
+    return "jpeg" if extension == "jpg" else extension
+
+
 def _require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
@@ -677,7 +709,9 @@ def _clock_label(seconds: float, _position: object = None) -> str:
 
 
 def _write_plot(target: Path, info: Inspection, curves: _Curves) -> None:
-    """Waveform envelope over short-term loudness, chapter marks on both; PNG, atomically."""
+    """Waveform envelope over short-term loudness, chapter marks on both; in the format the
+    extension names, atomically.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MultipleLocator
@@ -752,6 +786,6 @@ def _write_plot(target: Path, info: Inspection, curves: _Curves) -> None:
     loud.xaxis.set_major_formatter(FuncFormatter(_clock_label))
     try:
         with atomic_writer(target) as stream:
-            figure.savefig(stream, format="png")
+            figure.savefig(stream, format=_plot_format(target))
     except OSError as error:
         raise PipelineError(f"{target}: error: cannot write: {error.strerror or error}") from None

@@ -6,7 +6,7 @@ import difflib
 import functools
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, TypeVar
@@ -54,6 +54,14 @@ class Asset:
     """What it sounds like."""
     level_db: float
     """Reference gain applied before the script's own gain."""
+    place: Place | None = field(default=None, compare=False)
+    """Where a catalog defines its file (None for a path named by a script)."""
+
+    @property
+    def where(self) -> str:
+        """The file and the asset, for messages: ``path: asset 'x' (catalog entry f:l:c)``."""
+        entry = f" (catalog entry {self.place})" if self.place is not None else ""
+        return f"{display_path(self.file)}: asset '{self.name}'{entry}"
 
 
 @functools.cache
@@ -189,6 +197,7 @@ def _read_entry(
         licence=str(licence),
         description=str(description),
         level_db=float(level or 0.0),
+        place=reader.place(entries["file"][1], ""),
     )
 
 
@@ -297,7 +306,7 @@ def _looks_like_path(text: str) -> bool:
 
 def _check_file(asset: Asset) -> os.stat_result:
     """Stat the asset file, turning every way it can be unusable into a clear AudioError."""
-    where = f"{asset.file}: asset '{asset.name}'"
+    where = asset.where
     try:
         stat = asset.file.stat()
     except FileNotFoundError:
@@ -307,6 +316,8 @@ def _check_file(asset: Asset) -> os.stat_result:
         ) from None
     except OSError as error:
         raise AudioError(f"{where}: cannot read it ({error.strerror})") from None
+    if asset.file.is_dir():
+        raise AudioError(f"{where}: cannot read it: Is a directory (a file is expected)")
     if not asset.file.is_file():
         raise AudioError(f"{where}: not a regular file")
     if not os.access(asset.file, os.R_OK):
@@ -331,6 +342,48 @@ def asset_length_s(asset: Asset) -> float:
     return length
 
 
+def asset_file_problem(asset: Asset) -> str | None:
+    """Why the asset's file cannot be used (missing, unreadable, empty, too large or long,
+    not decodable), or None; what ``validate`` checks so that a render cannot meet it.
+    """
+    try:
+        length = asset_length_s(asset)
+        stat = asset.file.stat()
+        _decodes(str(asset.file), asset.where, stat.st_mtime_ns, stat.st_size)
+    except (AudioError, OSError) as error:
+        return str(error)
+    if length > MAX_ASSET_S:
+        return f"{asset.where}: {length:.0f} s is too long for an asset (limit {MAX_ASSET_S:.0f} s)"
+    return None
+
+
+DECODE_PROBE_S = 1.0
+"""How much of an asset ``validate`` decodes: enough to meet a codec ffmpeg cannot read."""
+
+
+@lru_cache(maxsize=64)
+def _decodes(path: str, where: str, mtime_ns: int, size: int) -> None:
+    """Decode the start of the file, memoized per file version; AudioError if it yields no
+    audio (a header can be read while its codec cannot).
+    """
+    from pipeline.ffmpeg import run_ffmpeg
+
+    args = ["-t", str(DECODE_PROBE_S), "-i", path, "-map", "0:a:0"]
+    args += ["-f", "u8", "-ac", "1", "-ar", "8000", "pipe:1"]
+    try:
+        decoded = run_ffmpeg(args)
+    except AudioError as error:
+        detail = str(error)
+    else:
+        if decoded:
+            return
+        detail = "no audio in it"
+    raise AudioError(
+        f"{where}: cannot decode it (probable cause: the file is corrupt, truncated or "
+        f"not audio): {detail}"
+    )
+
+
 @dataclass(frozen=True)
 class AssetListing:
     """One row of ``meditate assets``."""
@@ -344,13 +397,16 @@ class AssetListing:
 
 
 def list_assets(project_assets_dir: Path | None) -> list[AssetListing]:
-    """Every asset of the project's catalog with its length; unreadable files are reported."""
+    """Every asset of the project's catalog with its length; a file that ``validate`` would
+    refuse is reported the same way.
+    """
     rows: list[AssetListing] = []
     for _, asset in sorted(project_catalog(project_assets_dir).items()):
-        try:
+        problem = asset_file_problem(asset)
+        if problem is not None:
+            rows.append(AssetListing(asset, None, problem))
+        else:
             rows.append(AssetListing(asset, asset_length_s(asset)))
-        except (AudioError, OSError) as error:
-            rows.append(AssetListing(asset, None, str(error)))
     return rows
 
 
@@ -376,21 +432,20 @@ def load_asset_audio(asset: Asset, sample_rate: int, channels: int) -> npt.NDArr
     length = _header_length_s(str(asset.file), stat.st_mtime_ns, stat.st_size)
     if length is not None and length > MAX_ASSET_S:
         raise AudioError(
-            f"{asset.file}: asset '{asset.name}': {length:.0f} s is too long for an asset "
+            f"{asset.where}: {length:.0f} s is too long for an asset "
             f"(limit {MAX_ASSET_S:.0f} s)"
         )
     return _decode_cached(
-        str(asset.file), asset.name, stat.st_mtime_ns, stat.st_size, sample_rate, channels
+        str(asset.file), asset.where, stat.st_mtime_ns, stat.st_size, sample_rate, channels
     )
 
 
 @lru_cache(maxsize=16)
 def _decode_cached(
-    path: str, name: str, mtime_ns: int, size: int, sample_rate: int, channels: int
+    path: str, where: str, mtime_ns: int, size: int, sample_rate: int, channels: int
 ) -> npt.NDArray[np.float32]:
     from pipeline.ffmpeg import decode
 
-    where = f"{path}: asset '{name}'"
     try:
         samples = decode(Path(path), sample_rate, channels)
     except AudioError as error:

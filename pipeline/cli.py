@@ -20,6 +20,7 @@ import click
 if TYPE_CHECKING:
     from pipeline.build import BuildEvent, BuildReport
     from pipeline.config import Project
+    from pipeline.engines import EngineInfo
     from pipeline.script.validate import Report
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +39,11 @@ class State:
         from pipeline.config import load_project
 
         return load_project(self.config, start)
+
+    def say(self, text: str, *, err: bool = False) -> None:
+        """A summary or status line: printed unless ``-q``, which prints only errors."""
+        if self.verbosity >= 0:
+            click.echo(text, err=err)
 
 
 def handle_errors(command: F) -> F:
@@ -69,7 +75,9 @@ def handle_errors(command: F) -> F:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More detail (repeat for debug logs).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only errors: no summaries, warnings or progress (asked-for data is still "
+              "printed: plan, engines, assets, inspect, --format json).")  # fmt: skip
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -85,7 +93,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> N
     ctx.obj = State(verbosity, config)
 
 
-def _echo_report(report: Report, output_format: str, strict: bool) -> None:
+def _echo_report(report: Report, output_format: str, strict: bool, quiet: bool = False) -> None:
+    from pipeline.fileio import display_path
+
     if output_format == "json":
         payload = {
             "files": len(report.files),
@@ -93,13 +103,20 @@ def _echo_report(report: Report, output_format: str, strict: bool) -> None:
             "warnings": len(report.warnings),
             "ok": not report.failed(strict),
             "problems": [p.as_dict() for p in report.problems],
+            "skipped": [
+                {"path": str(display_path(s.path)), "reason": s.reason} for s in report.skipped
+            ],
         }
         click.echo(json.dumps(payload, indent=2))
         return
     for problem in report.problems:
-        click.echo(problem.format(), err=True)
+        if not quiet or problem.severity == "error" or strict:
+            click.echo(problem.format(), err=True)
+    if quiet:
+        return
+    skipped = f", {len(report.skipped)} skipped (-v lists them)" if report.skipped else ""
     summary = (
-        f"{len(report.files)} file(s) checked: "
+        f"{len(report.files)} file(s) checked{skipped}: "
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)"
     )
     click.echo(summary, err=report.failed(strict))
@@ -127,11 +144,9 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool, output_format:
 
     project = state.project(paths[0] if paths else None)
     if not paths:
-        from pipeline.config import resolve
-
-        paths = (resolve(project).scripts_dir,)
+        paths = (_scripts_dir(project),)
     report = validate_paths(paths, project)
-    _echo_report(report, output_format, strict)
+    _echo_report(report, output_format, strict, quiet=state.verbosity < 0)
     if report.failed(strict):
         sys.exit(1)
 
@@ -161,8 +176,9 @@ def plan(state: State, script: Path, output_format: str, engine: str | None) -> 
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
 )
+@click.pass_obj
 @handle_errors
-def schema(output: Path | None) -> None:
+def schema(state: State, output: Path | None) -> None:
     """Print the JSON Schema of the script format (for editors' YAML plugins)."""
     from pipeline.fileio import write_text_atomic
     from pipeline.script.schema import script_schema
@@ -171,8 +187,14 @@ def schema(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
+        if not output.parent.is_dir():
+            from pipeline.errors import UsageError
+
+            raise UsageError(
+                f"{output}: error: -o: the folder '{output.parent}' does not exist; create it first"
+            )
         write_text_atomic(output, text)
-        click.echo(f"wrote {output}", err=True)
+        state.say(f"wrote {output}", err=True)
 
 
 @cli.command()
@@ -190,12 +212,12 @@ def schema(output: Path | None) -> None:
 def new(state: State, script_id: str, template: str, folder: Path | None) -> None:
     """Create a new script SCRIPT_ID from a template; never overwrites."""
     from pipeline.config import resolve
+    from pipeline.fileio import display_path
     from pipeline.script.templates import create_script
 
-    if folder is None:
-        folder = resolve(state.project()).scripts_dir
-    path = create_script(folder, script_id, template)
-    click.echo(f"created {path}")
+    scripts_dir = resolve(state.project(folder)).scripts_dir
+    path = create_script(folder or scripts_dir, script_id, template, search=(scripts_dir,))
+    state.say(f"created {display_path(path)}")
 
 
 @cli.command()
@@ -219,7 +241,7 @@ def speak(state: State, paths: tuple[Path, ...], engine: str | None, jobs: int) 
         report = speak_scripts(
             paths, project, {"voice.engine": engine}, jobs=jobs, progress=progress
         )
-    click.echo(
+    state.say(
         f"{report.total} sentence(s): {report.cached_before} already cached, "
         f"{report.synthesized} synthesized ({report.engine_calls} engine call(s))"
     )
@@ -339,8 +361,8 @@ def build(
     if catalog_only:
         result = building.rebuild_catalog(project, flags, output_dir=output, wait_s=wait_s)
         for skipped in result.skipped:
-            click.echo(f"left out {skipped}", err=True)
-        click.echo(f"wrote {display_path(result.path)} ({result.tracks} track(s))")
+            state.say(f"left out {skipped}", err=True)
+        state.say(f"wrote {display_path(result.path)} ({result.tracks} track(s))")
         return
     with _BuildDisplay(state) as display:
         report = building.build(
@@ -357,7 +379,7 @@ def build(
             wait_s=wait_s,
             progress=display,
         )
-    _echo_build_summary(report)
+    _echo_build_summary(report, quiet=state.verbosity < 0)
     if not report.ok:
         sys.exit(1)
 
@@ -419,7 +441,7 @@ def check(
                 f"(script {orphan.source or '?'} "
                 "is gone; `meditate build --prune` removes it)"
             )
-        click.echo(
+        state.say(
             f"{len(report.tracks)} track(s): "
             f"{len(report.tracks) - len(report.missing) - len(report.stale)} up to date, "
             f"{len(report.missing)} missing, {len(report.stale)} stale; "
@@ -431,20 +453,67 @@ def check(
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every voice of every engine, with its languages.")  # fmt: skip
+@output_format_option
 @handle_errors
-def engines() -> None:
-    """List speech engines, whether each is usable here, and their voices and languages."""
-    from pipeline.engines import describe_engines
+def engines(names: tuple[str, ...], show_all: bool, output_format: str) -> None:
+    """List speech engines, whether each is usable here, and their voices and languages.
 
-    for info in describe_engines():
+    With NAME (or --all), every voice with the languages it speaks, and every language.
+    """
+    from pipeline.engines import describe_engines
+    from pipeline.errors import EngineError, UsageError
+
+    details = show_all or bool(names) or output_format == "json"
+    try:
+        infos = describe_engines(list(dict.fromkeys(names)) or None, details=details)
+    except EngineError as error:
+        raise UsageError(f"command line: error: NAME: {error}") from None
+    if output_format == "json":
+        click.echo(json.dumps({"engines": [info.as_dict() for info in infos]}, indent=2))
+        return
+    for info in infos:
         status = "usable" if info.usable else "NOT usable"
         click.echo(
             f"{info.name} {info.version}: {status}{': ' + info.reason if info.reason else ''}"
         )
-        if info.languages:
-            click.echo(f"  languages ({len(info.languages)}): {_shorten(info.languages)}")
-        if info.voices:
-            click.echo(f"  voices ({len(info.voices)}): {_shorten(info.voices)}")
+        if not details:
+            if info.languages:
+                click.echo(f"  languages ({len(info.languages)}): {_shorten(info.languages)}")
+            if info.voices:
+                click.echo(f"  voices ({len(info.voices)}): {_shorten(info.voices)}")
+            if info.languages or info.voices:
+                click.echo(f"  (`meditate engines {info.name}` lists them all)")
+            continue
+        _echo_engine_details(info)
+
+
+def _echo_engine_details(info: EngineInfo) -> None:
+    """Every voice of one engine with its languages, then every language with its name."""
+    import textwrap
+
+    if info.voice_list:
+        click.echo(f"  voices ({len(info.voice_list)}): name, languages, description")
+        width = max(len(voice.name) for voice in info.voice_list)
+        for voice in info.voice_list:
+            click.echo(
+                f"    {voice.name:<{width}}  {', '.join(voice.languages) or '-'}"
+                f"{'  ' + voice.description if voice.description else ''}"
+            )
+    if info.language_names and any(label for _, label in info.language_names):
+        click.echo(f"  languages ({len(info.language_names)}): code, name")
+        width = max(len(code) for code, _ in info.language_names)
+        for code, label in info.language_names:
+            click.echo(f"    {code:<{width}}  {label}")
+    elif info.languages:
+        click.echo(f"  languages ({len(info.languages)}):")
+        text = ", ".join(info.languages)
+        wrapped = textwrap.fill(
+            text, width=88, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False
+        )
+        click.echo(wrapped)
 
 
 @cli.command()
@@ -509,7 +578,7 @@ def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
 
     project = state.project(paths[0] if paths else None)
     removed, removed_bytes = prune_cache(paths or (_scripts_dir(project),), project)
-    click.echo(
+    state.say(
         f"removed {removed} entr{'y' if removed == 1 else 'ies'} ({removed_bytes / 1e6:.1f} MB)"
     )
 
@@ -518,7 +587,8 @@ def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
 @click.argument("audio", type=click.Path(path_type=Path))
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw the waveform and loudness with chapter marks to this PNG.",
+    help="Also draw the waveform and loudness with chapter marks to this image, in the format "
+    "its extension names (.png, .svg, .pdf, .jpg...); its folder must exist.",
 )  # fmt: skip
 @output_format_option
 @handle_errors
@@ -601,7 +671,7 @@ class _BuildDisplay:
         self.drawn = True
 
 
-def _echo_build_summary(report: BuildReport) -> None:
+def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
     """The table at the end of a build: counts, time, catalog, orphans."""
     from pipeline.fileio import display_path
 
@@ -624,14 +694,16 @@ def _echo_build_summary(report: BuildReport) -> None:
         )
     for failed in report.with_status("failed"):
         click.echo(f"failed: {failed.track_id} ({failed.source})", err=True)
+    if quiet:
+        return
     for name, value in rows:
         click.echo(f"{name:<12} {value}")
 
 
 def _scripts_dir(project: Project) -> Path:
-    from pipeline.config import resolve
+    from pipeline.config import scripts_dir
 
-    return resolve(project).scripts_dir
+    return scripts_dir(project)
 
 
 def _shorten(names: tuple[str, ...], limit: int = 12) -> str:

@@ -258,16 +258,74 @@ def find_config(start: Path) -> Path | None:
     return None
 
 
+def find_root_by_scripts(start: Path) -> Path | None:
+    """Without ``meditate.yaml``: ``start`` or the nearest folder above it that holds a
+    ``scripts/`` folder with YAML files in it or in its subfolders (one level down), below
+    the home, temporary and filesystem root folders.
+    """
+    import tempfile
+
+    default = str(DEFAULTS["scripts"])
+    folder = start.resolve()
+    if not folder.is_dir():
+        folder = folder.parent
+    shared = {Path(folder.anchor), Path.home().resolve(), Path(tempfile.gettempdir()).resolve()}
+    for candidate in (folder, *folder.parents):
+        if candidate in shared:  # a scripts/ folder there is anybody's, not a project's
+            break
+        scripts = candidate / default
+        if scripts.is_dir() and _holds_yaml(scripts):
+            return candidate
+    return None
+
+
+def _holds_yaml(folder: Path) -> bool:
+    """Whether ``folder`` or one of its subfolders holds a ``.yaml``/``.yml`` file."""
+    try:
+        entries = list(os.scandir(folder))
+        if any(e.name.endswith((".yaml", ".yml")) and e.is_file() for e in entries):
+            return True
+        for entry in entries:
+            if entry.is_dir() and not entry.name.startswith("."):
+                with os.scandir(entry.path) as inner:
+                    if any(e.name.endswith((".yaml", ".yml")) for e in inner):
+                        return True
+    except OSError:
+        return False
+    return False
+
+
 def load_project(config: Path | None = None, start: Path | None = None) -> Project:
-    """The project for an explicit config file, or the one found from ``start`` (or cwd)."""
+    """The project for an explicit config file, or the one found from ``start`` (or cwd):
+    the folder of the nearest ``meditate.yaml`` above, else of the nearest ``scripts/``
+    folder above, else the current folder.
+    """
     if config is None:
         config = find_config(start or Path.cwd())
     elif not config.is_file():
         raise ConfigError(f"{config}: error: no such config file")
     if config is None:
-        return Project(Path.cwd().resolve(), None, {})
+        root = find_root_by_scripts(start or Path.cwd()) or Path.cwd().resolve()
+        return Project(root, None, {})
     layer, places = read_config(config)
     return Project(config.resolve().parent, config, layer, places)
+
+
+def scripts_dir(project: Project) -> Path:
+    """The project's scripts folder, the default of commands given no path; a ConfigError
+    saying how to make a project when there is neither a config nor that folder.
+    """
+    folder = resolve(project).scripts_dir
+    if project.config_path is None and not folder.is_dir():
+        from pipeline.fileio import display_path
+
+        raise ConfigError(
+            f"{display_path(folder)}: error: no such folder, and no {CONFIG_NAME} in "
+            f"{Path.cwd()} or above: name the scripts (e.g. `meditate validate my-scripts`), "
+            f"or make a project: `meditate new ID` starts '{folder.name}/' here, and a "
+            f"{CONFIG_NAME} (every key optional, e.g. `scripts: my-scripts`) marks its root"
+        )
+    return folder
 
 
 def read_config(path: Path) -> tuple[Layer, dict[str, Place]]:

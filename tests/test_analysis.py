@@ -224,6 +224,7 @@ def test_missing_empty_and_folder(tmp_path: Path) -> None:
 def test_plot_png(files: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     target = tmp_path / "plots" / "tone.png"
+    target.parent.mkdir()
     info = inspect_audio(files["mp3"], plot=target)
     assert info.plot == target
     data = target.read_bytes()
@@ -231,6 +232,41 @@ def test_plot_png(files: dict[str, Path], tmp_path: Path) -> None:
     assert len(data) > 20_000
     assert [path.name for path in target.parent.iterdir()] == ["tone.png"]
     assert "plot:" in format_inspection(info)
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"), [("x.JPG", b"\xff\xd8\xff"), ("x.svg", b"<?xml"), ("x.pdf", b"%PDF")]
+)
+def test_plot_is_written_in_the_format_its_extension_names(
+    files: dict[str, Path], tmp_path: Path, name: str, magic: bytes
+) -> None:
+    pytest.importorskip("matplotlib")
+    inspect_audio(files["wav"], plot=tmp_path / name)
+    assert (tmp_path / name).read_bytes().startswith(magic)
+    assert [path.name for path in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("x.xyz", "extension '.xyz'; name the image format with one of: .png, .svg"),
+        ("plot", "no extension; name the image format"),
+        ("gone/x.png", "the folder 'gone' does not exist; create it first"),
+    ],
+)
+def test_a_plot_of_unknown_format_or_into_a_missing_folder_is_refused(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+    message: str,
+) -> None:  # fmt: skip
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["inspect", str(files["wav"]), "--plot", name])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"{name}: error: --plot: {message}")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plot_without_matplotlib(

@@ -242,20 +242,24 @@ def test_build_keys_follow_content_not_time_or_place(
 
 
 def broken_bed_project(root: Path) -> Path:
-    """Three scripts; the longest uses a bed whose file is garbage (valid, fails to render)."""
+    """Three scripts; the longest is valid but fails to render: its gtts voice is served by an
+    endpoint that refuses connections (a bad asset file is caught by validation now).
+    """
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     make_project(
         root,
         {
             "a.yaml": tiny("A"),
             "b.yaml": tiny("B"),
-            "c-broken.yaml": tiny("C", "This one has a broken bed.", 3.0)
-            + "background: {asset: broken, fade_out: 1s}\n",
+            "c-broken.yaml": tiny("C", "This one has a broken voice.", 3.0)
+            + "voice: {engine: gtts}\n",
         },
+        CONFIG + f"gtts: {{endpoint: 'http://127.0.0.1:{port}', tries: 1}}\n",
     )
-    assets = root / "audio_assets"
-    assets.mkdir()
-    (assets / "catalog.yaml").write_text(BROKEN_CATALOG, encoding="utf-8")
-    (assets / "broken.ogg").write_bytes(b"OggS" + bytes(range(256)) * 8)
     return root
 
 

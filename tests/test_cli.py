@@ -91,6 +91,27 @@ def test_new_never_overwrites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert (tmp_path / "s" / "calm.yaml").read_text() == before
 
 
+def test_new_refuses_an_id_used_elsewhere_in_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("scripts: scripts\n")
+    (tmp_path / "scripts" / "anxiety").mkdir(parents=True)
+    (tmp_path / "scripts" / "anxiety" / "calm.yaml").write_text("title: T\nsteps: [say: Hi.]\n")
+    (tmp_path / "scripts" / "anxiety" / "x.yaml").write_text("title: T\nid: sos\nsteps: []\n")
+    runner = CliRunner()
+    for script_id, where in (("calm", "anxiety/calm.yaml:1:1"), ("sos", "anxiety/x.yaml:2:5")):
+        for extra in ([], ["-d", "scripts/sleep"]):
+            result = runner.invoke(cli, ["new", script_id, *extra])
+            assert result.exit_code == 1
+            assert result.output == (
+                f"scripts/{where}: error: id {script_id!r} already exists here; choose another id\n"
+            )
+    assert sorted(p.name for p in (tmp_path / "scripts").rglob("*.yaml")) == ["calm.yaml", "x.yaml"]
+    result = runner.invoke(cli, ["new", "x", "-d", "scripts/sleep"])  # the name is free: id is sos
+    assert result.exit_code == 0 and result.output == "created scripts/sleep/x.yaml\n"
+
+
 def test_new_rejects_bad_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["new", "Bad Id", "-d", "s"])
@@ -348,7 +369,48 @@ def test_folders_hold_scripts_but_not_config_catalogs_hidden_files_or_virtualenv
     (tmp_path / ".hidden.yaml").write_text("not: a script\n")
     result = CliRunner().invoke(cli, ["validate", "."])
     assert result.exit_code == 0, result.output
-    assert "2 file(s) checked: 0 error(s)" in result.output
+    # the project's own config and catalog are not counted; the others are, and -v lists them
+    assert "2 file(s) checked, 4 skipped (-v lists them): 0 error(s)" in result.output
+
+
+def test_files_skipped_in_folders_are_listed_with_v_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("scripts: scripts\n")
+    script = "title: T\nsteps:\n  - say: Hi.\n"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "linked-script.yaml").write_text(script)
+    (tmp_path / "scripts" / "sub").mkdir(parents=True)
+    for name in ("real.yaml", "catalog.yaml", ".draft.yaml", "sub/meditate.yaml"):
+        (tmp_path / "scripts" / name).write_text(script)
+    (tmp_path / "scripts" / "_part.yaml").write_text("steps: []\n")  # a partial: not skipped
+    (tmp_path / "scripts" / "shared").symlink_to(tmp_path / "elsewhere")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "-v", "validate"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    skipped = [line for line in result.stderr.splitlines() if ": skipped: " in line]
+    assert skipped == [
+        "INFO: scripts/.draft.yaml: skipped: a hidden file (give it as a path to check it)",
+        "INFO: scripts/catalog.yaml: skipped: an asset catalog's name: not read as a script "
+        "(rename it if it is one)",
+        "INFO: scripts/shared: skipped: a symbolic link to a folder: not followed "
+        "(give it as a path to check it)",
+        "INFO: scripts/sub/meditate.yaml: skipped: a project config's name: not read as a "
+        "script (rename it if it is one)",
+    ]
+    assert result.stdout == (
+        "1 file(s) checked, 4 skipped (-v lists them): 0 error(s), 0 warning(s)\n"
+    )
+    payload = json.loads(CliRunner().invoke(cli, ["validate", "--format", "json"]).stdout)
+    assert [item["path"] for item in payload["skipped"]] == [
+        "scripts/.draft.yaml", "scripts/catalog.yaml", "scripts/shared", "scripts/sub/meditate.yaml"
+    ]  # fmt: skip
+    assert CliRunner().invoke(cli, ["validate", "scripts/shared"]).output.startswith(
+        "1 file(s) checked: 0 error(s)"
+    )
 
 
 def test_a_bad_engine_flag_is_reported_once_at_the_flag(
@@ -363,3 +425,119 @@ def test_a_bad_engine_flag_is_reported_once_at_the_flag(
         "command line: error: --engine: unknown engine 'espek' (known engines: espeak, gtts); "
         "did you mean 'espeak'?"
     ], result.output
+
+
+def _wav_of_unknown_codec() -> bytes:
+    """A WAV file whose header is sound (1.024 s) but whose codec (0x1234) nothing decodes."""
+    import struct
+
+    data = bytes(range(256)) * 64
+    fmt = struct.pack("<HHIIHH", 0x1234, 1, 8000, 16000, 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "file not found"),
+        (b"", "the file is empty"),
+        (b"OggS" + bytes(range(256)) * 8, "cannot decode it"),
+        (_wav_of_unknown_codec(), "cannot decode it"),  # its header tells a length
+    ],
+    ids=["missing", "empty", "corrupt", "unknown-codec"],
+)
+@pytest.mark.parametrize("command", ["validate", "render"])
+def test_an_unusable_catalog_file_is_caught_for_beds_and_sounds_at_both_places(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes | None, message: str,
+    command: str,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("assets: sounds\n")
+    (tmp_path / "sounds").mkdir()
+    (tmp_path / "sounds" / "catalog.yaml").write_text(
+        "assets:\n  birds: {kind: bed, file: birds.ogg}\n  ding: {kind: one-shot, file: ding.ogg}\n"
+    )
+    for name in ("birds.ogg", "ding.ogg"):
+        if content is not None:
+            (tmp_path / "sounds" / name).write_bytes(content)
+    (tmp_path / "s.yaml").write_text(
+        "title: S\nbackground: birds\nsteps:\n  - say: One.\n  - sound: ding\n"
+    )
+    result = CliRunner().invoke(cli, [command, "s.yaml"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if ": error: " in line]
+    assert errors[0].startswith(
+        "s.yaml:2:13: error: background: sounds/birds.ogg: asset 'birds' "
+        f"(catalog entry sounds/catalog.yaml:2:28): {message}"
+    )
+    assert errors[1].startswith(
+        "s.yaml:5:12: error: steps[1].sound: sounds/ding.ogg: asset 'ding' "
+        f"(catalog entry sounds/catalog.yaml:3:32): {message}"
+    )
+    assert "Traceback" not in result.output and not (tmp_path / "dist").exists()
+
+
+def test_quiet_prints_no_summary_in_any_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("scripts: scripts\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "s.yaml").write_text(
+        "title: S\nsteps:\n  - section: Empty\n  - section: Main\n  - say: Hi.\n"
+    )
+    runner = CliRunner()
+    for command in (
+        ["validate"],
+        ["validate", "--format", "json"],
+        ["new", "fresh"],
+        ["speak"],
+        ["schema", "-o", "schema.json"],
+        ["render", "scripts/s.yaml"],
+        ["build", "-j", "1"],
+        ["build", "--catalog-only"],
+        ["check"],
+        ["cache", "prune"],
+    ):
+        result = runner.invoke(cli, ["-q", *command])
+        assert result.exit_code == 0, (command, result.output)
+        if "json" not in command:
+            assert result.output == "", command
+    (tmp_path / "scripts" / "bad.yaml").write_text("title: B\nsteps:\n  - pause: ten\n")
+    result = runner.invoke(cli, ["-q", "validate"])
+    assert result.exit_code == 1  # the error, without the section warning or a summary
+    assert result.output == (
+        "scripts/bad.yaml:3:12: error: steps[0].pause: expected a duration like '30s', got 'ten'\n"
+    )
+
+
+def test_assets_reports_a_file_that_validate_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("assets: sounds\n")
+    (tmp_path / "sounds").mkdir()
+    (tmp_path / "sounds" / "catalog.yaml").write_text(
+        "assets:\n  odd: {kind: one-shot, file: odd.wav}\n"
+    )
+    (tmp_path / "sounds" / "odd.wav").write_bytes(_wav_of_unknown_codec())
+    result = CliRunner().invoke(cli, ["assets"])
+    assert result.exit_code == 1
+    assert (
+        "  error: sounds/odd.wav: asset 'odd' (catalog entry sounds/catalog.yaml:2:31): "
+        "cannot decode it"
+    ) in result.output
+
+
+def test_schema_into_a_missing_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["schema", "-o", "gone/schema.json"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "gone/schema.json: error: -o: the folder 'gone' does not exist; create it first\n"
+    )
+    assert list(tmp_path.iterdir()) == []

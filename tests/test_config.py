@@ -70,6 +70,50 @@ def test_no_config_means_current_folder(tmp_path: Path, monkeypatch: pytest.Monk
     assert project.config_path is None and project.root == tmp_path.resolve()
 
 
+def test_without_a_config_the_root_is_found_by_its_scripts_folder_from_a_subfolder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    (tmp_path / "scripts" / "deep").mkdir(parents=True)
+    make_script(tmp_path)
+    (tmp_path / "docs").mkdir()
+    for subfolder in (tmp_path / "scripts" / "deep", tmp_path / "docs"):
+        monkeypatch.chdir(subfolder)
+        project = load_project()
+        assert project.config_path is None and project.root == tmp_path.resolve()
+        result = CliRunner().invoke(cli, ["validate"])
+        assert (
+            result.exit_code == 0
+            and result.output == "1 file(s) checked: 0 error(s), 0 warning(s)\n"
+        )
+        result = CliRunner().invoke(cli, ["check"])
+        assert result.exit_code == 1 and "missing   s  " in result.output
+        assert resolve(project).output_dir == tmp_path.resolve() / "dist"
+    assert not (tmp_path / "docs" / "dist").exists() and not (tmp_path / "dist").exists()
+
+
+@pytest.mark.parametrize("command", [["validate"], ["check"], ["build"], ["speak"]])
+def test_without_a_project_the_error_says_how_to_make_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "scripts").mkdir()  # a scripts folder without scripts is no project root
+    (tmp_path / "scripts" / "notes.txt").write_text("")
+    monkeypatch.chdir(tmp_path / "scripts")
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1
+    assert result.output.startswith("scripts: error: no such folder, and no meditate.yaml in ")
+    assert "`meditate new ID` starts 'scripts/' here" in result.output
+    assert list((tmp_path / "scripts").iterdir()) == [tmp_path / "scripts" / "notes.txt"]
+
+
 def test_explicit_config_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
         load_project(tmp_path / "nope.yaml")
@@ -186,3 +230,34 @@ def test_a_lead_in_out_of_range_in_the_config_is_reported_at_its_place(tmp_path:
         ConfigError, match=r"meditate.yaml:6:\d+: error: defaults.pauses.lead_in: .*60"
     ):
         read_config(path)
+
+
+def test_merge_keys_work_in_the_project_config_too(tmp_path: Path) -> None:
+    path = tmp_path / "meditate.yaml"
+    path.write_text(
+        "defaults:\n  voice: &calm {engine: espeak, rate: 0.9}\n"
+        "master: {<<: {loudness: -18, true_peak: -2}, true_peak: -1.5}\n",
+        encoding="utf-8",
+    )
+    layer, places = read_config(path)
+    assert layer["master.loudness"] == -18 and layer["master.true_peak"] == -1.5
+    assert places["master.loudness"].line == 3
+    path.write_text("master: {<<: {loudness: loud}}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"meditate.yaml:1:25: error: master.loudness: expected"):
+        read_config(path)
+
+
+def test_a_scripts_folder_in_the_temporary_folder_makes_no_project_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from pipeline.config import find_root_by_scripts
+
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "s.yaml").write_text("title: S\nsteps: [say: Hi.]\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert find_root_by_scripts(tmp_path / "work") is None
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert find_root_by_scripts(tmp_path / "work") == tmp_path.resolve()

@@ -243,3 +243,72 @@ def test_a_script_with_errors_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
     assert draft is not None and messages(draft_problems) == messages(problems)
     assert [type(step).__name__ for step in draft.steps] == ["SoundStep"]  # the bad pause is out
     assert draft.title == "T" and draft.pauses.sentence_s is None
+
+
+MERGED = """\
+title: T
+steps:
+  - say: {text: One., voice: &calm {name: en-us, rate: 0.8}}
+  - say:
+      text: Two.
+      voice:
+        <<: *calm
+        rate: 0.7
+  - say: {text: Three., voice: {<<: [{rate: 1.2, tld: ie}, *calm]}}
+"""
+
+
+def test_merge_keys_share_blocks_and_own_keys_win(tmp_path: Path) -> None:
+    script, problems = parse(tmp_path, MERGED)
+    assert problems == [] and script is not None
+    voices = [step.voice for step in script.steps if isinstance(step, SayStep)]
+    assert voices[1] == Voice(name="en-us", rate=0.7)
+    assert voices[2] == Voice(name="en-us", rate=1.2, tld="ie")  # the earlier merge wins
+
+
+def test_an_error_inside_a_merged_mapping_is_reported_where_it_is_written(
+    tmp_path: Path,
+) -> None:
+    text = MERGED.replace("rate: 0.8}", "rate: fast, pitch: 3}").replace("rate: 1.2, ", "")
+    _, problems = parse(tmp_path, text)
+    assert {m.split(" ", 1)[0] for m in messages(problems)} == {"3:56", "3:62"}
+    assert any("steps[1].say.voice.rate" in m for m in messages(problems)) is False
+    assert any(
+        m.startswith("3:62 steps[1].say.voice.pitch: unknown key") for m in messages(problems)
+    )
+
+
+def test_a_merge_key_needs_mappings() -> None:
+    with pytest.raises(LoadFailed, match="merge key '<<' takes a mapping") as caught:
+        compose_text(Path("m.yaml"), "voice:\n  <<: 3\n")
+    assert (caught.value.problem.place.line, caught.value.problem.place.column) == (2, 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        (
+            "title: T\nsteps:\n  - say: Note: breathe\n",
+            (3, 14),
+            "probable cause: ': ' inside unquoted text starts a new key; "
+            'quote the text: say: "Note: breathe"',
+        ),
+        (
+            'title: T\nsteps:\n  - say: A "calm": mind\n',
+            (3, 18),
+            r'quote the text: say: "A \"calm\": mind"',
+        ),
+        ("title: T\nsteps:\n\t- say: Hi\n", (3, 1), "probable cause: a tab"),
+        ("title: T\nsteps:\n  -\tpause: 3s\n", (3, 4), "replace it with spaces"),
+        ("title: T\nsteps:\n  - say: |\n\tHi there\n", (4, 1), "probable cause: a tab"),
+    ],
+    ids=["colon", "colon-with-quotes", "tab-indent", "tab-after-dash", "tab-in-block"],
+)
+def test_yaml_errors_from_a_colon_or_a_tab_suggest_the_fix(
+    text: str, where: tuple[int, int], hint: str
+) -> None:
+    with pytest.raises(LoadFailed) as caught:
+        compose_text(Path("s.yaml"), text)
+    problem = caught.value.problem
+    assert (problem.place.line, problem.place.column) == where
+    assert problem.message.startswith("invalid YAML: ") and hint in problem.message

@@ -184,3 +184,77 @@ def test_entry_point_metadata_failure_keeps_builtins(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     assert engine_names() == ["espeak", "gtts"]
+
+
+def test_engines_name_lists_every_voice_with_its_languages() -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    espeak = get_engine("espeak")
+    result = CliRunner().invoke(cli, ["engines", "espeak"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines() if line.startswith("    ")]
+    listed = {row[0] for row in rows if not row[0].endswith(",")}
+    assert listed >= set(espeak.voices())
+    assert "    en-us" in result.output and "en-us, en  English (America)" in result.output
+    assert "vi-vn-x-central" in result.output  # every language too, none cut at a hyphen
+    gtts = CliRunner().invoke(cli, ["engines", "gtts"]).output
+    assert "    en     English" in gtts and gtts.count("\n    ") == len(
+        get_engine("gtts").languages()
+    )
+
+
+def test_engines_all_and_json_list_every_voice_of_every_engine() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    shown = CliRunner().invoke(cli, ["engines", "--all"]).output
+    assert "English (America)" in shown and "    en     English" in shown
+    result = CliRunner().invoke(cli, ["engines", "--format", "json"])
+    assert result.exit_code == 0
+    payload = {engine["name"]: engine for engine in json.loads(result.output)["engines"]}
+    voices = {voice["name"]: voice for voice in payload["espeak"]["voices"]}
+    assert len(voices) == len(get_engine("espeak").voices())
+    assert voices["en-us"]["languages"][0] == "en-us"
+    assert {"code": "en", "name": "English"} in payload["gtts"]["languages"]
+    assert payload["gtts"]["usable"] is True
+
+
+def test_engines_with_an_unknown_name_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    result = CliRunner().invoke(cli, ["engines", "espak"])
+    assert result.exit_code == 2
+    assert "unknown engine 'espak'" in result.output and "did you mean 'espeak'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("engine", "voice"),
+    [
+        ("espeak", VoiceSettings(name="en-uss")),
+        ("gtts", VoiceSettings(engine="gtts", language="xx")),
+    ],
+)
+def test_a_voice_error_names_the_command_that_lists_them_all(
+    engine: str, voice: VoiceSettings
+) -> None:
+    with pytest.raises(EngineError, match=f"`meditate engines {engine}` lists") as caught:
+        get_engine(engine).cache_settings(voice)
+    assert "`meditate engines` " not in str(caught.value)
+
+
+def test_the_short_listing_says_which_command_lists_them_all() -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    output = CliRunner().invoke(cli, ["engines"]).output
+    assert "... (+" in output
+    for name in ("espeak", "gtts"):
+        assert f"  (`meditate engines {name}` lists them all)\n" in output

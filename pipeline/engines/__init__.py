@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.engines.base import Engine
+from pipeline.engines.base import Engine, VoiceInfo
 from pipeline.errors import EngineError
 from pipeline.settings import RetrySettings
 
@@ -48,6 +48,29 @@ class EngineInfo:
     """Voice names it accepts (empty if voices are not selectable or it is unusable)."""
     languages: tuple[str, ...]
     """Language codes it accepts (empty if it is unusable)."""
+    voice_list: tuple[VoiceInfo, ...] = ()
+    """Every voice with its languages (with ``details`` only)."""
+    language_names: tuple[tuple[str, str], ...] = ()
+    """Every language code with its name, where known (with ``details`` only)."""
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly form for ``meditate engines --format json``."""
+        payload: dict[str, object] = {
+            "name": self.name,
+            "usable": self.usable,
+            "reason": self.reason,
+            "version": self.version,
+            "voices": [
+                {"name": v.name, "languages": list(v.languages), "description": v.description}
+                for v in self.voice_list
+            ]
+            or [{"name": name, "languages": [], "description": ""} for name in self.voices],
+            "languages": [
+                {"code": code, "name": label} for code, label in self.language_names
+            ]
+            or [{"code": code, "name": ""} for code in self.languages],
+        }
+        return payload
 
 
 def _third_party() -> dict[str, Any]:
@@ -72,6 +95,13 @@ def engine_names() -> list[str]:
     return sorted({*BUILTIN_ENGINES, *_third_party()})
 
 
+def _unknown_engine(name: str, known: list[str]) -> EngineError:
+    """The error for an engine name nobody registered, with the closest known name."""
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return EngineError(f"unknown engine '{name}' (known engines: {', '.join(known)}){hint}")
+
+
 def _load_class(name: str) -> type[Engine]:
     """Import the engine class registered under ``name``."""
     builtin = BUILTIN_ENGINES.get(name)
@@ -85,10 +115,7 @@ def _load_class(name: str) -> type[Engine]:
     else:
         entry_point = _third_party().get(name)
         if entry_point is None:
-            known = engine_names()
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise EngineError(f"unknown engine '{name}' (known engines: {', '.join(known)}){hint}")
+            raise _unknown_engine(name, engine_names())
         target = str(getattr(entry_point, "value", name))
         load = entry_point.load
     try:
@@ -133,12 +160,19 @@ def clear_engine_cache() -> None:
         _instances.clear()
 
 
-def describe_engines() -> list[EngineInfo]:
-    """Every engine with its availability, version, voices and languages; never raises."""
-    return [_describe(name) for name in engine_names()]
+def describe_engines(names: list[str] | None = None, details: bool = False) -> list[EngineInfo]:
+    """Every engine (or those named) with its availability, version, voices and languages;
+    ``details`` adds each voice's languages and each language's name. Raises EngineError only
+    for an unknown name.
+    """
+    known = engine_names()
+    for name in names or ():
+        if name not in known:
+            raise _unknown_engine(name, known)
+    return [_describe(name, details) for name in (names or known)]
 
 
-def _describe(name: str) -> EngineInfo:
+def _describe(name: str, details: bool = False) -> EngineInfo:
     try:
         engine = get_engine(name)
         availability = engine.availability()
@@ -161,4 +195,18 @@ def _describe(name: str) -> EngineInfo:
     version = attempt("version", engine.version) or ""
     voices = attempt("voices", engine.voices) or []
     languages = attempt("languages", engine.languages) or []
-    return EngineInfo(name, usable, reason, str(version), tuple(voices), tuple(languages))
+    voice_list: list[VoiceInfo] = []
+    language_names: dict[str, str] = {}
+    if details:
+        voice_list = attempt("voices", engine.voice_list) or []
+        language_names = attempt("languages", engine.language_names) or {}
+    return EngineInfo(
+        name,
+        usable,
+        reason,
+        str(version),
+        tuple(voices),
+        tuple(languages),
+        tuple(voice_list),
+        tuple(language_names.items()),
+    )

@@ -28,6 +28,18 @@ class EncodedAudio:
     """ffmpeg demuxer name of ``data``: ``wav``, ``mp3``..."""
 
 
+@dataclass(frozen=True)
+class VoiceInfo:
+    """One selectable voice, for ``meditate engines NAME``."""
+
+    name: str
+    """What a script's ``voice.name`` takes."""
+    languages: tuple[str, ...] = ()
+    """Language codes it speaks, preferred first."""
+    description: str = ""
+    """A human name, e.g. ``English (America)``."""
+
+
 class Engine(ABC):
     """A text-to-speech backend. Subclasses import heavy libraries lazily, inside methods."""
 
@@ -52,6 +64,14 @@ class Engine(ABC):
     @abstractmethod
     def languages(self) -> list[str]:
         """Language codes it accepts."""
+
+    def voice_list(self) -> list[VoiceInfo]:
+        """Every voice with its languages (by default: the names alone)."""
+        return [VoiceInfo(name) for name in self.voices()]
+
+    def language_names(self) -> dict[str, str]:
+        """Every language code with its name, where the engine knows it."""
+        return {code: "" for code in self.languages()}
 
     @abstractmethod
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.engines.base import Availability, EncodedAudio, Engine, VoiceInfo
 from pipeline.errors import EngineError
 from pipeline.settings import VoiceSettings
 
@@ -641,7 +641,8 @@ def _unknown_voice_message(requested: str, catalog: _Catalog) -> str:
         close = [c for c in candidates if c.startswith(prefix)][:6]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return (
-        f"espeak: unknown voice or language '{requested}'{hint} (`meditate engines` lists them all)"
+        f"espeak: unknown voice or language '{requested}'{hint} "
+        "(`meditate engines espeak` lists them all)"
     )
 
 
@@ -671,6 +672,20 @@ class EspeakEngine(Engine):
     def voice_table(self) -> list[EspeakVoice]:
         """Every voice with its descriptive name and languages, for ``meditate engines``."""
         return list(_catalog().voices)
+
+    def voice_list(self) -> list[VoiceInfo]:
+        """Every voice with its languages (preferred first) and descriptive name."""
+        return sorted(
+            (
+                VoiceInfo(
+                    v.short_name,
+                    tuple(code.lower() for code, _ in sorted(v.languages, key=lambda c: c[1])),
+                    v.name,
+                )
+                for v in _catalog().voices
+            ),
+            key=lambda voice: voice.name,
+        )
 
     def languages(self) -> list[str]:
         """Language codes any voice speaks, lower case, sorted."""

@@ -247,6 +247,10 @@ class GttsEngine(Engine):
         """Language codes of gTTS's offline table."""
         return sorted(_languages())
 
+    def language_names(self) -> dict[str, str]:
+        """Language codes with gTTS's names for them."""
+        return dict(sorted(_languages().items()))
+
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
         """Language and accent domain (validated and canonical)."""
         target = self._target(voice)
@@ -369,7 +373,7 @@ def _canonical_language(language: str) -> str:
         " (accents are chosen with tld, e.g. language: en, tld: co.uk)" if "-" in wanted else ""
     )
     raise EngineError(
-        f"gtts: unknown language '{language}'{hint}{accent}; `meditate engines` lists all"
+        f"gtts: unknown language '{language}'{hint}{accent}; `meditate engines gtts` lists all"
     )
 
 

@@ -90,12 +90,34 @@ def compose_text(path: Path, text: str) -> Document:
         message = f"invalid YAML: {error.problem or error.context}"
         if "nesting depth" in str(error.problem):  # libyaml's own limit, deeper than ours
             message = f"nesting is deeper than {MAX_DEPTH} levels"
+        elif mark is not None:
+            message += _syntax_hint(text, mark.line, mark.column, str(error.problem))
         raise LoadFailed(Problem(Place(path, line, column), message)) from None
     except yaml.YAMLError as error:
         raise _failed(path, f"invalid YAML: {error}") from None
     if root is not None:
         _check_tree(path, root)
     return Document(path, root)
+
+
+def _syntax_hint(text: str, line: int, column: int, problem: str) -> str:
+    """A probable cause for the two syntax errors editors meet most: a colon or a tab in text."""
+    lines = text.splitlines()
+    source = lines[line] if line < len(lines) else ""
+    if "mapping values are not allowed" in problem:
+        entry = source.strip()
+        entry = entry[2:] if entry.startswith("- ") else entry
+        key, separator, value = entry.partition(": ")
+        if separator and ": " in value:
+            quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+            return (
+                "; probable cause: ': ' inside unquoted text starts a new key; "
+                f'quote the text: {key}: "{quoted}"'
+            )
+        return "; probable cause: ': ' inside unquoted text; put the text in quotes"
+    if source[column : column + 1] == "\t" or "tab" in problem:
+        return "; probable cause: a tab; YAML indents with spaces only: replace it with spaces"
+    return ""
 
 
 def _compose(path: Path, text: str) -> yaml.Node | None:
@@ -166,9 +188,52 @@ def _compose(path: Path, text: str) -> yaml.Node | None:
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             collection, _, anchor = stack.pop()
             collection.end_mark = event.end_mark
+            if isinstance(collection, yaml.MappingNode):
+                _merge(path, collection)
             if anchor is not None:
                 anchors[anchor] = collection
     return root
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merge(path: Path, mapping: yaml.MappingNode) -> None:
+    """Apply the mapping's merge keys (``<<: *shared`` or ``<<: [*a, *b]``) in place.
+
+    The mapping's own keys win, then earlier merged mappings over later ones (YAML 1.1).
+    Merged entries keep their own nodes, so a problem in one is reported where it is written.
+    """
+    if not any(key.tag == MERGE_TAG for key, _ in mapping.value):
+        return
+    own = [(key, value) for key, value in mapping.value if key.tag != MERGE_TAG]
+    seen = {_key_identity(key) for key, _ in own}
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
+    for key, value in mapping.value:
+        if key.tag != MERGE_TAG:
+            continue
+        sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise LoadFailed(
+                    Problem(
+                        place_of(path, source),
+                        "a merge key '<<' takes a mapping (e.g. *shared) or a list of them",
+                    )
+                )
+            for entry_key, entry_value in source.value:
+                identity = _key_identity(entry_key)
+                if identity not in seen:
+                    seen.add(identity)
+                    merged.append((entry_key, entry_value))
+    mapping.value = merged + own
+
+
+def _key_identity(node: yaml.Node) -> object:
+    """What makes two mapping keys the same key (scalars by tag and value)."""
+    if isinstance(node, yaml.ScalarNode):
+        return (node.tag, node.value)
+    return id(node)
 
 
 def _any(value: object) -> Any:

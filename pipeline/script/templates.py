@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.errors import PipelineError, UsageError
+from pipeline.errors import PipelineError, Place, UsageError
 from pipeline.script.parse import ID_PATTERN
 
 HEADER = "# yaml-language-server: $schema={schema}\n"
@@ -148,8 +149,12 @@ steps:
 }
 
 
-def create_script(folder: Path, script_id: str, template: str) -> Path:
-    """Write ``folder/<id>.yaml`` from a template; refuse to overwrite."""
+def create_script(
+    folder: Path, script_id: str, template: str, search: Iterable[Path] = ()
+) -> Path:
+    """Write ``folder/<id>.yaml`` from a template; refuse to overwrite, and refuse an id that
+    a script in ``folder`` or under ``search`` (the project's scripts) already has.
+    """
     if not ID_PATTERN.match(script_id):
         raise UsageError(
             f"error: invalid id {script_id!r}: use lowercase letters, digits and dashes"
@@ -159,6 +164,11 @@ def create_script(folder: Path, script_id: str, template: str) -> Path:
             f"error: unknown template {template!r}; choose one of {', '.join(TEMPLATES)}"
         )
     path = folder / f"{script_id}.yaml"
+    used = _id_in_use(script_id, [folder, *search])
+    if used is not None:
+        raise PipelineError(
+            f"{used}: error: id {script_id!r} already exists here; choose another id"
+        )
     title = script_id.replace("-", " ").capitalize()
     text = HEADER.format(schema=_schema_reference(folder)) + TEMPLATES[template].format(
         id=script_id, title=title
@@ -172,6 +182,38 @@ def create_script(folder: Path, script_id: str, template: str) -> Path:
     except OSError as error:
         raise PipelineError(f"{path}: error: cannot write: {error.strerror or error}") from None
     return path
+
+
+def _id_in_use(script_id: str, folders: list[Path]) -> Place | None:
+    """Where a script under ``folders`` has this id (its ``id:`` value, else its file name)."""
+    import yaml
+
+    from pipeline.script.load import LoadFailed, load_document, place_of
+    from pipeline.script.validate import find_scripts
+
+    existing = [folder for folder in folders if folder.is_dir()]
+    for script in find_scripts(dict.fromkeys(existing)):
+        shown = _shown(script)
+        try:
+            root = load_document(shown).root
+        except LoadFailed:
+            root = None
+        declared = None
+        if isinstance(root, yaml.MappingNode):
+            for key, value in root.value:
+                if key.value == "id" and isinstance(value, yaml.ScalarNode):
+                    declared = value
+        if declared is not None and declared.value == script_id:
+            return place_of(shown, declared)
+        if declared is None and script.stem == script_id:
+            return Place(shown, 1, 1)
+    return None
+
+
+def _shown(path: Path) -> Path:
+    from pipeline.fileio import display_path
+
+    return display_path(path)
 
 
 def _schema_reference(folder: Path) -> str:

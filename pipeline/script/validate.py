@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -18,6 +19,8 @@ from pipeline.settings import Settings, VoiceSettings
 from pipeline.timeline import Timeline
 
 SCRIPT_SUFFIXES = (".yaml", ".yml")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +43,9 @@ class Report:
     """Errors and warnings, in file and line order."""
     checked: list[Checked] = field(default_factory=list)
     """Scripts without errors."""
+    skipped: list[Skipped] = field(default_factory=list)
+    """What the folders held that was not read as a script (the project's own config and
+    asset catalog aside)."""
 
     @property
     def errors(self) -> list[Problem]:
@@ -56,40 +62,84 @@ class Report:
         return bool(self.errors or (strict and self.warnings))
 
 
-NOT_SCRIPTS = (CONFIG_NAME, CATALOG_FILE)
-"""YAML files of a project that are not scripts: its config and asset catalogs."""
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder met in a folder of scripts and not read as a script."""
+
+    path: Path
+    """As found (under the folder given)."""
+    reason: str
+    """Why, and what to do to have it checked."""
 
 
 def find_scripts(paths: Iterable[Path]) -> list[Path]:
-    """Script files in the given files and folders.
+    """Script files in the given files and folders (see ``collect_scripts``)."""
+    return collect_scripts(paths)[0]
 
-    Inside folders, partials are skipped, and so are the project config, asset catalogs,
-    hidden files and folders, and virtual environments (whose packages hold YAML files).
+
+def collect_scripts(
+    paths: Iterable[Path], known: Iterable[Path | None] = ()
+) -> tuple[list[Path], list[Skipped]]:
+    """Script files in the given files and folders, and what the folders held that was skipped.
+
+    Inside folders, partials are not scripts, and the project config, asset catalogs, hidden
+    files and folders, virtual environments (whose packages hold YAML files) and symbolic
+    links to folders (not followed) are skipped; those are listed, except the ``known`` files
+    (the project's own config and catalog).
     """
     found: list[Path] = []
+    skipped: list[Skipped] = []
+    expected = {path.resolve() for path in known if path is not None}
     for path in paths:
         if not path.is_dir():
             found.append(path)
             continue
         in_folder: list[Path] = []
         for folder, subfolders, files in os.walk(path):
-            subfolders[:] = [
-                name
-                for name in subfolders
-                if not name.startswith(".")
-                and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
-            ]
+            kept = []
+            for name in sorted(subfolders):
+                reason = _skipped_folder(Path(folder, name))
+                if reason:
+                    skipped.append(Skipped(Path(folder, name), reason))
+                else:
+                    kept.append(name)
+            subfolders[:] = kept
             for name in files:
                 candidate = Path(folder, name)
-                if (
-                    candidate.suffix in SCRIPT_SUFFIXES
-                    and not name.startswith(".")
-                    and name not in NOT_SCRIPTS
-                    and not is_partial(candidate.relative_to(path))
+                if candidate.suffix not in SCRIPT_SUFFIXES or is_partial(
+                    candidate.relative_to(path)
                 ):
+                    continue
+                reason = _skipped_file(name)
+                if not reason:
                     in_folder.append(candidate)
+                elif candidate.resolve() not in expected:
+                    skipped.append(Skipped(candidate, reason))
         found += sorted(in_folder)
-    return list(dict.fromkeys(found))
+    skipped.sort(key=lambda item: str(item.path))
+    return list(dict.fromkeys(found)), skipped
+
+
+def _skipped_folder(folder: Path) -> str:
+    """Why a subfolder is not searched for scripts ('' if it is)."""
+    if folder.name.startswith("."):
+        return "a hidden folder (give it as a path to check it)"
+    if folder.is_symlink():
+        return "a symbolic link to a folder: not followed (give it as a path to check it)"
+    if (folder / "pyvenv.cfg").exists():
+        return "a virtual environment"
+    return ""
+
+
+def _skipped_file(name: str) -> str:
+    """Why a YAML file in a folder is not read as a script ('' if it is)."""
+    if name.startswith("."):
+        return "a hidden file (give it as a path to check it)"
+    if name == CONFIG_NAME:
+        return "a project config's name: not read as a script (rename it if it is one)"
+    if name == CATALOG_FILE:
+        return "an asset catalog's name: not read as a script (rename it if it is one)"
+    return ""
 
 
 PARALLEL_FROM_FILES = 48
@@ -103,7 +153,10 @@ def validate_paths(
     flags: dict[str, object] | None = None,
 ) -> Report:
     """Validate every script under ``paths`` and collect all problems."""
-    report = Report(files=find_scripts(paths))
+    files, skipped = collect_scripts(paths, _project_files(project, environ, flags))
+    for item in skipped:
+        log.info("%s: skipped: %s", display_path(item.path), item.reason)
+    report = Report(files=files, skipped=skipped)
     seen_ids: dict[str, Path] = {}
     for problems, checked in _validate_all(report.files, project, environ, flags):
         report.problems += problems
@@ -126,6 +179,17 @@ def validate_paths(
         report.problems.append(default_voice)
     report.problems.sort(key=lambda p: (str(p.place.path), p.place.line, p.place.column))
     return report
+
+
+def _project_files(
+    project: Project, environ: dict[str, object] | None, flags: dict[str, object] | None
+) -> tuple[Path | None, ...]:
+    """The project's config and asset catalog: YAML files that are, by design, not scripts."""
+    try:
+        assets_dir = resolve(project, None, environ, flags).assets_dir
+    except PipelineError:
+        return (project.config_path,)
+    return (project.config_path, assets_dir / CATALOG_FILE)
 
 
 VOICE_KEYS = ("voice.engine", "voice.name", "voice.language", "language")
@@ -357,13 +421,18 @@ def _asset(
     problems: list[Problem],
     kind: str = "one-shot",
 ) -> Asset | None:
-    from pipeline.assets import find_asset
+    from pipeline.assets import asset_file_problem, find_asset
 
     try:
-        return find_asset(name, catalog, script_dir, root, kind)
+        asset = find_asset(name, catalog, script_dir, root, kind)
     except (ValueError, ConfigError) as error:
         problems.append(Problem(place, str(error)))
         return None
+    unusable = asset_file_problem(asset)
+    if unusable is not None:
+        problems.append(Problem(place, unusable))
+        return None
+    return asset
 
 
 def _check_sections(script: Script, problems: list[Problem]) -> None:
