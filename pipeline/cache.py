@@ -1,10 +1,13 @@
 """Content-addressed cache of conditioned speech clips, safe to share between processes.
 
-One file per key, ``<root>/<key[:2]>/<key>.s16``: a 24-byte header (magic, format version,
-channels, sample rate, CRC-32 of the samples, frame count) and then mono 16-bit little-endian
-PCM. The header gives a clip's length without reading it; the CRC catches a corrupt entry,
-which is then deleted and treated as a miss. Entries are written to a temporary file in the
-same folder and renamed into place, so a reader never sees a partial entry. They are not
+One file per key, ``<root>/<key[:2]>/<key>.s16``: a 28-byte header (magic, format version,
+channels, sample rate, frame count, CRC-32 of the samples, CRC-32 of the key and the header's
+other fields) and then mono 16-bit little-endian PCM. The header gives a clip's length without
+reading the samples, and its own CRC means no field of it is trusted unchecked (a sample rate
+changed on disk would move every later cue); the samples' CRC catches a corrupt clip. A
+corrupt entry is deleted with a warning and treated as a miss; one of another format version
+is a quiet miss, replaced when synthesized again. Entries are written to a temporary file in
+the same folder and renamed into place, so a reader never sees a partial entry. They are not
 fsynced: one that a power cut leaves incomplete fails its size or checksum test and is
 synthesized again.
 """
@@ -41,12 +44,16 @@ KEY_SCHEMA = "meditate-speech-1"
 """Changes when the key recipe changes, so old entries are never misread."""
 SUFFIX = ".s16"
 STATS_FILE = "stats.json"
-HEADER = struct.Struct("<4sHHIIQ")
+HEADER = struct.Struct("<4sHHIQII")
+"""magic, format version, channels, sample rate, frames, samples' CRC, header CRC."""
 MAGIC = b"MSPC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the header carries a CRC of itself and the key (1 trusted its fields unchecked)."""
 PCM_SCALE = 32768.0
 STALE_TEMP_S = 3600.0
 """Temporary files older than this are left over by killed processes; prune removes them."""
+OTHER_FORMAT = "another format version"
+"""The problem of an entry written by another version of the format: a miss, not a corruption."""
 _KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 _T = TypeVar("_T")
 
@@ -125,7 +132,7 @@ class SpeechCache:
         except OSError as error:
             log.warning("speech cache: cannot read %s: %s", path, error)
             return self._count(key, None)
-        problem = _check(data, full=True)
+        problem = _check(data, key, full=True)
         if problem:
             self._discard(path, problem)
             return self._count(key, None)
@@ -147,11 +154,11 @@ class SpeechCache:
         except OSError as error:
             log.warning("speech cache: cannot read %s: %s", path, error)
             return self._count(key, None)
-        problem = _check(header, full=False, size=size)
+        problem = _check(header, key, full=False, size=size)
         if problem:
             self._discard(path, problem)
             return self._count(key, None)
-        _, _, _, sample_rate, _, frames = HEADER.unpack(header)
+        _, _, _, sample_rate, frames, _, _ = HEADER.unpack(header)
         return self._count(key, float(frames) / float(sample_rate))
 
     def verify(self, key: str) -> bool:
@@ -162,7 +169,7 @@ class SpeechCache:
                 data = handle.read()
         except OSError:
             return self._count(key, False)
-        problem = _check(data, full=True)
+        problem = _check(data, key, full=True)
         if problem:
             self._discard(path, problem)
             return self._count(key, False)
@@ -181,9 +188,9 @@ class SpeechCache:
         np.nan_to_num(scaled, copy=False)
         np.rint(scaled, out=scaled)
         payload = np.clip(scaled, -32768, 32767, out=scaled).astype("<i2").tobytes()
-        header = HEADER.pack(
-            MAGIC, FORMAT_VERSION, 1, sample_rate, zlib.crc32(payload), len(payload) // 2
-        )
+        fields = (MAGIC, FORMAT_VERSION, 1, sample_rate, len(payload) // 2, zlib.crc32(payload))
+        unchecked = HEADER.pack(*fields, 0)
+        header = HEADER.pack(*fields, _header_crc(key, unchecked))
         with atomic_writer(self.path(key), durable=False) as stream:
             stream.write(header)
             stream.write(payload)
@@ -270,19 +277,42 @@ class SpeechCache:
         return result
 
     def _discard(self, path: str, problem: str) -> None:
+        if problem == OTHER_FORMAT:  # put() replaces it; never a warning after an upgrade
+            log.debug("speech cache: %s is in another format version; a miss", path)
+            return
         log.warning(
             "speech cache: %s is corrupt (%s); deleted, it will be synthesized again", path, problem
         )
         _unlink(Path(path))
 
 
-def _check(data: bytes, *, full: bool, size: int | None = None) -> str:
+def _header_crc(key: str, header: bytes) -> int:
+    """CRC-32 of the key and every header field but the CRC itself (an entry under another
+    key's name is caught too)."""
+    return zlib.crc32(memoryview(header)[: HEADER.size - 4], zlib.crc32(key.encode("ascii")))
+
+
+def _as_ours(data: bytes) -> bytes:
+    """An entry's header with the version field set to ours (telling a corrupted version field
+    from an entry of another format version)."""
+    header = bytearray(data[: HEADER.size])
+    struct.pack_into("<H", header, 4, FORMAT_VERSION)
+    return bytes(header)
+
+
+def _check(data: bytes, key: str, *, full: bool, size: int | None = None) -> str:
     """What is wrong with an entry's bytes (its header only unless ``full``), or ''."""
     if len(data) < HEADER.size:
         return "shorter than its header"
-    magic, version, channels, sample_rate, crc, frames = HEADER.unpack_from(data)
-    if magic != MAGIC or version != FORMAT_VERSION or channels != 1 or sample_rate <= 0:
-        return "bad header"
+    magic, version, channels, sample_rate, frames, crc, header_crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        return "not a speech cache entry"
+    if header_crc != _header_crc(key, data):
+        if version != FORMAT_VERSION and header_crc != _header_crc(key, _as_ours(data)):
+            return OTHER_FORMAT
+        return "header checksum mismatch"
+    if channels != 1 or sample_rate <= 0:
+        return f"{channels} channel(s) at {sample_rate} Hz, not a mono clip"
     expected = HEADER.size + 2 * frames
     actual = len(data) if full else size
     if actual != expected:

@@ -152,6 +152,74 @@ def test_flipped_byte_is_caught_by_checksum(tmp_path: Path) -> None:
     assert not path.exists() and cache.get(key) is None
 
 
+HEADER_FIELDS = {  # name: (offset, size) in the header
+    "magic": (0, 4),
+    "format version": (4, 2),
+    "channels": (6, 2),
+    "sample rate": (8, 4),
+    "frames": (12, 8),
+    "samples' checksum": (20, 4),
+    "header checksum": (24, 4),
+}
+
+
+@pytest.mark.parametrize("field", HEADER_FIELDS)
+def test_every_header_field_is_checked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, field: str
+) -> None:
+    """Two bytes changed in any header field: a warned miss, never a wrong length or clip."""
+    assert HEADER.size == sum(size for _, size in HEADER_FIELDS.values())
+    cache = SpeechCache(tmp_path)
+    key = "13" + "4" * 62
+    samples = _tone(0.4)
+    offset, size = HEADER_FIELDS[field]
+    for read in (cache.length_s, cache.get, cache.verify):
+        cache.put(key, samples, RATE)
+        path = cache.path(key)
+        data = bytearray(path.read_bytes())
+        data[offset] ^= 0x01  # the field's low byte(s): e.g. 22050 Hz becomes 22051...
+        data[offset + min(1, size - 1)] ^= 0x08
+        path.write_bytes(bytes(data))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+            assert read(key) in (None, False), (field, read.__name__)
+        assert "corrupt" in caplog.text, (field, read.__name__)
+        assert not path.exists()
+    cache.put(key, samples, RATE)
+    loaded = cache.get(key)
+    assert loaded is not None and np.array_equal(loaded, samples)
+
+
+def test_an_entry_under_another_key_is_a_miss(tmp_path: Path) -> None:
+    cache = SpeechCache(tmp_path)
+    key, other = "24" + "6" * 62, "24" + "7" * 62
+    cache.put(key, _tone(0.2), RATE)
+    cache.path(other).write_bytes(cache.path(key).read_bytes())
+    assert cache.length_s(other) is None and cache.get(other) is None
+    assert cache.length_s(key) is not None
+
+
+def test_an_entry_of_another_format_version_is_a_quiet_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Entries of format 1 (24-byte header, no header checksum) are synthesized again."""
+    import struct
+    import zlib
+
+    cache = SpeechCache(tmp_path)
+    key = "35" + "8" * 62
+    payload = (_tone(0.3) * 32768).astype("<i2").tobytes()
+    old = struct.pack("<4sHHIIQ", b"MSPC", 1, 1, RATE, zlib.crc32(payload), len(payload) // 2)
+    cache.path(key).parent.mkdir(parents=True)
+    cache.path(key).write_bytes(old + payload)
+    with caplog.at_level(logging.INFO, logger="pipeline.cache"):
+        assert cache.length_s(key) is None and cache.get(key) is None
+        assert not cache.verify(key)
+    assert caplog.text == ""
+    cache.put(key, _tone(0.3), RATE)
+    assert cache.length_s(key) == pytest.approx(0.3, abs=1e-4)
+
+
 def test_interrupted_write_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = SpeechCache(tmp_path)
     key = "34" + "5" * 62
