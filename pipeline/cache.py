@@ -238,11 +238,18 @@ class SpeechCache:
             log.warning("speech cache: unreadable %s: %s", self.root / STATS_FILE, error)
         return CacheInfo(self.root, entries, total, last_run, finished_at)
 
-    def prune(self, keep: set[str]) -> tuple[int, int]:
-        """Delete every entry whose key is not in ``keep`` and stale temporary files."""
-        removed = removed_bytes = 0
+    def prune(self, keep: set[str], *, dry_run: bool = False) -> tuple[int, int, int, int]:
+        """Delete every entry whose key is not in ``keep``, and stale temporary files.
+
+        (entries kept, their bytes, entries removed, their bytes and the temporaries'); with
+        ``dry_run``, what would be removed, and nothing is.
+        """
+        kept = kept_bytes = removed = removed_bytes = 0
         for path, size in self._entries():
-            if path.name[: -len(SUFFIX)] not in keep and _unlink(path):
+            if path.name[: -len(SUFFIX)] in keep:
+                kept += 1
+                kept_bytes += size
+            elif dry_run or _unlink(path):
                 removed += 1
                 removed_bytes += size
         now = time.time()
@@ -250,9 +257,9 @@ class SpeechCache:
             for temp in folder.glob(".*.tmp"):
                 with contextlib.suppress(OSError):
                     status = temp.stat()
-                    if now - status.st_mtime > STALE_TEMP_S and _unlink(temp):
+                    if now - status.st_mtime > STALE_TEMP_S and (dry_run or _unlink(temp)):
                         removed_bytes += status.st_size
-        return removed, removed_bytes
+        return kept, kept_bytes, removed, removed_bytes
 
     def _folders(self) -> Iterator[Path]:
         try:

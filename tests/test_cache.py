@@ -286,13 +286,14 @@ def test_prune_keeps_only_given_keys(tmp_path: Path) -> None:
     fresh.write_bytes(b"being written")
     old = time.time() - 7200
     os.utime(stale, (old, old))
-    removed, removed_bytes = cache.prune(keep)
-    assert removed == 4
-    assert removed_bytes == 4 * size + len(b"partial")
+    expected = (3, 3 * size, 4, 4 * size + len(b"partial"))
+    assert cache.prune(keep, dry_run=True) == expected
+    assert set(cache.keys()) == set(keys) and stale.exists()
+    assert cache.prune(keep) == expected
     assert set(cache.keys()) == keep
     assert not stale.exists() and fresh.exists()
-    assert cache.prune(keep) == (0, 0)
-    assert SpeechCache(tmp_path / "absent").prune(set()) == (0, 0)
+    assert cache.prune(keep) == (3, 3 * size, 0, 0)
+    assert SpeechCache(tmp_path / "absent").prune(set()) == (0, 0, 0, 0)
 
 
 def test_info_counts_entries_bytes_and_last_run(tmp_path: Path) -> None:
