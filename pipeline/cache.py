@@ -1,12 +1,15 @@
 """Content-addressed cache of conditioned speech clips, safe to share between processes.
 
-One file per key, ``<root>/<key[:2]>/<key>.s16``: a 28-byte header (magic, format version,
-channels, sample rate, frame count, CRC-32 of the samples, CRC-32 of the key and the header's
-other fields) and then mono 16-bit little-endian PCM. The header gives a clip's length without
-reading the samples, and its own CRC means no field of it is trusted unchecked (a sample rate
-changed on disk would move every later cue); the samples' CRC catches a corrupt clip. A
-corrupt entry is deleted with a warning and treated as a miss; one of another format version
-is a quiet miss, replaced when synthesized again. Entries are written to a temporary file in
+One file per key, ``<root>/<key[:2]>/<key>.clip``: a 32-byte header (magic, format version,
+channels, sample rate, frame count, payload size, CRC-32 of the payload, CRC-32 of the key and
+the header's other fields) and then the payload: the mono 16-bit samples as a FLAC stream
+(lossless, a third of their raw size for speech). The header gives a clip's length without
+reading the payload, and its own CRC means no field of it is trusted unchecked (a sample rate
+changed on disk would move every later cue); the payload's CRC catches a corrupt clip, and the
+decoded stream must agree with the header. A corrupt entry is deleted with a warning and
+treated as a miss; one of another format version is a quiet miss, replaced when synthesized
+again. Entries of formats 1 and 2 (raw PCM, ``.s16``) are not read: they are synthesized
+again, and ``prune`` deletes them. Entries are written to a temporary file in
 the same folder and renamed into place, so a reader never sees a partial entry. They are not
 fsynced: one that a power cut leaves incomplete fails its size or checksum test and is
 synthesized again.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import io
 import json
 import logging
 import os
@@ -42,13 +46,15 @@ log = logging.getLogger(__name__)
 
 KEY_SCHEMA = "meditate-speech-1"
 """Changes when the key recipe changes, so old entries are never misread."""
-SUFFIX = ".s16"
+SUFFIX = ".clip"
+OLD_SUFFIXES = (".s16",)
+"""Entries of older formats: never read, deleted by prune."""
 STATS_FILE = "stats.json"
-HEADER = struct.Struct("<4sHHIQII")
-"""magic, format version, channels, sample rate, frames, samples' CRC, header CRC."""
+HEADER = struct.Struct("<4sHHIQIII")
+"""magic, format version, channels, sample rate, frames, payload bytes, payload CRC, header CRC."""
 MAGIC = b"MSPC"
-FORMAT_VERSION = 2
-"""2: the header carries a CRC of itself and the key (1 trusted its fields unchecked)."""
+FORMAT_VERSION = 3
+"""3: FLAC payload. 2: raw PCM under a header CRC. 1: raw PCM, header fields unchecked."""
 PCM_SCALE = 32768.0
 STALE_TEMP_S = 3600.0
 """Temporary files older than this are left over by killed processes; prune removes them."""
@@ -99,6 +105,10 @@ class CacheInfo:
     """Hits and misses of the last run that recorded them, if any."""
     last_run_at: str
     """When that run ended (ISO 8601, UTC), or ''."""
+    old_entries: int = 0
+    """Entries of older formats (never read; prune deletes them)."""
+    old_bytes: int = 0
+    """Their size."""
 
 
 class SpeechCache:
@@ -133,10 +143,11 @@ class SpeechCache:
             log.warning("speech cache: cannot read %s: %s", path, error)
             return self._count(key, None)
         problem = _check(data, key, full=True)
+        if not problem:
+            pcm, problem = _decode(data)
         if problem:
             self._discard(path, problem)
             return self._count(key, None)
-        pcm = np.frombuffer(data, dtype="<i2", offset=HEADER.size)
         samples: npt.NDArray[np.float32] = np.multiply(
             pcm, np.float32(1.0 / PCM_SCALE), dtype=np.float32
         )
@@ -154,11 +165,11 @@ class SpeechCache:
         except OSError as error:
             log.warning("speech cache: cannot read %s: %s", path, error)
             return self._count(key, None)
-        problem = _check(header, key, full=False, size=size)
+        problem = _check(header, key, full=False, file_size=size)
         if problem:
             self._discard(path, problem)
             return self._count(key, None)
-        _, _, _, sample_rate, frames, _, _ = HEADER.unpack(header)
+        _, _, _, sample_rate, frames, _, _, _ = HEADER.unpack(header)
         return self._count(key, float(frames) / float(sample_rate))
 
     def verify(self, key: str) -> bool:
@@ -176,8 +187,9 @@ class SpeechCache:
         return self._count(key, True)
 
     def put(self, key: str, samples: npt.ArrayLike, sample_rate: int) -> None:
-        """Store a mono clip (float samples, 16-bit in the file), atomically."""
+        """Store a mono clip (float samples, 16-bit FLAC in the file), atomically."""
         import numpy as np
+        import soundfile
 
         mono = np.asarray(samples, dtype=np.float32)
         if mono.ndim != 1:
@@ -187,8 +199,13 @@ class SpeechCache:
         scaled = mono * np.float32(PCM_SCALE)
         np.nan_to_num(scaled, copy=False)
         np.rint(scaled, out=scaled)
-        payload = np.clip(scaled, -32768, 32767, out=scaled).astype("<i2").tobytes()
-        fields = (MAGIC, FORMAT_VERSION, 1, sample_rate, len(payload) // 2, zlib.crc32(payload))
+        pcm = np.clip(scaled, -32768, 32767, out=scaled).astype(np.int16)
+        encoded = io.BytesIO()
+        if len(pcm):  # libsndfile cannot read back the FLAC stream of no samples
+            soundfile.write(encoded, pcm, sample_rate, format="FLAC", subtype="PCM_16")
+        payload = encoded.getvalue()
+        crc = zlib.crc32(payload)
+        fields = (MAGIC, FORMAT_VERSION, 1, sample_rate, len(pcm), len(payload), crc)
         unchecked = HEADER.pack(*fields, 0)
         header = HEADER.pack(*fields, _header_crc(key, unchecked))
         with atomic_writer(self.path(key), durable=False) as stream:
@@ -216,15 +233,20 @@ class SpeechCache:
 
     def keys(self) -> Iterator[str]:
         """Keys of every entry present."""
-        for path, _ in self._entries():
-            yield path.name[: -len(SUFFIX)]
+        for key, _, _, old in self._entries():
+            if not old:
+                yield key
 
     def info(self) -> CacheInfo:
         """Entries, size, and the last recorded run's hits and misses."""
-        entries = total = 0
-        for _, size in self._entries():
-            entries += 1
-            total += size
+        entries = total = old_entries = old_bytes = 0
+        for _, _, size, old in self._entries():
+            if old:
+                old_entries += 1
+                old_bytes += size
+            else:
+                entries += 1
+                total += size
         last_run, finished_at = None, ""
         try:
             record = json.loads((self.root / STATS_FILE).read_text(encoding="utf-8"))
@@ -236,17 +258,18 @@ class SpeechCache:
             pass
         except (OSError, ValueError, KeyError, TypeError) as error:
             log.warning("speech cache: unreadable %s: %s", self.root / STATS_FILE, error)
-        return CacheInfo(self.root, entries, total, last_run, finished_at)
+        return CacheInfo(self.root, entries, total, last_run, finished_at, old_entries, old_bytes)
 
     def prune(self, keep: set[str], *, dry_run: bool = False) -> tuple[int, int, int, int]:
-        """Delete every entry whose key is not in ``keep``, and stale temporary files.
+        """Delete every entry whose key is not in ``keep``, those of older formats, and stale
+        temporary files.
 
         (entries kept, their bytes, entries removed, their bytes and the temporaries'); with
         ``dry_run``, what would be removed, and nothing is.
         """
         kept = kept_bytes = removed = removed_bytes = 0
-        for path, size in self._entries():
-            if path.name[: -len(SUFFIX)] in keep:
+        for key, path, size, old in self._entries():
+            if key in keep and not old:
                 kept += 1
                 kept_bytes += size
             elif dry_run or _unlink(path):
@@ -270,14 +293,15 @@ class SpeechCache:
             if len(child.name) == 2 and child.is_dir():
                 yield Path(child.path)
 
-    def _entries(self) -> Iterator[tuple[Path, int]]:
+    def _entries(self) -> Iterator[tuple[str, Path, int, bool]]:
+        """(key, file, size, whether of an older format) of every entry."""
         for folder in self._folders():
             with os.scandir(folder) as found:
                 for entry in found:
-                    name = entry.name
-                    if name.endswith(SUFFIX) and _KEY_PATTERN.fullmatch(name[: -len(SUFFIX)]):
+                    key, suffix = os.path.splitext(entry.name)
+                    if (suffix == SUFFIX or suffix in OLD_SUFFIXES) and _KEY_PATTERN.fullmatch(key):
                         with contextlib.suppress(FileNotFoundError):
-                            yield Path(entry.path), entry.stat().st_size
+                            yield key, Path(entry.path), entry.stat().st_size, suffix != SUFFIX
 
     def _count(self, key: str, result: _T) -> _T:
         self._first_lookup.setdefault(key, result is not None and result is not False)
@@ -307,11 +331,13 @@ def _as_ours(data: bytes) -> bytes:
     return bytes(header)
 
 
-def _check(data: bytes, key: str, *, full: bool, size: int | None = None) -> str:
+def _check(data: bytes, key: str, *, full: bool, file_size: int | None = None) -> str:
     """What is wrong with an entry's bytes (its header only unless ``full``), or ''."""
     if len(data) < HEADER.size:
         return "shorter than its header"
-    magic, version, channels, sample_rate, frames, crc, header_crc = HEADER.unpack_from(data)
+    magic, version, channels, sample_rate, _, payload_size, crc, header_crc = HEADER.unpack_from(
+        data
+    )
     if magic != MAGIC:
         return "not a speech cache entry"
     if header_crc != _header_crc(key, data):
@@ -320,13 +346,33 @@ def _check(data: bytes, key: str, *, full: bool, size: int | None = None) -> str
         return "header checksum mismatch"
     if channels != 1 or sample_rate <= 0:
         return f"{channels} channel(s) at {sample_rate} Hz, not a mono clip"
-    expected = HEADER.size + 2 * frames
-    actual = len(data) if full else size
+    expected = HEADER.size + payload_size
+    actual = len(data) if full else file_size
     if actual != expected:
         return f"{actual} bytes instead of {expected}"
     if full and zlib.crc32(memoryview(data)[HEADER.size :]) != crc:
         return "checksum mismatch"
     return ""
+
+
+def _decode(data: bytes) -> tuple[npt.NDArray[np.int16], str]:
+    """The samples of an entry whose header and checksums are right, and '' (or what is wrong:
+    the decoded stream must agree with the header)."""
+    import numpy as np
+    import soundfile
+
+    _, _, channels, sample_rate, frames, payload_size, _, _ = HEADER.unpack_from(data)
+    if frames == payload_size == 0:
+        return np.zeros(0, np.int16), ""
+    try:
+        with soundfile.SoundFile(io.BytesIO(memoryview(data)[HEADER.size :])) as stream:
+            found = (stream.format, stream.subtype, stream.channels, stream.samplerate)
+            pcm = stream.read(frames + 1, dtype="int16")
+    except (RuntimeError, ValueError) as error:  # soundfile's errors are RuntimeErrors
+        return np.zeros(0, np.int16), f"undecodable payload: {error}"
+    if found != ("FLAC", "PCM_16", channels, sample_rate) or len(pcm) != frames:
+        return pcm, f"payload {found} of {len(pcm)} frames disagrees with its header"
+    return pcm, ""
 
 
 def _unlink(path: Path) -> bool:

@@ -489,6 +489,11 @@ def cache_info(state: State) -> None:
     info = SpeechCache(resolve(state.project()).cache_dir).info()
     click.echo(f"cache: {info.root}")
     click.echo(f"entries: {info.entries}, size: {_size(info.bytes)}")
+    if info.old_entries:
+        click.echo(
+            f"older format: {_entries(info.old_entries)} ({_size(info.old_bytes)}), not read; "
+            "`meditate cache prune` deletes them"
+        )
     if info.last_run is not None:
         click.echo(
             f"last run ({info.last_run_at}): {info.last_run.hits} hit(s), "

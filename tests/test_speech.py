@@ -451,3 +451,18 @@ def test_prune_refuses_when_a_script_cannot_be_planned(prune_project: Path) -> N
     assert result.exit_code == 1
     assert "scripts/bad.yaml:3:12: error" in result.stdout + result.stderr
     assert SpeechCache(prune_project / "cache").info().entries == 5
+
+
+def test_cache_info_shows_entries_of_an_older_format_and_prune_deletes_them(
+    prune_project: Path,
+) -> None:
+    """Raw entries of old formats (``.s16``) are not read; info counts them, prune drops them."""
+    old = prune_project / "cache" / "ab" / ("ab" + "0" * 62 + ".s16")
+    old.parent.mkdir(exist_ok=True)
+    old.write_bytes(bytes(2048))
+    info = _cli("cache", "info")
+    assert "entries: 5, size: " in info.stdout
+    assert "older format: 1 entry (2.0 kB), not read" in info.stdout
+    pruned = _cli("cache", "prune")
+    assert pruned.stdout.startswith("removed 3 entries (") and not old.exists()
+    assert "older format" not in _cli("cache", "info").stdout
