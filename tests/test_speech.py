@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
+import logging
 import threading
 import wave
 from collections.abc import Iterator
@@ -466,3 +467,29 @@ def test_cache_info_shows_entries_of_an_older_format_and_prune_deletes_them(
     pruned = _cli("cache", "prune")
     assert pruned.stdout.startswith("removed 3 entries (") and not old.exists()
     assert "older format" not in _cli("cache", "info").stdout
+
+
+def test_a_changed_sample_rate_field_is_warned_and_synthesized_again(
+    prune_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two bytes of a clip's sample-rate field changed gave it a wrong length, unwarned."""
+    import json
+
+    from pipeline.cache import SUFFIX
+
+    measured = json.loads(_cli("plan", "--format", "json", "scripts/calm.yaml").stdout)
+    assert measured["estimated"] == 0
+    for entry in (prune_project / "cache").glob(f"*/*{SUFFIX}"):
+        data = bytearray(entry.read_bytes())
+        data[8] ^= 0x10  # the sample rate's low bytes: 16000 Hz read as 11904 Hz
+        data[9] ^= 0x10
+        entry.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+        planned = _cli("plan", "--format", "json", "scripts/calm.yaml")
+    assert planned.exit_code == 0, planned.stderr
+    assert caplog.text.count("is corrupt (header checksum mismatch)") == 2
+    assert json.loads(planned.stdout)["estimated"] == 2  # not a wrong measured length
+    spoken = _cli("speak", "scripts/calm.yaml")
+    assert "0 already cached, 2 synthesized" in spoken.stdout
+    again = json.loads(_cli("plan", "--format", "json", "scripts/calm.yaml").stdout)
+    assert again == measured
