@@ -9,10 +9,9 @@ changed on disk would move every later cue); the payload's CRC catches a corrupt
 decoded stream must agree with the header. A corrupt entry is deleted with a warning and
 treated as a miss; one of another format version is a quiet miss, replaced when synthesized
 again. Entries of formats 1 and 2 (raw PCM, ``.s16``) are not read: they are synthesized
-again, and ``prune`` deletes them. Entries are written to a temporary file in
-the same folder and renamed into place, so a reader never sees a partial entry. They are not
-fsynced: one that a power cut leaves incomplete fails its size or checksum test and is
-synthesized again.
+again, and ``prune`` deletes them. Entries are written to a temporary file in the same folder
+and renamed into place, so a reader never sees a partial entry. They are not fsynced: one that
+a power cut leaves incomplete fails its size or checksum test and is synthesized again.
 """
 
 from __future__ import annotations
