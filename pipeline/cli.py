@@ -560,7 +560,12 @@ def cache_info(state: State) -> None:
 
     info = SpeechCache(resolve(state.project()).cache_dir).info()
     click.echo(f"cache: {info.root}")
-    click.echo(f"entries: {info.entries}, size: {info.bytes / 1e6:.1f} MB")
+    click.echo(f"entries: {info.entries}, size: {_size(info.bytes)}")
+    if info.old_entries:
+        click.echo(
+            f"older format: {_entries(info.old_entries)} ({_size(info.old_bytes)}), not read; "
+            "`meditate cache prune` deletes them"
+        )
     if info.last_run is not None:
         click.echo(
             f"last run ({info.last_run_at}): {info.last_run.hits} hit(s), "
@@ -570,17 +575,46 @@ def cache_info(state: State) -> None:
 
 @cache.command("prune")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would be removed; remove nothing.")
+@click.option("--engine", "engines", multiple=True,
+              help="Also keep the clips of the scripts with this engine (repeatable).")  # fmt: skip
 @click.pass_obj
 @handle_errors
-def cache_prune(state: State, paths: tuple[Path, ...]) -> None:
-    """Drop cached clips that no script uses (default: the project's scripts folder)."""
+def cache_prune(
+    state: State, paths: tuple[Path, ...], dry_run: bool, engines: tuple[str, ...]
+) -> None:
+    """Drop cached clips that no script of the project uses.
+
+    Every script of the project's scripts folder keeps its clips; PATH adds scripts kept
+    elsewhere (drafts) whose clips are kept too. It never narrows what is kept.
+    """
     from pipeline.speech import prune_cache
 
     project = state.project(paths[0] if paths else None)
-    removed, removed_bytes = prune_cache(paths or (_scripts_dir(project),), project)
-    state.say(
-        f"removed {removed} entr{'y' if removed == 1 else 'ies'} ({removed_bytes / 1e6:.1f} MB)"
+    report = prune_cache(project, paths, engines=engines, dry_run=dry_run)
+    verb = "would remove" if report.dry_run else "removed"
+    say = click.echo if report.dry_run else state.say  # a dry run's answer is what was asked
+    say(
+        f"{verb} {_entries(report.removed)} ({_size(report.removed_bytes)}); "
+        f"kept {_entries(report.kept)} ({_size(report.kept_bytes)}) "
+        f"used by {report.scripts} script(s)"
     )
+
+
+def _entries(count: int) -> str:
+    return f"{count} entr{'y' if count == 1 else 'ies'}"
+
+
+def _size(count: int) -> str:
+    """A size in bytes as people read it: 512 B, 12.3 kB, 115.2 MB, 1.4 GB."""
+    if count < 1000:
+        return f"{count} B"
+    value = count / 1000.0
+    for unit in ("kB", "MB"):
+        if value < 999.95:
+            return f"{value:.1f} {unit}"
+        value /= 1000.0
+    return f"{value:.1f} GB"
 
 
 @cli.command("inspect")

@@ -31,7 +31,7 @@ from pipeline.build import (
     rebuild_catalog,
     shard_scripts,
 )
-from pipeline.cache import SpeechCache
+from pipeline.cache import SUFFIX, SpeechCache
 from pipeline.cli import cli
 from pipeline.config import Project, load_project
 from pipeline.errors import BuildError, ScriptError, UsageError
@@ -449,7 +449,7 @@ def test_a_corrupt_cache_entry_is_detected_and_redone(three: Path) -> None:
     out = three / "dist"
     before = (out / "one.wav").read_bytes()
     cache = SpeechCache(three / "cache")
-    entries = sorted(cache.root.glob("*/*.s16"))
+    entries = sorted(cache.root.glob(f"*/*{SUFFIX}"))
     assert len(entries) == 4
     for entry in entries:  # truncate every entry: whichever belongs to 'one' is hit
         entry.write_bytes(entry.read_bytes()[:-200])

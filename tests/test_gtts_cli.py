@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 from fake_gtts import FakeGtts
 
+from pipeline.cache import SUFFIX
 from pipeline.cli import cli
 from pipeline.engines import clear_engine_cache
 
@@ -62,7 +63,7 @@ def test_rate_limited_forever_is_a_clear_error_and_caches_nothing(
         assert "429 (Too Many Requests)" in result.output and "after 3 tries" in result.output
         assert "probable cause: rate limit" in result.output
         assert len(fake.requests) == 3, "no other sentence is tried after the first failure"
-    entries = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.suffix == ".s16"]
+    entries = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.suffix == SUFFIX]
     assert entries == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
+import logging
 import threading
 import wave
 from collections.abc import Iterator
@@ -358,3 +359,137 @@ def test_numpy_is_imported_before_synthesis_starts_and_only_when_needed(tmp_path
 
     assert probe() == {"at_synthesis": [True, True], "after": True}
     assert probe() == {"at_synthesis": [], "after": False}  # all cached
+
+
+PRUNE_CONFIG = "sample_rate: 16000\nchannels: 1\ncache: cache\n"
+
+
+@pytest.fixture
+def prune_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two scripts in the scripts folder (one in a subfolder) and a draft outside it, spoken."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    clear_engine_cache()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text(PRUNE_CONFIG, encoding="utf-8")
+    scripts = tmp_path / "scripts"
+    (scripts / "anxiety").mkdir(parents=True)
+    (scripts / "calm.yaml").write_text("title: Calm\nsteps:\n  - say: Rest. Be still.\n")
+    (scripts / "anxiety" / "ease.yaml").write_text("title: Ease\nsteps:\n  - say: Let go.\n")
+    (tmp_path / "drafts").mkdir()
+    (tmp_path / "drafts" / "new.yaml").write_text("title: New\nsteps:\n  - say: Soon.\n")
+    (scripts / "gone.yaml").write_text("title: Gone\nsteps:\n  - say: Farewell.\n")
+    runner = CliRunner()
+    for target in ("scripts", "drafts"):
+        result = runner.invoke(cli, ["speak", target])
+        assert result.exit_code == 0, result.output
+    (scripts / "gone.yaml").unlink()
+    assert SpeechCache(tmp_path / "cache").info().entries == 5
+    return tmp_path
+
+
+def _cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    return CliRunner(mix_stderr=False).invoke(cli, list(args))
+
+
+def test_prune_of_a_subfolder_keeps_every_script_of_the_project(prune_project: Path) -> None:
+    """Pruning scripts/anxiety deleted the clips of every other script (333 of 384)."""
+    cache = SpeechCache(prune_project / "cache")
+    size = cache.info().bytes
+    result = _cli("cache", "prune", "scripts/anxiety")
+    assert result.exit_code == 0, result.output + result.stderr
+    # the draft's clip and the deleted script's go; calm's two and ease's stay
+    assert result.stdout.startswith("removed 2 entries (")
+    assert "kept 3 entries (" in result.stdout and "used by 2 script(s)" in result.stdout
+    assert cache.info().entries == 3
+    assert cache.info().bytes < size
+
+
+def test_prune_keeps_the_scripts_of_extra_paths(prune_project: Path) -> None:
+    result = _cli("cache", "prune", "drafts")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.stdout.startswith("removed 1 entry (")
+    assert "kept 4 entries" in result.stdout and "used by 3 script(s)" in result.stdout
+    assert SpeechCache(prune_project / "cache").info().entries == 4
+
+
+def test_prune_dry_run_removes_nothing_and_says_what_it_would(prune_project: Path) -> None:
+    cache = SpeechCache(prune_project / "cache")
+    before = sorted(cache.keys())
+    dry = _cli("cache", "prune", "--dry-run")
+    assert dry.exit_code == 0, dry.output + dry.stderr
+    assert dry.stdout.startswith("would remove 2 entries (") and " kB)" in dry.stdout
+    assert sorted(cache.keys()) == before
+    real = _cli("cache", "prune")
+    assert real.stdout == dry.stdout.replace("would remove", "removed")
+    assert _cli("cache", "prune").stdout.startswith("removed 0 entries (0 B)")
+
+
+def test_prune_keeps_the_clips_of_another_engine_when_asked(
+    prune_project: Path, engine: ToneEngine
+) -> None:
+    """Clips spoken with --engine are used by the scripts too: --engine keeps them."""
+    spoken = _cli("speak", "scripts", "--engine", "tone")
+    assert spoken.exit_code == 0, spoken.output + spoken.stderr
+    cache = SpeechCache(prune_project / "cache")
+    assert cache.info().entries == 8
+    kept = _cli("cache", "prune", "--engine", "tone")
+    assert kept.exit_code == 0, kept.output + kept.stderr
+    assert kept.stdout.startswith("removed 2 entries") and "kept 6 entries" in kept.stdout
+    dropped = _cli("cache", "prune")
+    assert dropped.stdout.startswith("removed 3 entries") and "kept 3 entries" in dropped.stdout
+
+
+def test_prune_refuses_when_a_script_cannot_be_planned(prune_project: Path) -> None:
+    (prune_project / "scripts" / "bad.yaml").write_text("title: B\nsteps:\n  - pause: ten\n")
+    result = _cli("cache", "prune")
+    assert result.exit_code == 1
+    assert "scripts/bad.yaml:3:12: error" in result.stdout + result.stderr
+    assert SpeechCache(prune_project / "cache").info().entries == 5
+
+
+def test_cache_info_shows_entries_of_an_older_format_and_prune_deletes_them(
+    prune_project: Path,
+) -> None:
+    """Raw entries of old formats (``.s16``) are not read; info counts them, prune drops them."""
+    old = prune_project / "cache" / "ab" / ("ab" + "0" * 62 + ".s16")
+    old.parent.mkdir(exist_ok=True)
+    old.write_bytes(bytes(2048))
+    info = _cli("cache", "info")
+    assert "entries: 5, size: " in info.stdout
+    assert "older format: 1 entry (2.0 kB), not read" in info.stdout
+    pruned = _cli("cache", "prune")
+    assert pruned.stdout.startswith("removed 3 entries (") and not old.exists()
+    assert "older format" not in _cli("cache", "info").stdout
+
+
+def test_a_changed_sample_rate_field_is_warned_and_synthesized_again(
+    prune_project: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two bytes of a clip's sample-rate field changed gave it a wrong length, unwarned."""
+    import json
+
+    from pipeline.cache import SUFFIX
+
+    measured = json.loads(_cli("plan", "--format", "json", "scripts/calm.yaml").stdout)
+    assert measured["estimated"] == 0
+    for entry in (prune_project / "cache").glob(f"*/*{SUFFIX}"):
+        data = bytearray(entry.read_bytes())
+        data[8] ^= 0x10  # the sample rate's low bytes: 16000 Hz read as 11904 Hz
+        data[9] ^= 0x10
+        entry.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+        planned = _cli("plan", "--format", "json", "scripts/calm.yaml")
+    assert planned.exit_code == 0, planned.stderr
+    assert caplog.text.count("is corrupt (header checksum mismatch)") == 2
+    assert json.loads(planned.stdout)["estimated"] == 2  # not a wrong measured length
+    spoken = _cli("speak", "scripts/calm.yaml")
+    assert "0 already cached, 2 synthesized" in spoken.stdout
+    again = json.loads(_cli("plan", "--format", "json", "scripts/calm.yaml").stdout)
+    assert again == measured
