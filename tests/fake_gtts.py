@@ -6,6 +6,8 @@ fail: ``FakeGtts(modes=["429", "429", "ok"])``. Modes:
 
 - ``ok``: real MP3 audio (``clip_s`` of a tone, after ``delay_s``).
 - ``hang``: wait ``hang_s`` (past the client's timeout), then drop the connection.
+- ``trickle``: a real answer whose body comes one byte every ``trickle_s`` (each read is quick,
+  the whole answer is not); ``slowheaders``: the status line and headers come that way.
 - ``empty``: 200 with an empty body.
 - ``garbage``: 200 with an HTML page (what a captcha redirect looks like).
 - ``noaudio``: 200 with a ``jQ1olc`` line but no audio (Google's answer to a bad language).
@@ -91,6 +93,7 @@ class FakeGtts:
         default_mode: str = "ok",
         delay_s: float = 0.0,
         hang_s: float = 2.0,
+        trickle_s: float = 0.5,
         clip_s: float = 0.5,
         retry_after_s: float | None = None,
     ) -> None:
@@ -98,6 +101,7 @@ class FakeGtts:
         self.retry_after_s = retry_after_s
         self.delay_s = delay_s
         self.hang_s = min(hang_s, 10.0)
+        self.trickle_s = trickle_s
         self.clip_s = clip_s
         self.requests: list[Recorded] = []
         self.in_flight = 0
@@ -214,6 +218,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode == "hang":
             fake._stop.wait(fake.hang_s)
             self.close_connection = True
+        elif mode in ("trickle", "slowheaders"):
+            audio = base64.b64encode(tone_mp3(fake.clip_s)).decode("ascii")
+            self._trickle(batchexecute_answer(audio), fake, headers_too=mode == "slowheaders")
         elif mode == "empty":
             self._send(200, b"")
         elif mode == "garbage":
@@ -247,6 +254,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:
             self.close_connection = True
+
+    def _trickle(self, body: bytes, fake: FakeGtts, headers_too: bool) -> None:
+        """Send a 200 answer one byte every ``trickle_s`` (the headers too, or at once)."""
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("ascii")
+        self.close_connection = True
+        slow = head + body if headers_too else body
+        try:
+            if not headers_too:
+                self.wfile.write(head)
+            for index in range(len(slow)):
+                if fake._stop.wait(fake.trickle_s):
+                    return
+                self.wfile.write(slow[index : index + 1])
+        except OSError:
+            return  # the client gave up
 
 
 def _decode_rpc(body: str) -> tuple[str, str]:

@@ -150,10 +150,56 @@ def test_hang_times_out_and_is_retried(fake: FakeGtts) -> None:
 def test_hang_forever_is_an_error_after_the_timeouts(fake: FakeGtts) -> None:
     fake.default_mode = "hang"
     start_s = time.monotonic()
-    with pytest.raises(EngineError, match=r"no answer from .* within 0\.3 s after 2 tries"):
+    with pytest.raises(EngineError, match=r"no complete answer .* within 0\.3 s after 2 tries"):
         engine_for(fake, tries=2).synthesize("Rest here.", VOICE)
     assert time.monotonic() - start_s < 2 * 0.3 + 0.5
     assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize("mode", ["trickle", "slowheaders"])
+def test_trickled_answer_fails_within_one_deadline_per_try(mode: str) -> None:
+    # one byte every 50 ms: every read is quicker than the timeout, the whole answer is not
+    with FakeGtts(default_mode=mode, trickle_s=0.05) as server:
+        start_s = time.monotonic()
+        with pytest.raises(EngineError) as caught:
+            engine_for(server, tries=2).synthesize("Rest here.", VOICE)
+        elapsed_s = time.monotonic() - start_s
+        assert len(server.requests) == 2
+    assert elapsed_s < 2 * 0.3 + 2.0  # the old client hung for minutes
+    assert re.search(r"no complete answer from .* within 0\.3 s after 2 tries", str(caught.value))
+    assert "raise the gtts timeout" in str(caught.value)
+
+
+def test_trickle_then_ok_is_retried() -> None:
+    with FakeGtts(["trickle", "ok"], trickle_s=0.05) as server:
+        audio = engine_for(server, timeout_s=1.0).synthesize("Rest here.", VOICE)
+        assert [request.mode for request in server.requests] == ["trickle", "ok"]
+    assert seconds(audio.data) == pytest.approx(CLIP_S, abs=0.05)
+
+
+def test_stalled_connect_fails_within_the_deadline() -> None:
+    # a listening socket whose accept queue is full: the kernel drops further SYNs
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            time.sleep(0.05)
+            engine = GttsEngine(fast(f"http://127.0.0.1:{port}", tries=2), rng=random.Random(1))
+            start_s = time.monotonic()
+            with pytest.raises(EngineError, match=r"within 0\.3 s after 2 tries"):
+                engine.synthesize("Rest here.", VOICE)
+            elapsed_s = time.monotonic() - start_s
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert elapsed_s < 2 * 0.3 + 2.0  # connect time counts against the try's deadline
 
 
 @pytest.mark.parametrize("mode", ["empty", "garbage", "noaudio", "badaudio"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,22 @@ def test_never_falls_back_to_another_engine(
     assert result.exit_code == 1
     assert "500" in result.output
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_render_fails_in_bounded_time_on_a_trickled_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one byte every 50 ms: each read beats the 1 s timeout, the answer never does
+    monkeypatch.chdir(tmp_path)
+    with FakeGtts(default_mode="trickle", trickle_s=0.05) as fake:
+        make_project(tmp_path, fake, tries=2)
+        start_s = time.monotonic()
+        result = CliRunner().invoke(
+            cli, ["render", "scripts/online.yaml", "--engine", "gtts", "-o", "out"]
+        )
+        elapsed_s = time.monotonic() - start_s
+        assert 2 <= len(fake.requests) <= 4  # two tries of each of the two sentences at most
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"no complete answer from {fake.url} within 1 s after 2 tries" in result.output
+    assert elapsed_s < 2 * 1.0 + 3.0
