@@ -8,6 +8,7 @@ fail: ``FakeGtts(modes=["429", "429", "ok"])``. Modes:
 - ``hang``: wait ``hang_s`` (past the client's timeout), then drop the connection.
 - ``trickle``: a real answer whose body comes one byte every ``trickle_s`` (each read is quick,
   the whole answer is not); ``slowheaders``: the status line and headers come that way.
+- ``reset``: drop the connection at once with a TCP reset, no answer.
 - ``empty``: 200 with an empty body.
 - ``garbage``: 200 with an HTML page (what a captcha redirect looks like).
 - ``noaudio``: 200 with a ``jQ1olc`` line but no audio (Google's answer to a bad language).
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -221,6 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode in ("trickle", "slowheaders"):
             audio = base64.b64encode(tone_mp3(fake.clip_s)).decode("ascii")
             self._trickle(batchexecute_answer(audio), fake, headers_too=mode == "slowheaders")
+        elif mode == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
         elif mode == "empty":
             self._send(200, b"")
         elif mode == "garbage":

@@ -242,6 +242,28 @@ def test_connection_refused_is_retried_then_an_error() -> None:
         engine.synthesize("Rest here.", VOICE)
 
 
+def test_connection_reset_is_retried(fake: FakeGtts) -> None:
+    fake.script("reset", "ok")
+    engine_for(fake).synthesize("Rest here.", VOICE)
+    assert [request.mode for request in fake.requests] == ["reset", "ok"]
+
+
+def test_unresolvable_host_fails_at_once() -> None:
+    # the .invalid top-level domain never resolves (RFC 2606): no host is contacted
+    slept: list[float] = []
+    retry = fast("http://no-such-host.invalid", tries=5)
+    engine = GttsEngine(retry, rng=random.Random(1), sleep=slept.append)
+    start_s = time.monotonic()
+    with pytest.raises(EngineError) as caught:
+        engine.synthesize("Rest here.", VOICE)
+    assert time.monotonic() - start_s < 2.0
+    assert slept == [], "a name that does not resolve is not retried"
+    message = str(caught.value)
+    assert re.search(r"cannot resolve host 'no-such-host\.invalid' \(.+\): probable cause", message)
+    assert "tries" not in message
+    assert "a mistyped gtts endpoint" in message
+
+
 def test_mixed_failures_are_summarized(fake: FakeGtts) -> None:
     fake.script("429", "500", "429")
     with pytest.raises(EngineError, match=r"after 3 tries \(429 x2, 500 x1\)"):

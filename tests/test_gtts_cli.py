@@ -96,3 +96,24 @@ def test_render_fails_in_bounded_time_on_a_trickled_answer(
     assert "Traceback" not in result.output
     assert f"no complete answer from {fake.url} within 1 s after 2 tries" in result.output
     assert elapsed_s < 2 * 1.0 + 3.0
+
+
+def test_speak_with_an_unresolvable_endpoint_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # .invalid never resolves (RFC 2606); tries and back-off would take minutes if retried
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text(
+        "cache: cache\ngtts: {endpoint: 'http://tts.example.invalid', tries: 5, "
+        "backoff_min: 5s, timeout: 5s}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "online.yaml").write_text(SCRIPT, encoding="utf-8")
+    start_s = time.monotonic()
+    result = CliRunner().invoke(cli, ["speak", "-j", "1"])
+    assert time.monotonic() - start_s < 5.0
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "cannot resolve host 'tts.example.invalid'" in result.output
+    assert "after" not in result.output

@@ -336,6 +336,8 @@ class GttsEngine(Engine):
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
                 raise _timeout_failure(target, timeout_s) from None
+            if isinstance(error.reason, socket.gaierror):
+                raise _resolve_failure(error.reason, url, self.retry.endpoint) from None
             raise _connection_failure(str(error.reason), target) from None
         except TimeoutError:
             raise _timeout_failure(target, timeout_s) from None
@@ -616,6 +618,17 @@ def _connection_failure(reason: str, target: _Target) -> _Failed:
         "no network, or the host is not reachable from here",
         retryable=True,
     )
+
+
+def _resolve_failure(error: socket.gaierror, url: str, endpoint: str) -> _Failed:
+    host = urllib.parse.urlsplit(url).hostname or url
+    reason = error.strerror or str(error)
+    cause = (
+        "a mistyped gtts endpoint (meditate.yaml or MEDITATE_GTTS_ENDPOINT), or no network"
+        if endpoint
+        else "no network, or no DNS server reachable from here"
+    )
+    return _Failed("dns", f"cannot resolve host '{host}' ({reason})", cause, retryable=False)
 
 
 def _final_error(sentence: str, failures: list[_Failed]) -> EngineError:
