@@ -8,6 +8,8 @@ fail: ``FakeGtts(modes=["429", "429", "ok"])``. Modes:
 - ``hang``: wait ``hang_s`` (past the client's timeout), then drop the connection.
 - ``trickle``: a real answer whose body comes one byte every ``trickle_s`` (each read is quick,
   the whole answer is not); ``slowheaders``: the status line and headers come that way.
+- ``huge``: 200 with a body one byte over the engine's size bound (``Content-Length`` set);
+  ``hugestream``: the same without ``Content-Length`` (the end is the closed connection).
 - ``reset``: drop the connection at once with a TCP reset, no answer.
 - ``empty``: 200 with an empty body.
 - ``garbage``: 200 with an HTML page (what a captcha redirect looks like).
@@ -35,6 +37,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+from pipeline.engines.gtts import MAX_RESPONSE_BYTES
 from pipeline.ffmpeg import run_ffmpeg
 
 RPC_PATH = "/_/TranslateWebserverUi/data/batchexecute"
@@ -224,6 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode in ("trickle", "slowheaders"):
             audio = base64.b64encode(tone_mp3(fake.clip_s)).decode("ascii")
             self._trickle(batchexecute_answer(audio), fake, headers_too=mode == "slowheaders")
+        elif mode in ("huge", "hugestream"):
+            self._send_huge(MAX_RESPONSE_BYTES + 1, with_length=mode == "huge")
         elif mode == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -276,6 +281,22 @@ class _Handler(BaseHTTPRequestHandler):
                 if fake._stop.wait(fake.trickle_s):
                     return
                 self.wfile.write(slow[index : index + 1])
+        except OSError:
+            return  # the client gave up
+
+    def _send_huge(self, size: int, with_length: bool) -> None:
+        """A 200 answer of ``size`` bytes of JSON-looking filler."""
+        length = f"Content-Length: {size}\r\n" if with_length else ""
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"{length}Connection: close\r\n\r\n"
+        ).encode("ascii")
+        self.close_connection = True
+        block = b"[" * 65536
+        try:
+            self.wfile.write(head)
+            for start in range(0, size, len(block)):
+                self.wfile.write(block[: min(len(block), size - start)])
         except OSError:
             return  # the client gave up
 

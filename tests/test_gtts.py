@@ -264,6 +264,18 @@ def test_unresolvable_host_fails_at_once() -> None:
     assert "a mistyped gtts endpoint" in message
 
 
+@pytest.mark.parametrize("mode", ["huge", "hugestream"])
+def test_oversized_answer_is_named_with_the_limit_and_not_retried(mode: str) -> None:
+    with FakeGtts(default_mode=mode) as server:
+        with pytest.raises(EngineError) as caught:
+            engine_for(server, timeout_s=10.0).synthesize("Rest here.", VOICE)
+        assert len(server.requests) == 1
+    message = str(caught.value)
+    assert "an answer larger than 16 MiB (the limit for one sentence part)" in message
+    assert "empty" not in message
+    assert "probable cause: not Google's answer" in message
+
+
 def test_mixed_failures_are_summarized(fake: FakeGtts) -> None:
     fake.script("429", "500", "429")
     with pytest.raises(EngineError, match=r"after 3 tries \(429 x2, 500 x1\)"):

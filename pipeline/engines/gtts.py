@@ -561,6 +561,9 @@ class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
 
 def _read_bounded(response: http.client.HTTPResponse, deadline: _Deadline) -> bytes:
     """The whole body, within the try's deadline and the size bound."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise _too_large_failure()
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -569,7 +572,7 @@ def _read_bounded(response: http.client.HTTPResponse, deadline: _Deadline) -> by
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            return b""
+            raise _too_large_failure()
         chunks.append(chunk)
         deadline.left_s()
 
@@ -599,6 +602,16 @@ def _http_failure(status: int, reason: str, target: _Target, retry_after_s: floa
     else:
         cause = "the request was refused; an upstream API change (try `pip install -U gTTS`)"
     return _Failed(str(status), what, cause, retryable=False)
+
+
+def _too_large_failure() -> _Failed:
+    return _Failed(
+        "too large",
+        f"an answer larger than {MAX_RESPONSE_BYTES // 2**20} MiB (the limit for one sentence "
+        f"part) from {SERVICE}",
+        "not Google's answer: a wrong gtts endpoint, or a proxy or captive portal in the way",
+        retryable=False,
+    )
 
 
 def _timeout_failure(target: _Target, timeout_s: float) -> _Failed:
