@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from fake_gtts import FakeGtts, batchexecute_answer, tone_mp3
 
+from pipeline.cache import speech_key
 from pipeline.engines.base import Engine
 from pipeline.engines.gtts import MAX_CHARS, GttsEngine, extract_audio
 from pipeline.errors import EngineError
@@ -368,9 +369,26 @@ def test_unknown_tld_is_an_error(fake: FakeGtts) -> None:
 def test_language_case_is_canonical(fake: FakeGtts) -> None:
     engine = engine_for(fake)
     voice = replace(VOICE, language="zh-cn", tld="com.hk")
-    assert engine.cache_settings(voice) == {"language": "zh-CN", "tld": "com.hk"}
+    assert GttsEngine().cache_settings(voice) == {"language": "zh-CN", "tld": "com.hk"}
     engine.synthesize("你好。", voice)
     assert (fake.requests[0].language, fake.requests[0].tld) == ("zh-CN", "com.hk")
+
+
+def test_a_custom_endpoint_enters_the_cache_key(fake: FakeGtts) -> None:
+    google = GttsEngine()
+    custom = engine_for(fake)
+    # the default endpoint's settings (hence every key made so far) are unchanged
+    assert google.cache_settings(VOICE) == {"language": "en", "tld": "co.uk"}
+    assert custom.cache_settings(VOICE) == {"language": "en", "tld": "co.uk", "endpoint": fake.url}
+
+    def key(engine: GttsEngine) -> str:
+        return speech_key(engine, VOICE, "Breathe in.", 24000)
+
+    assert key(custom) != key(google)
+    assert key(custom) == key(GttsEngine(fast(fake.url + "/")))
+    assert key(custom) != key(GttsEngine(fast("http://127.0.0.1:1")))
+    # Google's own address for the accent, written out, is the default
+    assert key(GttsEngine(RetrySettings(endpoint="https://translate.google.co.uk/"))) == key(google)
 
 
 @pytest.mark.parametrize(

@@ -21,14 +21,18 @@ steps:
 
 
 def make_project(root: Path, fake: FakeGtts, tries: int = 3) -> None:
+    make_project_config(root, fake, tries)
+    (root / "scripts").mkdir()
+    (root / "scripts" / "online.yaml").write_text(SCRIPT, encoding="utf-8")
+
+
+def make_project_config(root: Path, fake: FakeGtts, tries: int = 3) -> None:
     (root / "meditate.yaml").write_text(
         "sample_rate: 16000\nchannels: 1\ncache: cache\n"
         f"gtts: {{endpoint: '{fake.url}', tries: {tries}, backoff_min: 10ms, "
         "backoff_max: 20ms, timeout: 1s, min_interval: 0s}\n",
         encoding="utf-8",
     )
-    (root / "scripts").mkdir()
-    (root / "scripts" / "online.yaml").write_text(SCRIPT, encoding="utf-8")
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +52,20 @@ def test_speak_with_gtts_fills_the_cache(tmp_path: Path, monkeypatch: pytest.Mon
         again = CliRunner().invoke(cli, ["speak"])
         assert "0 synthesized (0 engine call(s))" in again.output
         assert len(fake.requests) == 2
+
+
+def test_clips_of_another_endpoint_are_not_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with FakeGtts() as test_server, FakeGtts() as other_server:
+        make_project(tmp_path, test_server)
+        assert CliRunner().invoke(cli, ["speak", "-j", "1"]).exit_code == 0
+        make_project_config(tmp_path, other_server)
+        result = CliRunner().invoke(cli, ["speak", "-j", "1"])
+        assert result.exit_code == 0, result.output
+        assert "0 already cached, 2 synthesized" in result.output
+        assert len(other_server.requests) == 2
 
 
 def test_rate_limited_forever_is_a_clear_error_and_caches_nothing(

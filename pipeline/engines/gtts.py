@@ -251,9 +251,14 @@ class GttsEngine(Engine):
         return sorted(_languages())
 
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
-        """Language and accent domain (validated and canonical)."""
+        """Language and accent domain (validated and canonical), and the endpoint when it is not
+        Google's: a test server's or a proxy's audio must never pass for Google's.
+        """
         target = self._target(voice)
-        return {"language": target.language, "tld": target.tld}
+        settings = {"language": target.language, "tld": target.tld}
+        if target.base_url != GOOGLE_HOST.format(tld=target.tld):
+            settings["endpoint"] = target.base_url
+        return settings
 
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one sentence, in parts of at most 100 characters cut at clause ends."""
