@@ -135,3 +135,86 @@ def test_speak_with_an_unresolvable_endpoint_fails_at_once(
     assert "Traceback" not in result.output
     assert "cannot resolve host 'tts.example.invalid'" in result.output
     assert "after" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("config", "environment", "expected"),
+    [
+        (
+            "",
+            {"MEDITATE_TLD": "../evil"},
+            "environment: error: MEDITATE_TLD: expected an accent's Google domain like 'com' or "
+            "'co.uk', got '../evil'",
+        ),
+        (
+            "",
+            {"MEDITATE_ENGINE": "gtts", "MEDITATE_TLD": "../evil"},
+            "environment: error: MEDITATE_TLD: expected an accent's Google domain",
+        ),
+        (
+            "",
+            {"MEDITATE_ENGINE": "gtts", "MEDITATE_TLD": "co.ukk"},
+            "environment: error: MEDITATE_TLD: gtts: unknown tld 'co.ukk'",
+        ),
+        (
+            "defaults:\n  voice: {engine: gtts}\n",
+            {"MEDITATE_TLD": "co.ukk"},
+            "environment: error: MEDITATE_TLD: gtts: unknown tld 'co.ukk'",
+        ),
+        (
+            "defaults:\n  voice: {engine: gtts, tld: co.ukk}\n",
+            {},
+            "meditate.yaml:2:30: error: defaults.voice.tld: gtts: unknown tld 'co.ukk'",
+        ),
+        (
+            "defaults:\n  voice: {tld: co.ukk}\n",
+            {"MEDITATE_ENGINE": "gtts"},
+            "meditate.yaml:2:16: error: defaults.voice.tld: gtts: unknown tld 'co.ukk'",
+        ),
+        (
+            "",
+            {"MEDITATE_RATE": "fast"},
+            "environment: error: MEDITATE_RATE: expected a number, got 'fast'",
+        ),
+        (
+            "",
+            {"MEDITATE_GTTS_ENDPOINT": "ftp://mirror.example"},
+            "environment: error: MEDITATE_GTTS_ENDPOINT: expected an http:// or https:// address",
+        ),
+        (
+            "gtts: {endpoint: 'mirror.example:8080'}\n",
+            {},
+            "meditate.yaml:1:18: error: gtts.endpoint: expected an http:// or https:// address",
+        ),
+    ],
+    ids=[
+        "env tld, espeak",
+        "env tld and engine",
+        "env unknown tld",
+        "env tld, config engine",
+        "config tld",
+        "config tld, env engine",
+        "env rate",
+        "env endpoint",
+        "config endpoint",
+    ],
+)
+def test_a_bad_voice_setting_is_blamed_where_it_is_set(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    config: str,
+    environment: dict[str, str],
+    expected: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text(config, encoding="utf-8")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "a.yaml").write_text("title: A\nsteps:\n  - say: Hello.\n")
+    for command in (["validate"], ["render", "scripts/a.yaml", "-o", "out"]):
+        result = CliRunner().invoke(cli, command, env=environment)
+        assert result.exit_code in (1, 2), result.output
+        errors = [line for line in result.output.splitlines() if "error: " in line]
+        assert len(errors) == 1 and errors[0].startswith(expected), (command, result.output)
+        assert "MEDITATE_ENGINE" not in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

@@ -128,7 +128,7 @@ def validate_paths(
     return report
 
 
-VOICE_KEYS = ("voice.engine", "voice.name", "voice.language", "language")
+VOICE_KEYS = ("voice.engine", "voice.name", "voice.language", "language", "voice.tld")
 """Settings that choose the voice, in the order a fault is looked for in them."""
 
 
@@ -162,8 +162,12 @@ def _default_voice_problem(
         message = str(error)
     else:
         return None
-    engine_fault = message.startswith(("unknown engine", "engine "))
-    suspects = VOICE_KEYS[:1] if engine_fault else VOICE_KEYS[1:]
+    if message.startswith(("unknown engine", "engine ")):
+        suspects: tuple[str, ...] = ("voice.engine",)
+    elif "unknown tld" in message:
+        suspects = ("voice.tld",)
+    else:
+        suspects = ("voice.name", "voice.language", "language")
     for key in (*suspects, *VOICE_KEYS):
         place = place_of(key)
         if place is not None:
