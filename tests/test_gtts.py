@@ -249,8 +249,10 @@ def test_connection_reset_is_retried(fake: FakeGtts) -> None:
     assert [request.mode for request in fake.requests] == ["reset", "ok"]
 
 
-def test_unresolvable_host_fails_at_once() -> None:
+def test_unresolvable_host_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # the .invalid top-level domain never resolves (RFC 2606): no host is contacted
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
     slept: list[float] = []
     retry = fast("http://no-such-host.invalid", tries=5)
     engine = GttsEngine(retry, rng=random.Random(1), sleep=slept.append)
@@ -263,6 +265,19 @@ def test_unresolvable_host_fails_at_once() -> None:
     assert re.search(r"cannot resolve host 'no-such-host\.invalid' \(.+\): probable cause", message)
     assert "tries" not in message
     assert "a mistyped gtts endpoint" in message
+
+
+def test_an_unresolvable_proxy_is_named_as_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://proxy.example.invalid:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    engine = GttsEngine(fast("http://tts.example.invalid", tries=5), sleep=lambda _: None)
+    with pytest.raises(EngineError) as caught:
+        engine.synthesize("Rest here.", VOICE)
+    message = str(caught.value)
+    assert "cannot resolve host 'proxy.example.invalid' (the proxy" in message
+    assert "probable cause: a mistyped proxy in http_proxy or https_proxy" in message
+    assert "tries" not in message
 
 
 @pytest.mark.parametrize("mode", ["huge", "hugestream"])

@@ -121,6 +121,8 @@ def test_speak_with_an_unresolvable_endpoint_fails_at_once(
 ) -> None:
     # .invalid never resolves (RFC 2606); tries and back-off would take minutes if retried
     monkeypatch.chdir(tmp_path)
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
     (tmp_path / "meditate.yaml").write_text(
         "cache: cache\ngtts: {endpoint: 'http://tts.example.invalid', tries: 5, "
         "backoff_min: 5s, timeout: 5s}\n",

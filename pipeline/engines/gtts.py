@@ -342,7 +342,8 @@ class GttsEngine(Engine):
             if isinstance(error.reason, TimeoutError):
                 raise _timeout_failure(target, timeout_s) from None
             if isinstance(error.reason, socket.gaierror):
-                raise _resolve_failure(error.reason, url, self.retry.endpoint) from None
+                unresolved = deadline.unresolved
+                raise _resolve_failure(error.reason, url, unresolved, self.retry.endpoint) from None
             raise _connection_failure(str(error.reason), target) from None
         except TimeoutError:
             raise _timeout_failure(target, timeout_s) from None
@@ -408,6 +409,8 @@ class _Deadline:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         self.end_s = time.monotonic() + timeout_s
+        self.unresolved = ""
+        """The host name that did not resolve, if one did not (the endpoint's or a proxy's)."""
 
     def left_s(self) -> float:
         """Seconds left; TimeoutError once there are none."""
@@ -437,6 +440,8 @@ class _Deadline:
         thread.start()
         thread.join(self.left_s())
         if failed:
+            if isinstance(failed[0], socket.gaierror):
+                self.unresolved = host
             raise failed[0]
         if not found:
             raise TimeoutError(f"host name not resolved within {self.timeout_s:g} s")
@@ -638,9 +643,13 @@ def _connection_failure(reason: str, target: _Target) -> _Failed:
     )
 
 
-def _resolve_failure(error: socket.gaierror, url: str, endpoint: str) -> _Failed:
+def _resolve_failure(error: socket.gaierror, url: str, unresolved: str, endpoint: str) -> _Failed:
     host = urllib.parse.urlsplit(url).hostname or url
     reason = error.strerror or str(error)
+    if unresolved and unresolved != host:
+        what = f"cannot resolve host '{unresolved}' (the proxy for {host}: {reason})"
+        cause = "a mistyped proxy in http_proxy or https_proxy, or no network"
+        return _Failed("dns", what, cause, retryable=False)
     cause = (
         "a mistyped gtts endpoint (meditate.yaml or MEDITATE_GTTS_ENDPOINT), or no network"
         if endpoint
