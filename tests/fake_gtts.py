@@ -18,7 +18,8 @@ fail: ``FakeGtts(modes=["429", "429", "ok"])``. Modes:
 - ``429``, ``500``, ``403`` or any other status code: that status with an HTML body (a 429
   carries ``Retry-After: retry_after_s`` when that is set).
 
-When the list is used up, ``default_mode`` answers. Every request is recorded.
+When the list is used up, ``default_mode`` answers. Every request is recorded. With
+``tls=(certificate, key)`` it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -35,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 
 from pipeline.engines.gtts import MAX_RESPONSE_BYTES
@@ -102,6 +105,7 @@ class FakeGtts:
         trickle_s: float = 0.5,
         clip_s: float = 0.5,
         retry_after_s: float | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.default_mode = default_mode
         self.retry_after_s = retry_after_s
@@ -117,13 +121,19 @@ class FakeGtts:
         self._stop = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
+        self._scheme = "http"
+        if tls is not None:  # (certificate, key): serve HTTPS
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """Base URL to give the engine as its endpoint."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     @property
     def texts(self) -> list[str]:

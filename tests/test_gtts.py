@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import random
 import re
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -241,6 +245,49 @@ def test_connection_refused_is_retried_then_an_error() -> None:
     engine = GttsEngine(fast(f"http://127.0.0.1:{port}", tries=3), rng=random.Random(1))
     with pytest.raises(EngineError, match=r"cannot connect to .*after 3 tries.*not reachable"):
         engine.synthesize("Rest here.", VOICE)
+
+
+def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow_getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.example.invalid":
+            time.sleep(3.0)  # a resolver that does not answer
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    engine = GttsEngine(fast("http://slow-dns.example.invalid", tries=2), rng=random.Random(1))
+    start_s = time.monotonic()
+    with pytest.raises(EngineError, match=r"no complete answer .* within 0\.3 s after 2 tries"):
+        engine.synthesize("Rest here.", VOICE)
+    assert time.monotonic() - start_s < 2 * 0.3 + 1.5
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_endpoint_speaks_and_keeps_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    with FakeGtts(["ok", "trickle"], trickle_s=0.05, tls=(certificate, key)) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        engine = engine_for(server, tries=1, timeout_s=2.0)
+        audio = engine.synthesize("Rest here.", VOICE)
+        assert seconds(audio.data) == pytest.approx(CLIP_S, abs=0.05)
+        start_s = time.monotonic()
+        with pytest.raises(EngineError, match=r"no complete answer .* within 2 s"):
+            engine.synthesize("Rest again.", VOICE)
+        assert time.monotonic() - start_s < 2.0 + 2.0
 
 
 def test_connection_reset_is_retried(fake: FakeGtts) -> None:
