@@ -265,19 +265,21 @@ def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch: pytest.Monk
     assert time.monotonic() - start_s < 2 * 0.3 + 1.5
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throw-away certificate and key for 127.0.0.1."""
+    certificate, key = folder / "cert.pem", folder / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(command, check=True, capture_output=True)
+    return certificate, key
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_https_endpoint_speaks_and_keeps_the_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-    command += ["-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1"]
-    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
-    subprocess.run(
-        command,
-        check=True,
-        capture_output=True,
-    )
+    certificate, key = self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
     with FakeGtts(["ok", "trickle"], trickle_s=0.05, tls=(certificate, key)) as server:
         assert server.url.startswith("https://127.0.0.1:")
@@ -288,6 +290,21 @@ def test_https_endpoint_speaks_and_keeps_the_deadline(
         with pytest.raises(EngineError, match=r"no complete answer .* within 2 s"):
             engine.synthesize("Rest again.", VOICE)
         assert time.monotonic() - start_s < 2.0 + 2.0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_an_untrusted_certificate_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with FakeGtts(tls=self_signed(tmp_path)) as server:
+        with pytest.raises(EngineError) as caught:
+            engine_for(server, timeout_s=2.0).synthesize("Rest here.", VOICE)
+        assert len(server.requests) == 0
+    message = str(caught.value)
+    assert f"the certificate of {server.url} is not trusted" in message
+    assert "tries" not in message
+    assert "probable cause: something between here and the server intercepts HTTPS" in message
 
 
 def test_connection_reset_is_retried(fake: FakeGtts) -> None:

@@ -18,6 +18,7 @@ import logging
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -341,6 +342,8 @@ class GttsEngine(Engine):
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
                 raise _timeout_failure(target, timeout_s) from None
+            if isinstance(error.reason, ssl.SSLCertVerificationError):
+                raise _untrusted_failure(error.reason, target) from None
             if isinstance(error.reason, socket.gaierror):
                 unresolved = deadline.unresolved
                 raise _resolve_failure(error.reason, url, unresolved, self.retry.endpoint) from None
@@ -640,6 +643,17 @@ def _connection_failure(reason: str, target: _Target) -> _Failed:
         f"cannot connect to {target.base_url} ({reason})",
         "no network, or the host is not reachable from here",
         retryable=True,
+    )
+
+
+def _untrusted_failure(error: ssl.SSLCertVerificationError, target: _Target) -> _Failed:
+    reason = error.verify_message or error.reason or str(error)
+    return _Failed(
+        "certificate",
+        f"the certificate of {target.base_url} is not trusted ({reason})",
+        "something between here and the server intercepts HTTPS (a proxy, a captive portal), "
+        "or the gtts endpoint is not the server it names",
+        retryable=False,
     )
 
 
