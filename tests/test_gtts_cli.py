@@ -175,6 +175,16 @@ def test_speak_with_an_unresolvable_endpoint_fails_at_once(
         ),
         (
             "",
+            {"MEDITATE_ENGINE": "gtts", "MEDITATE_VOICE": "x", "MEDITATE_LANGUAGE": "zz"},
+            "environment: error: MEDITATE_LANGUAGE: gtts: unknown language 'zz'",
+        ),
+        (
+            "defaults:\n  voice: {engine: gtts, name: x}\n",
+            {"MEDITATE_LANGUAGE": "zz"},
+            "environment: error: MEDITATE_LANGUAGE: gtts: unknown language 'zz'",
+        ),
+        (
+            "",
             {"MEDITATE_RATE": "fast"},
             "environment: error: MEDITATE_RATE: expected a number, got 'fast'",
         ),
@@ -196,6 +206,8 @@ def test_speak_with_an_unresolvable_endpoint_fails_at_once(
         "env tld, config engine",
         "config tld",
         "config tld, env engine",
+        "env language beside a voice name",
+        "env language beside a config voice name",
         "env rate",
         "env endpoint",
         "config endpoint",

@@ -168,7 +168,14 @@ def _default_voice_problem(
         suspects = ("voice.tld",)
     else:
         suspects = ("voice.name", "voice.language", "language")
-    for key in (*suspects, *VOICE_KEYS):
+    voice = settings.voice
+    values = {
+        "voice.name": voice.name,
+        "voice.language": voice.language,
+        "language": voice.language,
+    }
+    named = tuple(key for key in suspects if values.get(key) and f"'{values[key]}'" in message)
+    for key in (*named, *suspects, *VOICE_KEYS):  # the setting whose value the message quotes
         place = place_of(key)
         if place is not None:
             return Problem(place, message)
