@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -182,6 +183,7 @@ def test_trickle_then_ok_is_retried() -> None:
     assert seconds(audio.data) == pytest.approx(CLIP_S, abs=0.05)
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux drops SYNs to a full queue")
 def test_stalled_connect_fails_within_the_deadline() -> None:
     # a listening socket whose accept queue is full: the kernel drops further SYNs
     with socket.socket() as listener:
