@@ -370,7 +370,9 @@ def test_concurrency_is_never_exceeded_across_threads_and_instances() -> None:
 
         def speak(index: int) -> None:
             try:
-                engine_for(server).synthesize(f"Sentence number {index}.", VOICE)
+                # a generous timeout: a retry on a loaded machine would be a seventh request
+                engine = engine_for(server, timeout_s=5.0)
+                engine.synthesize(f"Sentence number {index}.", VOICE)
             except BaseException as error:  # pragma: no cover - reported below
                 errors.append(error)
 
@@ -386,7 +388,7 @@ def test_concurrency_is_never_exceeded_across_threads_and_instances() -> None:
 
 def test_min_interval_between_request_starts() -> None:
     with FakeGtts() as server:
-        engine = engine_for(server, concurrency=4, min_interval_s=0.1)
+        engine = engine_for(server, concurrency=4, min_interval_s=0.1, timeout_s=5.0)
         threads = [
             threading.Thread(target=engine.synthesize, args=(f"Part {i}.", VOICE)) for i in range(5)
         ]
