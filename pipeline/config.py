@@ -7,6 +7,8 @@ first: built-in defaults < project config < script < ``MEDITATE_*`` environment 
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +110,30 @@ def _language(value: object) -> str:
     return text
 
 
+_TLD = re.compile(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*")
+
+
+def _tld(value: object) -> str:
+    text = _text(value)
+    if not _TLD.fullmatch(text.lower()):
+        raise ValueError(f"expected an accent's Google domain like 'com' or 'co.uk', got {value!r}")
+    return text
+
+
+def _endpoint(value: object) -> str:
+    text = _text(value)
+    try:
+        parts = urllib.parse.urlsplit(text)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number, or out of range
+        usable = False
+    if not usable or parts.query or parts.fragment:
+        raise ValueError(
+            f"expected an http:// or https:// address like 'http://127.0.0.1:8080', got {value!r}"
+        )
+    return text
+
+
 def _lexicon(value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         raise ValueError("expected a mapping of word: respelling")
@@ -123,7 +149,7 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "voice.engine": _text,
     "voice.name": _text,
     "voice.language": _language,
-    "voice.tld": _text,
+    "voice.tld": _tld,
     "voice.rate": _number(0.5, 2.0),
     "background.asset": _text,
     "background.gain": _gain(-60.0, 12.0),
@@ -148,7 +174,7 @@ PARSERS: dict[str, Callable[[object], Any]] = {
     "gtts.timeout": _seconds(600.0),
     "gtts.concurrency": _integer(1, 16),
     "gtts.min_interval": _seconds(60.0),
-    "gtts.endpoint": _text,
+    "gtts.endpoint": _endpoint,
 }
 """Every settable key, flat, with its parser; the config, environment and flags share them."""
 
@@ -409,7 +435,7 @@ def environment_layer(environ: Mapping[str, str] | None = None) -> Layer:
         try:
             layer[flat] = PARSERS[flat](_coerce(value))
         except ValueError as error:
-            raise ConfigError(f"error: environment variable {variable}: {error}") from None
+            raise ConfigError(f"environment: error: {variable}: {error}") from None
     return layer
 
 

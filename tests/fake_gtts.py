@@ -6,6 +6,11 @@ fail: ``FakeGtts(modes=["429", "429", "ok"])``. Modes:
 
 - ``ok``: real MP3 audio (``clip_s`` of a tone, after ``delay_s``).
 - ``hang``: wait ``hang_s`` (past the client's timeout), then drop the connection.
+- ``trickle``: a real answer whose body comes one byte every ``trickle_s`` (each read is quick,
+  the whole answer is not); ``slowheaders``: the status line and headers come that way.
+- ``huge``: 200 with a body one byte over the engine's size bound (``Content-Length`` set);
+  ``hugestream``: the same without ``Content-Length`` (the end is the closed connection).
+- ``reset``: drop the connection at once with a TCP reset, no answer.
 - ``empty``: 200 with an empty body.
 - ``garbage``: 200 with an HTML page (what a captcha redirect looks like).
 - ``noaudio``: 200 with a ``jQ1olc`` line but no audio (Google's answer to a bad language).
@@ -13,13 +18,17 @@ fail: ``FakeGtts(modes=["429", "429", "ok"])``. Modes:
 - ``429``, ``500``, ``403`` or any other status code: that status with an HTML body (a 429
   carries ``Retry-After: retry_after_s`` when that is set).
 
-When the list is used up, ``default_mode`` answers. Every request is recorded.
+When the list is used up, ``default_mode`` answers. Every request is recorded. With
+``tls=(certificate, key)`` it serves HTTPS.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import socket
+import ssl
+import struct
 import threading
 import time
 import urllib.parse
@@ -28,8 +37,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 
+from pipeline.engines.gtts import MAX_RESPONSE_BYTES
 from pipeline.ffmpeg import run_ffmpeg
 
 RPC_PATH = "/_/TranslateWebserverUi/data/batchexecute"
@@ -91,13 +102,16 @@ class FakeGtts:
         default_mode: str = "ok",
         delay_s: float = 0.0,
         hang_s: float = 2.0,
+        trickle_s: float = 0.5,
         clip_s: float = 0.5,
         retry_after_s: float | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.default_mode = default_mode
         self.retry_after_s = retry_after_s
         self.delay_s = delay_s
         self.hang_s = min(hang_s, 10.0)
+        self.trickle_s = trickle_s
         self.clip_s = clip_s
         self.requests: list[Recorded] = []
         self.in_flight = 0
@@ -107,13 +121,19 @@ class FakeGtts:
         self._stop = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
+        self._scheme = "http"
+        if tls is not None:  # (certificate, key): serve HTTPS
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """Base URL to give the engine as its endpoint."""
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
 
     @property
     def texts(self) -> list[str]:
@@ -214,6 +234,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif mode == "hang":
             fake._stop.wait(fake.hang_s)
             self.close_connection = True
+        elif mode in ("trickle", "slowheaders"):
+            audio = base64.b64encode(tone_mp3(fake.clip_s)).decode("ascii")
+            self._trickle(batchexecute_answer(audio), fake, headers_too=mode == "slowheaders")
+        elif mode in ("huge", "hugestream"):
+            self._send_huge(MAX_RESPONSE_BYTES + 1, with_length=mode == "huge")
+        elif mode == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
         elif mode == "empty":
             self._send(200, b"")
         elif mode == "garbage":
@@ -247,6 +275,40 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:
             self.close_connection = True
+
+    def _trickle(self, body: bytes, fake: FakeGtts, headers_too: bool) -> None:
+        """Send a 200 answer one byte every ``trickle_s`` (the headers too, or at once)."""
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("ascii")
+        self.close_connection = True
+        slow = head + body if headers_too else body
+        try:
+            if not headers_too:
+                self.wfile.write(head)
+            for index in range(len(slow)):
+                if fake._stop.wait(fake.trickle_s):
+                    return
+                self.wfile.write(slow[index : index + 1])
+        except OSError:
+            return  # the client gave up
+
+    def _send_huge(self, size: int, with_length: bool) -> None:
+        """A 200 answer of ``size`` bytes of JSON-looking filler."""
+        length = f"Content-Length: {size}\r\n" if with_length else ""
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"{length}Connection: close\r\n\r\n"
+        ).encode("ascii")
+        self.close_connection = True
+        block = b"[" * 65536
+        try:
+            self.wfile.write(head)
+            for start in range(0, size, len(block)):
+                self.wfile.write(block[: min(len(block), size - start)])
+        except OSError:
+            return  # the client gave up
 
 
 def _decode_rpc(body: str) -> tuple[str, str]:

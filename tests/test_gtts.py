@@ -5,16 +5,22 @@ from __future__ import annotations
 import base64
 import random
 import re
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from fake_gtts import FakeGtts, batchexecute_answer, tone_mp3
 
+from pipeline.cache import speech_key
 from pipeline.engines.base import Engine
 from pipeline.engines.gtts import MAX_CHARS, GttsEngine, extract_audio
 from pipeline.errors import EngineError
@@ -150,10 +156,57 @@ def test_hang_times_out_and_is_retried(fake: FakeGtts) -> None:
 def test_hang_forever_is_an_error_after_the_timeouts(fake: FakeGtts) -> None:
     fake.default_mode = "hang"
     start_s = time.monotonic()
-    with pytest.raises(EngineError, match=r"no answer from .* within 0\.3 s after 2 tries"):
+    with pytest.raises(EngineError, match=r"no complete answer .* within 0\.3 s after 2 tries"):
         engine_for(fake, tries=2).synthesize("Rest here.", VOICE)
     assert time.monotonic() - start_s < 2 * 0.3 + 0.5
     assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize("mode", ["trickle", "slowheaders"])
+def test_trickled_answer_fails_within_one_deadline_per_try(mode: str) -> None:
+    # one byte every 50 ms: every read is quicker than the timeout, the whole answer is not
+    with FakeGtts(default_mode=mode, trickle_s=0.05) as server:
+        start_s = time.monotonic()
+        with pytest.raises(EngineError) as caught:
+            engine_for(server, tries=2).synthesize("Rest here.", VOICE)
+        elapsed_s = time.monotonic() - start_s
+        assert len(server.requests) == 2
+    assert elapsed_s < 2 * 0.3 + 2.0  # the old client hung for minutes
+    assert re.search(r"no complete answer from .* within 0\.3 s after 2 tries", str(caught.value))
+    assert "raise the gtts timeout" in str(caught.value)
+
+
+def test_trickle_then_ok_is_retried() -> None:
+    with FakeGtts(["trickle", "ok"], trickle_s=0.05) as server:
+        audio = engine_for(server, timeout_s=1.0).synthesize("Rest here.", VOICE)
+        assert [request.mode for request in server.requests] == ["trickle", "ok"]
+    assert seconds(audio.data) == pytest.approx(CLIP_S, abs=0.05)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux drops SYNs to a full queue")
+def test_stalled_connect_fails_within_the_deadline() -> None:
+    # a listening socket whose accept queue is full: the kernel drops further SYNs
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            time.sleep(0.05)
+            engine = GttsEngine(fast(f"http://127.0.0.1:{port}", tries=2), rng=random.Random(1))
+            start_s = time.monotonic()
+            with pytest.raises(EngineError, match=r"within 0\.3 s after 2 tries"):
+                engine.synthesize("Rest here.", VOICE)
+            elapsed_s = time.monotonic() - start_s
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert elapsed_s < 2 * 0.3 + 2.0  # connect time counts against the try's deadline
 
 
 @pytest.mark.parametrize("mode", ["empty", "garbage", "noaudio", "badaudio"])
@@ -196,6 +249,115 @@ def test_connection_refused_is_retried_then_an_error() -> None:
         engine.synthesize("Rest here.", VOICE)
 
 
+def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+
+    def slow_getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow-dns.example.invalid":
+            time.sleep(3.0)  # a resolver that does not answer
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    engine = GttsEngine(fast("http://slow-dns.example.invalid", tries=2), rng=random.Random(1))
+    start_s = time.monotonic()
+    with pytest.raises(EngineError, match=r"no complete answer .* within 0\.3 s after 2 tries"):
+        engine.synthesize("Rest here.", VOICE)
+    assert time.monotonic() - start_s < 2 * 0.3 + 1.5
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throw-away certificate and key for 127.0.0.1."""
+    certificate, key = folder / "cert.pem", folder / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1"]
+    command += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(command, check=True, capture_output=True)
+    return certificate, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_endpoint_speaks_and_keeps_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    certificate, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    with FakeGtts(["ok", "trickle"], trickle_s=0.05, tls=(certificate, key)) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        engine = engine_for(server, tries=1, timeout_s=2.0)
+        audio = engine.synthesize("Rest here.", VOICE)
+        assert seconds(audio.data) == pytest.approx(CLIP_S, abs=0.05)
+        start_s = time.monotonic()
+        with pytest.raises(EngineError, match=r"no complete answer .* within 2 s"):
+            engine.synthesize("Rest again.", VOICE)
+        assert time.monotonic() - start_s < 2.0 + 2.0
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_an_untrusted_certificate_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with FakeGtts(tls=self_signed(tmp_path)) as server:
+        with pytest.raises(EngineError) as caught:
+            engine_for(server, timeout_s=2.0).synthesize("Rest here.", VOICE)
+        assert len(server.requests) == 0
+    message = str(caught.value)
+    assert f"the certificate of {server.url} is not trusted" in message
+    assert "tries" not in message
+    assert "probable cause: something between here and the server intercepts HTTPS" in message
+
+
+def test_connection_reset_is_retried(fake: FakeGtts) -> None:
+    fake.script("reset", "ok")
+    engine_for(fake).synthesize("Rest here.", VOICE)
+    assert [request.mode for request in fake.requests] == ["reset", "ok"]
+
+
+def test_unresolvable_host_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the .invalid top-level domain never resolves (RFC 2606): no host is contacted
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    slept: list[float] = []
+    retry = fast("http://no-such-host.invalid", tries=5)
+    engine = GttsEngine(retry, rng=random.Random(1), sleep=slept.append)
+    start_s = time.monotonic()
+    with pytest.raises(EngineError) as caught:
+        engine.synthesize("Rest here.", VOICE)
+    assert time.monotonic() - start_s < 2.0
+    assert slept == [], "a name that does not resolve is not retried"
+    message = str(caught.value)
+    assert re.search(r"cannot resolve host 'no-such-host\.invalid' \(.+\): probable cause", message)
+    assert "tries" not in message
+    assert "a mistyped gtts endpoint" in message
+
+
+def test_an_unresolvable_proxy_is_named_as_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", "http://proxy.example.invalid:3128")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    engine = GttsEngine(fast("http://tts.example.invalid", tries=5), sleep=lambda _: None)
+    with pytest.raises(EngineError) as caught:
+        engine.synthesize("Rest here.", VOICE)
+    message = str(caught.value)
+    assert "cannot resolve host 'proxy.example.invalid' (the proxy" in message
+    assert "probable cause: a mistyped proxy in http_proxy or https_proxy" in message
+    assert "tries" not in message
+
+
+@pytest.mark.parametrize("mode", ["huge", "hugestream"])
+def test_oversized_answer_is_named_with_the_limit_and_not_retried(mode: str) -> None:
+    with FakeGtts(default_mode=mode) as server:
+        with pytest.raises(EngineError) as caught:
+            engine_for(server, timeout_s=10.0).synthesize("Rest here.", VOICE)
+        assert len(server.requests) == 1
+    message = str(caught.value)
+    assert "an answer larger than 16 MiB (the limit for one sentence part)" in message
+    assert "empty" not in message
+    assert "probable cause: not Google's answer" in message
+
+
 def test_mixed_failures_are_summarized(fake: FakeGtts) -> None:
     fake.script("429", "500", "429")
     with pytest.raises(EngineError, match=r"after 3 tries \(429 x2, 500 x1\)"):
@@ -208,7 +370,9 @@ def test_concurrency_is_never_exceeded_across_threads_and_instances() -> None:
 
         def speak(index: int) -> None:
             try:
-                engine_for(server).synthesize(f"Sentence number {index}.", VOICE)
+                # a generous timeout: a retry on a loaded machine would be a seventh request
+                engine = engine_for(server, timeout_s=5.0)
+                engine.synthesize(f"Sentence number {index}.", VOICE)
             except BaseException as error:  # pragma: no cover - reported below
                 errors.append(error)
 
@@ -224,7 +388,7 @@ def test_concurrency_is_never_exceeded_across_threads_and_instances() -> None:
 
 def test_min_interval_between_request_starts() -> None:
     with FakeGtts() as server:
-        engine = engine_for(server, concurrency=4, min_interval_s=0.1)
+        engine = engine_for(server, concurrency=4, min_interval_s=0.1, timeout_s=5.0)
         threads = [
             threading.Thread(target=engine.synthesize, args=(f"Part {i}.", VOICE)) for i in range(5)
         ]
@@ -288,9 +452,26 @@ def test_unknown_tld_is_an_error(fake: FakeGtts) -> None:
 def test_language_case_is_canonical(fake: FakeGtts) -> None:
     engine = engine_for(fake)
     voice = replace(VOICE, language="zh-cn", tld="com.hk")
-    assert engine.cache_settings(voice) == {"language": "zh-CN", "tld": "com.hk"}
+    assert GttsEngine().cache_settings(voice) == {"language": "zh-CN", "tld": "com.hk"}
     engine.synthesize("你好。", voice)
     assert (fake.requests[0].language, fake.requests[0].tld) == ("zh-CN", "com.hk")
+
+
+def test_a_custom_endpoint_enters_the_cache_key(fake: FakeGtts) -> None:
+    google = GttsEngine()
+    custom = engine_for(fake)
+    # the default endpoint's settings (hence every key made so far) are unchanged
+    assert google.cache_settings(VOICE) == {"language": "en", "tld": "co.uk"}
+    assert custom.cache_settings(VOICE) == {"language": "en", "tld": "co.uk", "endpoint": fake.url}
+
+    def key(engine: GttsEngine) -> str:
+        return speech_key(engine, VOICE, "Breathe in.", 24000)
+
+    assert key(custom) != key(google)
+    assert key(custom) == key(GttsEngine(fast(fake.url + "/")))
+    assert key(custom) != key(GttsEngine(fast("http://127.0.0.1:1")))
+    # Google's own address for the accent, written out, is the default
+    assert key(GttsEngine(RetrySettings(endpoint="https://translate.google.co.uk/"))) == key(google)
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,14 @@ import binascii
 import difflib
 import http.client
 import importlib.util
+import io
 import ipaddress
 import json
 import logging
 import random
 import re
+import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pipeline.engines.base import Availability, EncodedAudio, Engine
 from pipeline.errors import EngineError
@@ -252,9 +256,14 @@ class GttsEngine(Engine):
         return dict(sorted(_languages().items()))
 
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
-        """Language and accent domain (validated and canonical)."""
+        """Language and accent domain (validated and canonical), and the endpoint when it is not
+        Google's: a test server's or a proxy's audio must never pass for Google's.
+        """
         target = self._target(voice)
-        return {"language": target.language, "tld": target.tld}
+        settings = {"language": target.language, "tld": target.tld}
+        if target.base_url != GOOGLE_HOST.format(tld=target.tld):
+            settings["endpoint"] = target.base_url
+        return settings
 
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one sentence, in parts of at most 100 characters cut at clause ends."""
@@ -318,16 +327,18 @@ class GttsEngine(Engine):
         request = urllib.request.Request(
             url, data=_rpc_body(part, target), headers=_headers(target.tld), method="POST"
         )
-        opener = (
-            urllib.request.build_opener(urllib.request.ProxyHandler({}))
-            if _is_loopback(url)
-            else urllib.request.build_opener()
-        )
+        deadline = _Deadline(self.retry.timeout_s)
+        handlers: list[urllib.request.BaseHandler] = [
+            _DeadlineHTTPHandler(deadline),
+            _DeadlineHTTPSHandler(deadline),
+        ]
+        if _is_loopback(url):
+            handlers.append(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(*handlers)
         timeout_s = self.retry.timeout_s
-        deadline_s = time.monotonic() + timeout_s
         try:
             with opener.open(request, timeout=timeout_s) as response:
-                body = _read_bounded(response, deadline_s, timeout_s)
+                body = _read_bounded(response, deadline)
         except urllib.error.HTTPError as error:
             retry_after_s = _retry_after_s(error.headers.get("Retry-After"))
             error.close()
@@ -335,6 +346,11 @@ class GttsEngine(Engine):
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
                 raise _timeout_failure(target, timeout_s) from None
+            if isinstance(error.reason, ssl.SSLCertVerificationError):
+                raise _untrusted_failure(error.reason, target) from None
+            if isinstance(error.reason, socket.gaierror):
+                unresolved = deadline.unresolved
+                raise _resolve_failure(error.reason, url, unresolved, self.retry.endpoint) from None
             raise _connection_failure(str(error.reason), target) from None
         except TimeoutError:
             raise _timeout_failure(target, timeout_s) from None
@@ -394,8 +410,177 @@ def _headers(tld: str) -> dict[str, str]:
     return headers
 
 
-def _read_bounded(response: http.client.HTTPResponse, deadline_s: float, timeout_s: float) -> bytes:
-    """The whole body, within the request's deadline and size bound."""
+class _Deadline:
+    """The end of one try: connect, request, headers and body all share it."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.end_s = time.monotonic() + timeout_s
+        self.unresolved = ""
+        """The host name that did not resolve, if one did not (the endpoint's or a proxy's)."""
+
+    def left_s(self) -> float:
+        """Seconds left; TimeoutError once there are none."""
+        left_s = self.end_s - time.monotonic()
+        if left_s <= 0.0:
+            raise TimeoutError(f"not complete within {self.timeout_s:g} s")
+        return left_s
+
+    def resolve(self, host: str, port: int) -> list[Any]:
+        """``getaddrinfo`` within the time left (it has no timeout of its own)."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:
+            return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        found: list[list[Any]] = []
+        failed: list[OSError] = []
+
+        def look_up() -> None:
+            try:
+                found.append(socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM))
+            except OSError as error:
+                failed.append(error)
+
+        thread = threading.Thread(target=look_up, name="gtts-resolve", daemon=True)
+        thread.start()
+        thread.join(self.left_s())
+        if failed:
+            if isinstance(failed[0], socket.gaierror):
+                self.unresolved = host
+            raise failed[0]
+        if not found:
+            raise TimeoutError(f"host name not resolved within {self.timeout_s:g} s")
+        return found[0]
+
+    def create_connection(
+        self, address: tuple[str, int], timeout: object = None, source: object = None
+    ) -> socket.socket:
+        """A TCP connection to ``address`` made within the time left (``socket.create_connection``
+        bounds each step, not their sum).
+        """
+        host, port = address
+        last_error: OSError = OSError(f"no address for {host}")
+        for family, kind, protocol, _, where in self.resolve(host, port):
+            sock = socket.socket(family, kind, protocol)
+            try:
+                sock.settimeout(self.left_s())
+                sock.connect(where)
+                sock.settimeout(self.left_s())  # what a TLS handshake may still take
+                return sock
+            except OSError as error:
+                sock.close()
+                last_error = error
+        raise last_error
+
+
+class _DeadlineSocket:
+    """A connected socket whose every send and receive gets only the time left of a deadline,
+    so that an answer trickled a byte at a time cannot outlast it.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+        self._users = 1
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(self._deadline.left_s())
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer: Any) -> int:
+        self._sock.settimeout(self._deadline.left_s())
+        return self._sock.recv_into(buffer)
+
+    def makefile(self, mode: str = "rb", *args: object, **kwargs: object) -> io.BufferedReader:
+        """A buffered reader, as ``http.client`` reads an answer through."""
+        if mode != "rb":
+            raise ValueError(f"unsupported mode {mode!r}")
+        self._users += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        """Closed when the connection and every reader have let it go."""
+        self._users -= 1
+        if self._users == 0:
+            self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        super().__init__()
+        self._source = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._source.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._source.close()
+        super().close()
+
+
+def _connect(connection: http.client.HTTPConnection, deadline: _Deadline) -> None:
+    """Make ``connection`` connect (resolve, TCP, TLS) within the time left of ``deadline``."""
+    connection.timeout = deadline.left_s()
+    connection._create_connection = deadline.create_connection  # type: ignore[attr-defined]
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        _connect(self, self._deadline)
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self._deadline)
+
+
+class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._deadline = deadline
+
+    def connect(self) -> None:
+        _connect(self, self._deadline)
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self._deadline)
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        def connection(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            return _DeadlineHTTPConnection(host, deadline=self._deadline, **kwargs)
+
+        return self.do_open(connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        def connection(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            return _DeadlineHTTPSConnection(host, deadline=self._deadline, **kwargs)
+
+        return self.do_open(connection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+def _read_bounded(response: http.client.HTTPResponse, deadline: _Deadline) -> bytes:
+    """The whole body, within the try's deadline and the size bound."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise _too_large_failure()
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -404,10 +589,9 @@ def _read_bounded(response: http.client.HTTPResponse, deadline_s: float, timeout
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
-            return b""
+            raise _too_large_failure()
         chunks.append(chunk)
-        if time.monotonic() > deadline_s:
-            raise TimeoutError(f"answer not complete within {timeout_s:g} s")
+        deadline.left_s()
 
 
 def _retry_after_s(value: str | None) -> float:
@@ -437,10 +621,20 @@ def _http_failure(status: int, reason: str, target: _Target, retry_after_s: floa
     return _Failed(str(status), what, cause, retryable=False)
 
 
+def _too_large_failure() -> _Failed:
+    return _Failed(
+        "too large",
+        f"an answer larger than {MAX_RESPONSE_BYTES // 2**20} MiB (the limit for one sentence "
+        f"part) from {SERVICE}",
+        "not Google's answer: a wrong gtts endpoint, or a proxy or captive portal in the way",
+        retryable=False,
+    )
+
+
 def _timeout_failure(target: _Target, timeout_s: float) -> _Failed:
     return _Failed(
         "timeout",
-        f"no answer from {target.base_url} within {timeout_s:g} s",
+        f"no complete answer from {target.base_url} within {timeout_s:g} s",
         "a slow or broken network, or Google is throttling; "
         "try again later or raise the gtts timeout in meditate.yaml",
         retryable=True,
@@ -454,6 +648,32 @@ def _connection_failure(reason: str, target: _Target) -> _Failed:
         "no network, or the host is not reachable from here",
         retryable=True,
     )
+
+
+def _untrusted_failure(error: ssl.SSLCertVerificationError, target: _Target) -> _Failed:
+    reason = error.verify_message or error.reason or str(error)
+    return _Failed(
+        "certificate",
+        f"the certificate of {target.base_url} is not trusted ({reason})",
+        "something between here and the server intercepts HTTPS (a proxy, a captive portal), "
+        "or the gtts endpoint is not the server it names",
+        retryable=False,
+    )
+
+
+def _resolve_failure(error: socket.gaierror, url: str, unresolved: str, endpoint: str) -> _Failed:
+    host = urllib.parse.urlsplit(url).hostname or url
+    reason = error.strerror or str(error)
+    if unresolved and unresolved != host:
+        what = f"cannot resolve host '{unresolved}' (the proxy for {host}: {reason})"
+        cause = "a mistyped proxy in http_proxy or https_proxy, or no network"
+        return _Failed("dns", what, cause, retryable=False)
+    cause = (
+        "a mistyped gtts endpoint (meditate.yaml or MEDITATE_GTTS_ENDPOINT), or no network"
+        if endpoint
+        else "no network, or no DNS server reachable from here"
+    )
+    return _Failed("dns", f"cannot resolve host '{host}' ({reason})", cause, retryable=False)
 
 
 def _final_error(sentence: str, failures: list[_Failed]) -> EngineError:

@@ -192,7 +192,7 @@ def _project_files(
     return (project.config_path, assets_dir / CATALOG_FILE)
 
 
-VOICE_KEYS = ("voice.engine", "voice.name", "voice.language", "language")
+VOICE_KEYS = ("voice.engine", "voice.name", "voice.language", "language", "voice.tld")
 """Settings that choose the voice, in the order a fault is looked for in them."""
 
 
@@ -226,9 +226,20 @@ def _default_voice_problem(
         message = str(error)
     else:
         return None
-    engine_fault = message.startswith(("unknown engine", "engine "))
-    suspects = VOICE_KEYS[:1] if engine_fault else VOICE_KEYS[1:]
-    for key in (*suspects, *VOICE_KEYS):
+    if message.startswith(("unknown engine", "engine ")):
+        suspects: tuple[str, ...] = ("voice.engine",)
+    elif "unknown tld" in message:
+        suspects = ("voice.tld",)
+    else:
+        suspects = ("voice.name", "voice.language", "language")
+    voice = settings.voice
+    values = {
+        "voice.name": voice.name,
+        "voice.language": voice.language,
+        "language": voice.language,
+    }
+    named = tuple(key for key in suspects if values.get(key) and f"'{values[key]}'" in message)
+    for key in (*named, *suspects, *VOICE_KEYS):  # the setting whose value the message quotes
         place = place_of(key)
         if place is not None:
             return Problem(place, message)
