@@ -112,6 +112,17 @@ def test_new_refuses_an_id_used_elsewhere_in_the_project(
     assert result.exit_code == 0 and result.output == "created scripts/sleep/x.yaml\n"
 
 
+def test_new_refuses_an_id_that_validate_would_refuse_as_reserved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for script_id in ("catalog", "nul"):
+        result = CliRunner().invoke(cli, ["new", script_id, "-d", "s"])
+        assert result.exit_code == 2, result.output
+        assert f"id {script_id!r} is reserved" in result.output
+    assert not (tmp_path / "s").exists()
+
+
 def test_new_rejects_bad_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["new", "Bad Id", "-d", "s"])

@@ -163,6 +163,11 @@ def create_script(
         raise UsageError(
             f"error: unknown template {template!r}; choose one of {', '.join(TEMPLATES)}"
         )
+    from pipeline.outputs import reserved_id
+
+    why = reserved_id(script_id)
+    if why:
+        raise UsageError(f"error: id {script_id!r} is reserved: {why}; choose another id")
     path = folder / f"{script_id}.yaml"
     used = _id_in_use(script_id, [folder, *search])
     if used is not None:
