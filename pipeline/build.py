@@ -657,7 +657,8 @@ def build_lock(out: Path, wait_s: float = 0.0) -> Iterator[None]:
     """Hold ``<out>/.meditate-build.lock`` exclusively; a second build waits ``wait_s``, then stops.
 
     The lock is an ``flock`` on an open file, so the kernel releases it when its holder exits,
-    even by SIGKILL: a stale lock file never blocks anyone.
+    even by SIGKILL: a stale lock file never blocks anyone. The holder removes the file when it
+    is done (interrupted too); a waiter that then holds the lock of a removed file tries again.
     """
     global _held_lock_fd
     try:
@@ -665,31 +666,35 @@ def build_lock(out: Path, wait_s: float = 0.0) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
+    path = out / LOCK_NAME
+    deadline = time.monotonic() + wait_s
+    waiting = False
+    while True:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise BuildError(f"{out}: error: cannot lock the output folder: {error}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                shown = display_path(out)
+                raise BuildError(
+                    f"{shown}: error: another build is running on {shown} (pid {holder}); "
+                    "let it finish, or pass --wait to wait for it"
+                ) from None
+            if not waiting:
+                log.warning("waiting for another build on %s (pid %s)", out, holder)
+                waiting = True
+            time.sleep(0.1)
+            continue
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # locked after its holder removed it: lock the file there now
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise BuildError(f"{out}: error: cannot lock the output folder: {error}") from None
-    try:
-        deadline = time.monotonic() + wait_s
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _lock_holder(fd)
-                if time.monotonic() >= deadline:
-                    shown = display_path(out)
-                    raise BuildError(
-                        f"{shown}: error: another build is running on {shown} (pid {holder}); "
-                        "let it finish, or pass --wait to wait for it"
-                    ) from None
-                if not waiting:
-                    log.warning("waiting for another build on %s (pid %s)", out, holder)
-                    waiting = True
-                time.sleep(0.1)
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -697,7 +702,18 @@ def build_lock(out: Path, wait_s: float = 0.0) -> Iterator[None]:
         yield
     finally:
         _held_lock_fd = None
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still ours: nobody else can lock a file while we hold it
         os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is the file at ``path`` now (not one removed since it was opened)."""
+    try:
+        opened, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _lock_holder(fd: int) -> str:

@@ -266,10 +266,7 @@ def test_a_failure_stops_the_build_without_keep_going(tmp_path: Path) -> None:
     assert not report.ok
     error = report.with_status(FAILED)[0].error
     assert "broken" in error and "Traceback" not in error
-    assert sorted(p.name for p in (root / "dist").iterdir()) == [
-        ".meditate-build.lock",
-        "catalog.json",
-    ]
+    assert sorted(p.name for p in (root / "dist").iterdir()) == ["catalog.json"]
     result = CliRunner().invoke(cli, ["build", str(root / "scripts"), "-j", "1"])
     assert result.exit_code == 1
     assert "not started  2" in result.output and "FAILED c-broken" in result.output
@@ -551,7 +548,7 @@ def test_a_full_disk_fails_clearly_leaves_nothing_partial_and_keeps_the_cache(
     error = report.with_status(FAILED)[0].error
     assert error.startswith("disk full while encoding") and "long.wav" in error
     names = sorted(p.name for p in tiny_disk.iterdir())
-    assert names == [".meditate-build.lock", "catalog.json"]
+    assert names == ["catalog.json"]
     cache = SpeechCache(root / "cache")
     keys = list(cache.keys())
     assert len(keys) == 1 and all(cache.verify(key) for key in keys)
