@@ -560,6 +560,10 @@ class _BuildDisplay:
         self.done, self.total = event.done, event.total
         if event.kind == "stage":
             self.running[event.track_id] = (event.stage, event.fraction)
+        elif event.kind == "retry":
+            self.running.pop(event.track_id, None)
+            if not self.quiet:
+                self._line(f"[{self.done}/{self.total}] RETRY {event.track_id}: {event.message}")
         elif event.kind == "finished":
             self.running.pop(event.track_id, None)
             outcome = event.outcome
@@ -604,6 +608,8 @@ def _echo_build_summary(report: BuildReport) -> None:
 
     rows = [("built", str(report.built)), ("up to date", str(report.up_to_date)),
             ("failed", str(report.failed))]  # fmt: skip
+    if report.retried:
+        rows.append(("retried", f"{report.retried} (the process rendering it died)"))
     if report.not_started:
         rows.append(("not started", f"{report.not_started} (stopped by a failure; --keep-going)"))
     if report.shard is not None:

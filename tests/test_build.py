@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -554,3 +555,92 @@ def test_a_full_disk_fails_clearly_leaves_nothing_partial_and_keeps_the_cache(
     assert len(keys) == 1 and all(cache.verify(key) for key in keys)
     result = CliRunner().invoke(cli, ["build", str(root / "scripts"), "-o", str(tiny_disk)])
     assert result.exit_code == 1 and "disk full" in result.output
+
+
+# --- lost workers, interruptions ---------------------------------------------------------------
+
+
+def start_meditate(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``meditate ARGS`` in a process group of its own, like a terminal's foreground job."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def encoding(process: subprocess.Popen[str], out: Path, track_id: str, other_than: int = 0) -> int:
+    """The pid of the process encoding ``track_id`` (once its temporary has grown)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the build ended before it was caught encoding"
+        for path in out.glob(f".{track_id}.wav.tmp-*") if out.is_dir() else []:
+            pid = int(path.name.rsplit("-", 1)[1])
+            with contextlib.suppress(FileNotFoundError):
+                if pid != other_than and path.stat().st_size > 10_000:
+                    return pid
+        time.sleep(0.005)
+    raise AssertionError(f"{track_id} was never seen encoding")
+
+
+def five_long_tracks(root: Path) -> Path:
+    """Five tracks of five minutes (16 kHz mono wav: a few seconds each to render)."""
+    make_project(root, {f"k{n}.yaml": tiny(f"K{n}", f"Rest now, {n}.", 300.0) for n in range(5)})
+    return root / "dist"
+
+
+def hidden(out: Path) -> list[str]:
+    """Hidden files in the output folder: temporaries and the lock (none once a build ends)."""
+    return sorted(path.name for path in out.iterdir() if path.name.startswith("."))
+
+
+def test_a_killed_worker_costs_one_try_of_its_track_and_the_build_goes_on(tmp_path: Path) -> None:
+    out = five_long_tracks(tmp_path)
+    process = start_meditate(tmp_path, "build", "-j", "2", "--keep-going")
+    try:
+        victim = encoding(process, out, "k0")
+        encoding(process, out, "k1")  # the other worker is busy too: it must not suffer
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "RETRY k0: the process rendering it died (killed by SIGKILL)" in stderr
+    assert "RETRY k1" not in stderr and "FAILED" not in stderr
+    assert "built        5" in stdout and "failed       0" in stdout, stdout
+    assert "retried      1" in stdout and "not started" not in stdout
+    assert hidden(out) == []  # the dead worker's temporaries went with it
+    assert json.loads((out / "catalog.json").read_text())["tracks"][0]["id"] == "k0"
+    assert len(sidecars(out)) == 5
+    assert check([tmp_path / "scripts"], load_project(tmp_path / "meditate.yaml")).ok
+
+
+@pytest.mark.parametrize("keep_going", [True, False])
+def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
+    tmp_path: Path, keep_going: bool
+) -> None:
+    out = five_long_tracks(tmp_path)
+    process = start_meditate(tmp_path, "build", "-j", "2", *(["--keep-going"] * keep_going))
+    try:
+        first = encoding(process, out, "k0")
+        os.kill(first, signal.SIGKILL)
+        os.kill(encoding(process, out, "k0", other_than=first), signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1, stderr
+    assert "FAILED k0" in stderr and "Traceback" not in stderr
+    died = "scripts/k0.yaml: error: the process rendering it died twice (killed by SIGKILL"
+    assert died in stderr
+    assert "failed       1" in stdout and "failed: k0" in stderr
+    assert hidden(out) == []
+    listed = [track["id"] for track in json.loads((out / "catalog.json").read_text())["tracks"]]
+    assert "k0" not in listed
+    if keep_going:
+        assert listed == ["k1", "k2", "k3", "k4"] and "built        4" in stdout
+    else:
+        assert "not started" in stdout and "k1" in listed  # it was running: it finished
