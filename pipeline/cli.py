@@ -40,8 +40,26 @@ class State:
         return load_project(self.config, start)
 
 
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+EXIT_TERMINATED = 143
+"""Exit status after SIGTERM (128 + SIGTERM), e.g. a CI job cancelled."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so every clean-up that handles one handles both."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def handle_errors(command: F) -> F:
-    """Turn library errors into messages and exit codes, never a traceback."""
+    """Turn library errors into messages and exit codes, never a traceback.
+
+    Ctrl-C says ``interrupted`` (exit 130), SIGTERM ``terminated`` (143), once the library has
+    cleaned up.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,9 +70,10 @@ def handle_errors(command: F) -> F:
         except PipelineError as error:
             click.echo(str(error), err=True)
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as interruption:
+            terminated = isinstance(interruption, Terminated)
+            click.echo("terminated" if terminated else "interrupted", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except Exception as error:  # a bug: still no traceback unless asked
             if log.isEnabledFor(logging.INFO):
                 raise
@@ -669,6 +688,10 @@ def _progress_bar(state: State, label: str) -> Iterator[Callable[[int, int, str]
 
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         cli(prog_name="meditate")
     finally:

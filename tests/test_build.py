@@ -644,3 +644,74 @@ def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
         assert listed == ["k1", "k2", "k3", "k4"] and "built        4" in stdout
     else:
         assert "not started" in stdout and "k1" in listed  # it was running: it finished
+
+
+@pytest.mark.parametrize(
+    ("command", "sent", "to_group", "status", "said"),
+    [
+        (["build", "-j", "1"], signal.SIGINT, True, 130, "interrupted"),
+        (["build", "-j", "2"], signal.SIGINT, True, 130, "interrupted"),
+        (["build", "-j", "2"], signal.SIGTERM, False, 143, "terminated"),
+    ],
+    ids=["ctrl-c-j1", "ctrl-c-j2", "sigterm-j2"],
+)
+def test_an_interrupted_build_says_so_and_leaves_no_temporary_lock_or_process(
+    tmp_path: Path,
+    command: list[str],
+    sent: signal.Signals,
+    to_group: bool,
+    status: int,
+    said: str,
+) -> None:
+    """Ctrl-C reaches the whole foreground group (ffmpeg too); a CI runner may TERM the build."""
+    out = five_long_tracks(tmp_path)
+    process = start_meditate(tmp_path, *command)
+    try:
+        encoding(process, out, "k0")
+        if to_group:
+            os.killpg(process.pid, sent)
+        else:
+            process.send_signal(sent)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == status, stderr
+    assert stderr.splitlines()[-1] == said, stderr
+    assert "FAILED" not in stderr and "ffmpeg" not in stderr and "Traceback" not in stderr
+    assert hidden(out) == []  # no temporary, no lock file
+    assert not (out / "catalog.json").exists()
+    time.sleep(0.3)
+    with pytest.raises(ProcessLookupError):  # every worker has ended
+        os.killpg(process.pid, 0)
+    assert running_with(str(out)) == []  # and every ffmpeg
+
+
+def running_with(text: str) -> list[int]:
+    """Pids of the processes whose command line mentions ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def test_an_interrupted_speak_says_so_and_leaves_no_temporary(tmp_path: Path) -> None:
+    sentences = "".join(f"  - say: Sentence {n} is spoken slowly here.\n" for n in range(300))
+    make_project(tmp_path, {"many.yaml": f"title: Many\nsteps:\n{sentences}"})
+    process = start_meditate(tmp_path, "speak")
+    cache = tmp_path / "cache"
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(cache.rglob("*.s16"))) < 3 and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "interrupted" and "Traceback" not in stderr
+    assert [path for path in cache.rglob("*") if ".tmp" in path.name] == []
+    assert SpeechCache(cache).info().entries < 300
