@@ -1004,11 +1004,12 @@ def _retry_event(worker: _Worker, track_id: str, done: int, total: int) -> Build
 def _stop_workers(pool: list[_Worker], out: Path) -> None:
     """End every worker: idle ones when told, busy ones by SIGTERM (they clean up), then SIGKILL.
 
-    Runs with SIGINT and SIGTERM held, so a second Ctrl-C cannot cut the clean-up short.
+    Runs with SIGINT, SIGTERM and SIGHUP held, so a second Ctrl-C cannot cut the clean-up short.
     """
     import signal
 
-    held = {signal.SIGINT, signal.SIGTERM}
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    held = {getattr(signal, name) for name in names if hasattr(signal, name)}
     in_main = threading.current_thread() is threading.main_thread()
     if in_main and hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, held)
@@ -1081,7 +1082,9 @@ def _init_worker(parent_pid: int, lock_fd: int | None) -> None:
     if lock_fd is not None:
         with contextlib.suppress(OSError):
             os.close(lock_fd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGINT", "SIGHUP"):  # a terminal's Ctrl-C or hang-up reaches the build too,
+        if hasattr(signal, name):  # which stops its workers itself
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     if sys.platform == "linux":
         import ctypes

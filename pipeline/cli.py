@@ -46,24 +46,28 @@ class State:
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
 EXIT_TERMINATED = 143
-"""Exit status after SIGTERM (128 + SIGTERM), e.g. a CI job cancelled."""
+"""Exit status after SIGTERM (128 + SIGTERM), e.g. a CI job cancelled; 129 after SIGHUP."""
 EXIT_CLOSED_PIPE = 141
 """Exit status when the reader of our output went away (128 + SIGPIPE), as Unix tools have."""
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C would be, so every clean-up that handles one handles both."""
+    """SIGTERM or SIGHUP, raised where Ctrl-C would be: every clean-up that handles one handles all.
+
+    ``args[0]`` is the signal number.
+    """
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
+    raise Terminated(signum)
 
 
 def handle_errors(command: F) -> F:
     """Turn library errors into messages and exit codes, never a traceback.
 
-    Ctrl-C says ``interrupted`` (exit 130), SIGTERM ``terminated`` (143), once the library has
-    cleaned up. A closed stdout or stderr (``meditate plan x | head -1``) ends quietly, 141.
+    Ctrl-C says ``interrupted`` (exit 130), SIGTERM ``terminated`` (143; SIGHUP, a closed
+    terminal: 129), once the library has cleaned up. A closed stdout or stderr
+    (``meditate plan x | head -1``) ends quietly, 141.
     """
 
     @functools.wraps(command)
@@ -76,9 +80,12 @@ def handle_errors(command: F) -> F:
             _say(str(error))
             sys.exit(error.exit_code)
         except KeyboardInterrupt as interruption:
-            terminated = isinstance(interruption, Terminated)
-            _say("terminated" if terminated else "interrupted")
-            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+            if isinstance(interruption, Terminated):
+                _say("terminated")
+                signum = interruption.args[0] if interruption.args else 15
+                sys.exit(128 + signum if isinstance(signum, int) else EXIT_TERMINATED)
+            _say("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as error:  # a bug: still no traceback unless asked
             if isinstance(error, BrokenPipeError) and _silence_closed_streams():
                 sys.exit(EXIT_CLOSED_PIPE)
@@ -91,10 +98,10 @@ def handle_errors(command: F) -> F:
 
 
 def _say(message: str) -> None:
-    """A last message on stderr; if nobody reads stderr any more, nothing."""
+    """A last message on stderr; if nobody reads it any more (or its terminal is gone), nothing."""
     try:
         click.echo(message, err=True)
-    except BrokenPipeError:
+    except OSError:
         _silence_closed_streams()
 
 
@@ -780,8 +787,10 @@ def main() -> None:
     """Console entry point."""
     import signal
 
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    for name in ("SIGTERM", "SIGHUP"):  # a CI job cancelled, a terminal closed; not if ignored
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) == signal.SIG_DFL:
+            signal.signal(number, _raise_terminated)
     _stdout_writes_whole()
     try:
         cli(prog_name="meditate")

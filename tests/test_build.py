@@ -652,8 +652,9 @@ def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
         (["build", "-j", "1"], signal.SIGINT, True, 130, "interrupted"),
         (["build", "-j", "2"], signal.SIGINT, True, 130, "interrupted"),
         (["build", "-j", "2"], signal.SIGTERM, False, 143, "terminated"),
+        (["build", "-j", "2"], signal.SIGHUP, True, 129, "terminated"),
     ],
-    ids=["ctrl-c-j1", "ctrl-c-j2", "sigterm-j2"],
+    ids=["ctrl-c-j1", "ctrl-c-j2", "sigterm-j2", "hang-up-j2"],
 )
 def test_an_interrupted_build_says_so_and_leaves_no_temporary_lock_or_process(
     tmp_path: Path,
@@ -663,7 +664,7 @@ def test_an_interrupted_build_says_so_and_leaves_no_temporary_lock_or_process(
     status: int,
     said: str,
 ) -> None:
-    """Ctrl-C reaches the whole foreground group (ffmpeg too); a CI runner may TERM the build."""
+    """Ctrl-C and a closed terminal reach the whole foreground group; a CI runner may TERM it."""
     out = five_long_tracks(tmp_path)
     process = start_meditate(tmp_path, *command)
     try:
