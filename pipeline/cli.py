@@ -794,6 +794,11 @@ def main() -> None:
     _stdout_writes_whole()
     try:
         cli(prog_name="meditate")
+    except SystemExit as ending:
+        # click's own output (--help, --version) meets a closed pipe with a quiet exit 1
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper) and ending.code == 1:
+            raise SystemExit(EXIT_CLOSED_PIPE) from None
+        raise
     finally:
         # The process ends here. Its last garbage collection would walk every object (numpy's
         # too) for about 50 ms; our files are all closed by now, no finalizer is waited for.

@@ -370,6 +370,8 @@ def test_a_bad_engine_flag_is_reported_once_at_the_flag(
 
 PIPE_CONFIG = "sample_rate: 16000\nchannels: 1\nformats: [wav]\ncache: cache\n"
 PRINTING = [
+    ["--help"],
+    ["--version"],
     ["validate"],
     ["plan", "scripts/s.yaml"],
     ["plan", "--format", "json", "scripts/s.yaml"],
