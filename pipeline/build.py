@@ -986,11 +986,12 @@ def _lost(worker: _Worker, track: Checked, out: Path, tries: int, stop: bool) ->
     log.info("the process rendering %s died (%s)", track.script.id, cause)
     if tries < RENDER_TRIES and not stop:
         return None
-    times = "twice" if tries > 1 else "once"
+    times = " twice" if tries > 1 else ""
+    if cause == "killed by SIGKILL":
+        cause += "; probable cause: the machine ran out of memory, or it was killed by hand"
     return _Rendered(
         track.script.id,
-        f"{track.script.path}: error: the process rendering it died {times} ({cause}; "
-        "probable cause: the machine ran out of memory, or it was killed by hand)",
+        f"{track.script.path}: error: the process rendering it died{times} ({cause})",
         time.monotonic() - worker.started,
         retries=tries - 1,
     )
