@@ -207,7 +207,7 @@ def _probe(path: Path) -> tuple[str, float, tuple[Chapter, ...]]:
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-copyts", "-i", str(path)]
     command += ["-f", "ffmetadata", "-"]
     try:
-        result = subprocess.run(command, capture_output=True, check=False)
+        result = subprocess.run(command, capture_output=True, check=False, start_new_session=True)
     except OSError as error:
         raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
     stderr = result.stderr.decode("utf-8", "replace")

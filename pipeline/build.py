@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -193,6 +194,8 @@ class TrackOutcome:
     """Sentences synthesized for it."""
     engine_calls: int = 0
     """Calls to an engine's ``synthesize`` for it."""
+    retries: int = 0
+    """Times it was rendered again because the process rendering it died (killed, out of memory)."""
 
 
 @dataclass
@@ -241,6 +244,11 @@ class BuildReport:
     def not_started(self) -> int:
         """Tracks never started because an earlier failure stopped the build."""
         return len(self.with_status(NOT_STARTED))
+
+    @property
+    def retried(self) -> int:
+        """Tracks rendered again because the process rendering them died."""
+        return sum(1 for track in self.tracks if track.retries)
 
     @property
     def synthesized(self) -> int:
@@ -301,12 +309,13 @@ class CatalogResult:
 class BuildEvent:
     """Progress of a build, for the CLI to draw.
 
-    ``kind``: ``plan`` (what will be rendered is known), ``stage`` (a track's render moved on)
+    ``kind``: ``plan`` (what will be rendered is known), ``stage`` (a track's render moved on),
+    ``retry`` (the process rendering a track died; ``message`` says how; it starts again)
     or ``finished`` (a track is done, ``outcome`` tells how).
     """
 
     kind: str
-    """``plan``, ``stage`` or ``finished``."""
+    """``plan``, ``stage``, ``retry`` or ``finished``."""
     done: int
     """Tracks finished so far (rendered or failed)."""
     total: int
@@ -319,6 +328,8 @@ class BuildEvent:
     """How far this track's render is, 0..1."""
     outcome: TrackOutcome | None = None
     """How the track finished (``finished``)."""
+    message: str = ""
+    """Why the track starts again (``retry``)."""
 
 
 BuildProgress = Callable[[BuildEvent], None]
@@ -346,10 +357,11 @@ def build(
     """Validate every script, then render what is missing or stale, in parallel; write the catalog.
 
     Nothing is rendered if any script is invalid (ScriptError lists every problem). Without
-    ``keep_going`` the first failure stops new renders (running ones finish). ``shard=(K, N)``
-    renders a deterministic, length-balanced 1/N of the scripts. ``prune`` deletes orphaned
-    outputs. ``verify`` compares SHA-256 of existing outputs, not only sizes. Another build on
-    the same folder is waited for up to ``wait_s`` seconds, then BuildError.
+    ``keep_going`` the first failure stops new renders (running ones finish); a track whose
+    worker process dies (killed, out of memory) is tried once more in a new one first.
+    ``shard=(K, N)`` renders a deterministic, length-balanced 1/N of the scripts. ``prune``
+    deletes orphaned outputs. ``verify`` compares SHA-256 of existing outputs, not only sizes.
+    Another build on the same folder is waited for up to ``wait_s`` seconds, then BuildError.
     """
     from pipeline.planning import check_scripts
 
@@ -700,7 +712,8 @@ def build_lock(out: Path, wait_s: float = 0.0) -> Iterator[None]:
     """Hold ``<out>/.meditate-build.lock`` exclusively; a second build waits ``wait_s``, then stops.
 
     The lock is an ``flock`` on an open file, so the kernel releases it when its holder exits,
-    even by SIGKILL: a stale lock file never blocks anyone.
+    even by SIGKILL: a stale lock file never blocks anyone. The holder removes the file when it
+    is done (interrupted too); a waiter that then holds the lock of a removed file tries again.
     """
     global _held_lock_fd
     try:
@@ -708,31 +721,35 @@ def build_lock(out: Path, wait_s: float = 0.0) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
+    path = out / LOCK_NAME
+    deadline = time.monotonic() + wait_s
+    waiting = False
+    while True:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise BuildError(f"{out}: error: cannot lock the output folder: {error}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                shown = display_path(out)
+                raise BuildError(
+                    f"{shown}: error: another build is running on {shown} (pid {holder}); "
+                    "let it finish, or pass --wait to wait for it"
+                ) from None
+            if not waiting:
+                log.warning("waiting for another build on %s (pid %s)", out, holder)
+                waiting = True
+            time.sleep(0.1)
+            continue
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # locked after its holder removed it: lock the file there now
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise BuildError(f"{out}: error: cannot lock the output folder: {error}") from None
-    try:
-        deadline = time.monotonic() + wait_s
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _lock_holder(fd)
-                if time.monotonic() >= deadline:
-                    shown = display_path(out)
-                    raise BuildError(
-                        f"{shown}: error: another build is running on {shown} (pid {holder}); "
-                        "let it finish, or pass --wait to wait for it"
-                    ) from None
-                if not waiting:
-                    log.warning("waiting for another build on %s (pid %s)", out, holder)
-                    waiting = True
-                time.sleep(0.1)
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -740,7 +757,18 @@ def build_lock(out: Path, wait_s: float = 0.0) -> Iterator[None]:
         yield
     finally:
         _held_lock_fd = None
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still ours: nobody else can lock a file while we hold it
         os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is the file at ``path`` now (not one removed since it was opened)."""
+    try:
+        opened, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (opened.st_dev, opened.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _lock_holder(fd: int) -> str:
@@ -791,6 +819,11 @@ def _is_zombie(pid: int) -> bool:
 
 # --- rendering -------------------------------------------------------------------------------
 
+RENDER_TRIES = 2
+"""Tries of a track whose worker process dies (killed, out of memory): the first and one more."""
+STOP_GRACE_S = 5.0
+"""How long stopped workers have to clean up (stop their ffmpeg, remove temporaries)."""
+
 
 @dataclass(frozen=True)
 class _Rendered:
@@ -801,9 +834,11 @@ class _Rendered:
     seconds: float
     synthesized: int = 0
     engine_calls: int = 0
+    retries: int = 0
 
 
-_worker_queue: Any = None
+_worker_send: Callable[[tuple[Any, ...]], None] | None = None
+"""In a worker process: sends a message to the build (from any thread)."""
 
 
 def _render_all(
@@ -830,6 +865,7 @@ def _render_all(
             rendered.seconds,
             rendered.synthesized,
             rendered.engine_calls,
+            rendered.retries,
         )
         outcomes.append(outcome)
         emit(BuildEvent("finished", len(outcomes), len(todo), outcome.track_id, outcome=outcome))
@@ -855,6 +891,63 @@ def _render_all(
     return outcomes
 
 
+class _Worker:
+    """One render process and the pipe to it; it renders one track at a time."""
+
+    def __init__(self, context: Any) -> None:
+        self.conn, theirs = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main,
+            args=(theirs, os.getpid(), _held_lock_fd),
+            name="meditate-render",
+            daemon=True,
+        )
+        self.process.start()
+        theirs.close()
+        self.track: Checked | None = None
+        """The track it is rendering, None when idle."""
+        self.started = 0.0
+        """When it was given its track (monotonic)."""
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (it names the worker's encoder temporaries)."""
+        return int(self.process.pid or 0)
+
+    def give(self, item: Checked, key: str, out: Path) -> None:
+        """Start rendering ``item``."""
+        self.track, self.started = item, time.monotonic()
+        self.conn.send((item, key, out))
+
+    def collect(self, stage: Callable[[str, str, float], None]) -> _Rendered | None:
+        """Forward the stages it sent; its answer once it has one (None: still working or dead)."""
+        with contextlib.suppress(EOFError, OSError):
+            while self.conn.poll():
+                message = self.conn.recv()
+                if message[0] == "stage":
+                    stage(*message[1:])
+                else:
+                    self.track = None
+                    answer: _Rendered = message[1]
+                    return answer
+        return None
+
+    def died(self) -> bool:
+        """Whether the process has ended (it is reaped then)."""
+        return not self.process.is_alive()
+
+    def cause(self) -> str:
+        """How the process ended, e.g. ``killed by SIGKILL``."""
+        import signal
+
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
+            return f"killed by signal {-code}"
+        return f"exit status {code}"
+
+
 def _render_in_pool(
     pending: list[Checked],
     keys: dict[str, str],
@@ -865,68 +958,189 @@ def _render_in_pool(
     total: int,
     outcomes: list[TrackOutcome],
 ) -> list[Checked]:
-    """Keep ``workers`` renders running; returns the scripts never started."""
+    """Keep ``workers`` renders running, one per worker process; returns the tracks never started.
+
+    A worker that dies (killed, out of memory) costs its own track only: what it was writing
+    is removed and the track is tried once more in a new worker; the others go on. On any
+    exception (Ctrl-C, SIGTERM, a closed stderr) every worker is stopped and cleaned up first.
+    """
     import multiprocessing
-    import queue as queue_module
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing.connection import wait
 
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    events = context.Queue()
-    running: dict[Future[_Rendered], str] = {}
+    pool: list[_Worker] = []
+    tries: dict[str, int] = {}
     stop = False
 
-    def drain() -> None:
-        while True:
-            try:
-                track_id, name, fraction = events.get_nowait()
-            except queue_module.Empty:
-                return
-            emit(BuildEvent("stage", len(outcomes), total, track_id, name, fraction))
+    def stage(track_id: str, name: str, fraction: float) -> None:
+        emit(BuildEvent("stage", len(outcomes), total, track_id, name, fraction))
 
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(events, os.getpid(), _held_lock_fd),
-    ) as pool:
-        while running or (pending and not stop):
-            while not stop and pending and len(running) < workers:
+    try:
+        while (not stop and pending) or any(worker.track for worker in pool):
+            while not stop and pending:
+                for worker in [w for w in pool if w.track is None and w.died()]:
+                    pool.remove(worker)  # it died between two tracks: nothing was lost
+                    with contextlib.suppress(OSError):
+                        worker.conn.close()
+                idle = [worker for worker in pool if worker.track is None]
+                if not idle and len(pool) >= workers:
+                    break
+                worker = idle[0] if idle else _Worker(context)
+                if not idle:
+                    pool.append(worker)
                 item = pending.pop(0)
-                future = pool.submit(_render_one, item, keys[item.script.id], out)
-                running[future] = item.script.id
-            done, _ = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
-            drain()
-            for future in sorted(done, key=lambda future: running[future]):
-                track_id = running.pop(future)
-                try:
-                    rendered = future.result()
-                except BrokenProcessPool:
-                    rendered = _Rendered(
-                        track_id, f"{track_id}: error: a worker process died (out of memory?)", 0.0
-                    )
-                    stop = True
-                stop = finish(rendered) or stop
-        drain()
-    events.close()
+                tries[item.script.id] = tries.get(item.script.id, 0) + 1
+                with contextlib.suppress(OSError):  # it died just now: handled below
+                    worker.give(item, keys[item.script.id], out)
+            busy = [worker for worker in pool if worker.track is not None]
+            wait([worker.conn for worker in busy] + [w.process.sentinel for w in busy], 0.5)
+            for worker in sorted(busy, key=lambda worker: _track_id(worker.track)):
+                track = worker.track
+                assert track is not None
+                track_id = track.script.id
+                rendered = worker.collect(stage)
+                if rendered is None and worker.died():
+                    rendered = worker.collect(stage)  # it may have answered before it died
+                    if rendered is None:
+                        pool.remove(worker)
+                        rendered = _lost(worker, track, out, tries[track_id], stop)
+                        if rendered is None:
+                            emit(_retry_event(worker, track_id, len(outcomes), total))
+                            pending.insert(0, track)
+                            continue
+                if rendered is not None:
+                    retries = tries[track_id] - 1
+                    stop = finish(dataclasses.replace(rendered, retries=retries)) or stop
+    finally:
+        _stop_workers(pool, out)
     return pending
 
 
-def _init_worker(events: Any, parent_pid: int, lock_fd: int | None) -> None:
-    """Set up a worker: the progress queue; die with the build; do not keep its lock alive."""
-    global _worker_queue
-    _worker_queue = events
+def _track_id(track: Checked | None) -> str:
+    return track.script.id if track is not None else ""
+
+
+def _lost(worker: _Worker, track: Checked, out: Path, tries: int, stop: bool) -> _Rendered | None:
+    """A worker died while rendering ``track``: remove what it was writing; None to try again."""
+    _remove_temporaries_of(out, worker.pid, track.script.id)
+    with contextlib.suppress(OSError):
+        worker.conn.close()
+    cause = worker.cause()
+    log.info("the process rendering %s died (%s)", track.script.id, cause)
+    if tries < RENDER_TRIES and not stop:
+        return None
+    times = " twice" if tries > 1 else ""
+    if cause == "killed by SIGKILL":
+        cause += "; probable cause: the machine ran out of memory, or it was killed by hand"
+    return _Rendered(
+        track.script.id,
+        f"{track.script.path}: error: the process rendering it died{times} ({cause})",
+        time.monotonic() - worker.started,
+        retries=tries - 1,
+    )
+
+
+def _retry_event(worker: _Worker, track_id: str, done: int, total: int) -> BuildEvent:
+    message = f"the process rendering it died ({worker.cause()}); rendering it again"
+    return BuildEvent("retry", done, total, track_id, message=message)
+
+
+def _stop_workers(pool: list[_Worker], out: Path) -> None:
+    """End every worker: idle ones when told, busy ones by SIGTERM (they clean up), then SIGKILL.
+
+    Runs with SIGINT, SIGTERM and SIGHUP held, so a second Ctrl-C cannot cut the clean-up short.
+    """
+    import signal
+
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    held = {getattr(signal, name) for name in names if hasattr(signal, name)}
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        for worker in pool:
+            if worker.track is None:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)
+            else:
+                with contextlib.suppress(OSError):
+                    worker.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in pool:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            if worker.track is not None:
+                _remove_temporaries_of(out, worker.pid, worker.track.script.id)
+            with contextlib.suppress(OSError):
+                worker.conn.close()
+    finally:
+        if in_main and hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def _remove_temporaries_of(out: Path, pid: int, track_id: str) -> None:
+    """Delete what a dead worker was writing: its encoder temporaries, the track's atomic writes."""
+    import re
+
+    pattern = re.compile(rf"\..+\.tmp-{pid}|\.{re.escape(track_id)}\..+\.tmp")
+    with contextlib.suppress(FileNotFoundError), os.scandir(out) as entries:
+        for entry in entries:
+            if pattern.fullmatch(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    log.info("removed %s, left by a stopped worker", entry.path)
+
+
+def _worker_main(conn: Any, parent_pid: int, lock_fd: int | None) -> None:
+    """A worker process: render each track the build sends, answer, until told to stop."""
+    global _worker_send
+    _init_worker(parent_pid, lock_fd)
+    lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        with lock:
+            conn.send(message)
+
+    _worker_send = send
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        item, key, out = task
+        send(("done", _render_one(item, key, out)))
+
+
+def _init_worker(parent_pid: int, lock_fd: int | None) -> None:
+    """Set up a worker: die with the build, leave Ctrl-C to it, clean up on SIGTERM, drop its lock.
+
+    The build stops its workers itself (SIGTERM) when interrupted; SIGTERM unwinds the render,
+    which stops its ffmpeg and removes its temporaries.
+    """
+    import signal
+
     if lock_fd is not None:
         with contextlib.suppress(OSError):
             os.close(lock_fd)
+    for name in ("SIGINT", "SIGHUP"):  # a terminal's Ctrl-C or hang-up reaches the build too,
+        if hasattr(signal, name):  # which stops its workers itself
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     if sys.platform == "linux":
         import ctypes
-        import signal
 
         with contextlib.suppress(Exception):
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _render_one(
@@ -966,13 +1180,13 @@ def _queue_stage(track_id: str) -> Callable[[str, float], None]:
 
     def report(name: str, fraction: float) -> None:
         nonlocal last
-        if _worker_queue is None:
+        if _worker_send is None:
             return
         if name == last[0] and fraction - last[1] < _STAGE_STEP:
             return
         last = (name, fraction)
         with contextlib.suppress(Exception):
-            _worker_queue.put((track_id, name, fraction))
+            _worker_send(("stage", track_id, name, fraction))
 
     return report
 

@@ -6,10 +6,13 @@ Nothing heavy is imported at module level, so ``meditate --help`` is instant.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import gc
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,8 +49,32 @@ class State:
             click.echo(text, err=err)
 
 
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
+EXIT_TERMINATED = 143
+"""Exit status after SIGTERM (128 + SIGTERM), e.g. a CI job cancelled; 129 after SIGHUP."""
+EXIT_CLOSED_PIPE = 141
+"""Exit status when the reader of our output went away (128 + SIGPIPE), as Unix tools have."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C would be: every clean-up that handles one handles all.
+
+    ``args[0]`` is the signal number.
+    """
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def handle_errors(command: F) -> F:
-    """Turn library errors into messages and exit codes, never a traceback."""
+    """Turn library errors into messages and exit codes, never a traceback.
+
+    Ctrl-C says ``interrupted`` (exit 130), SIGTERM ``terminated`` (143; SIGHUP, a closed
+    terminal: 129), once the library has cleaned up. A closed stdout or stderr
+    (``meditate plan x | head -1``) ends quietly, 141.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,21 +83,110 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except PipelineError as error:
-            click.echo(str(error), err=True)
+            _say(str(error))
             sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as interruption:
+            if isinstance(interruption, Terminated):
+                _say("terminated")
+                signum = interruption.args[0] if interruption.args else 15
+                sys.exit(128 + signum if isinstance(signum, int) else EXIT_TERMINATED)
+            _say("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as error:  # a bug: still no traceback unless asked
+            if isinstance(error, BrokenPipeError) and _silence_closed_streams():
+                sys.exit(EXIT_CLOSED_PIPE)
             if log.isEnabledFor(logging.INFO):
                 raise
-            click.echo(
-                f"internal error: {type(error).__name__}: {error} (run with -v for details)",
-                err=True,
-            )
+            _say(f"internal error: {type(error).__name__}: {error} (run with -v for details)")
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _say(message: str) -> None:
+    """A last message on stderr; if nobody reads it any more (or its terminal is gone), nothing."""
+    try:
+        click.echo(message, err=True)
+    except OSError:
+        _silence_closed_streams()
+
+
+def _silence_closed_streams() -> bool:
+    """Point stdout and stderr at /dev/null where their reader has gone; whether one had.
+
+    As Python's documentation recommends for SIGPIPE: later writes and the flush at exit
+    then succeed quietly. A broken pipe to a child process (ffmpeg) is not this case.
+    """
+    closed = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        if _reader_gone(fd):
+            closed.append(fd)
+    if closed:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in closed:
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    return bool(closed)
+
+
+class _WholeWrites(io.BufferedWriter):
+    """A buffered writer whose ``write`` writes everything or raises.
+
+    When the reader of a pipe goes away in the middle of a large write, CPython's binary
+    streams return a short count, and text streams drop the rest without a word; here that
+    is the BrokenPipeError it really is.
+    """
+
+    unbuffered = False
+    """Pass every write on at once (stdout was unbuffered: ``python -u``, PYTHONUNBUFFERED)."""
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = super().write(view)
+        while done < len(view):
+            if _reader_gone(self.fileno()):
+                raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+            done += super().write(view[done:])
+        if self.unbuffered:
+            self.flush()
+        return done
+
+
+def _stdout_writes_whole() -> None:
+    """Make ``sys.stdout`` report a reader that left in the middle of a write (see above)."""
+    stream: Any = sys.stdout
+    try:
+        binary = stream.buffer
+        stream.flush()
+    except (AttributeError, OSError, ValueError):
+        return
+    raw = getattr(binary, "raw", binary)
+    if not isinstance(raw, io.FileIO):
+        return
+    whole = _WholeWrites(io.FileIO(raw.fileno(), "w", closefd=False))
+    whole.unbuffered = binary is raw
+    sys.stdout = io.TextIOWrapper(
+        whole,
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=bool(stream.line_buffering),
+        write_through=bool(stream.write_through),
+    )
+
+
+def _reader_gone(fd: int) -> bool:
+    """Whether ``fd`` is a pipe or socket whose reading end is closed (POLLERR)."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return True  # no way to ask: take the broken pipe at its word
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -667,6 +783,10 @@ class _BuildDisplay:
         self.done, self.total = event.done, event.total
         if event.kind == "stage":
             self.running[event.track_id] = (event.stage, event.fraction)
+        elif event.kind == "retry":
+            self.running.pop(event.track_id, None)
+            if not self.quiet:
+                self._line(f"[{self.done}/{self.total}] RETRY {event.track_id}: {event.message}")
         elif event.kind == "finished":
             self.running.pop(event.track_id, None)
             outcome = event.outcome
@@ -711,6 +831,8 @@ def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
 
     rows = [("built", str(report.built)), ("up to date", str(report.up_to_date)),
             ("failed", str(report.failed))]  # fmt: skip
+    if report.retried:
+        rows.append(("retried", f"{report.retried} (the process rendering it died)"))
     if report.not_started:
         rows.append(("not started", f"{report.not_started} (stopped by a failure; --keep-going)"))
     if report.shard is not None:
@@ -773,8 +895,20 @@ def _progress_bar(state: State, label: str) -> Iterator[Callable[[int, int, str]
 
 def main() -> None:
     """Console entry point."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):  # a CI job cancelled, a terminal closed; not if ignored
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) == signal.SIG_DFL:
+            signal.signal(number, _raise_terminated)
+    _stdout_writes_whole()
     try:
         cli(prog_name="meditate")
+    except SystemExit as ending:
+        # click's own output (--help, --version) meets a closed pipe with a quiet exit 1
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper) and ending.code == 1:
+            raise SystemExit(EXIT_CLOSED_PIPE) from None
+        raise
     finally:
         # The process ends here. Its last garbage collection would walk every object (numpy's
         # too) for about 50 ms; our files are all closed by now, no finalizer is waited for.

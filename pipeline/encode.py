@@ -344,7 +344,11 @@ class Encoder:
         output = subprocess.PIPE if self.measure else subprocess.DEVNULL
         try:
             self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=output, stderr=subprocess.PIPE
+                command,
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C reaches us, not ffmpeg (see pipeline.ffmpeg)
             )
             if self.measure:
                 assert self._process.stdout is not None
@@ -353,6 +357,7 @@ class Encoder:
                     stdin=self._process.stdout,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
+                    start_new_session=True,
                 )
                 self._process.stdout.close()
         except OSError as error:

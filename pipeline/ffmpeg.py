@@ -1,4 +1,9 @@
-"""Locating and running ffmpeg; decoding any audio to float32 PCM with ffmpeg itself."""
+"""Locating and running ffmpeg; decoding any audio to float32 PCM with ffmpeg itself.
+
+Every ffmpeg runs in a session of its own (``start_new_session=True``): a terminal's Ctrl-C,
+sent to its foreground process group, reaches meditate only, which stops its ffmpeg processes
+itself; an interruption is never reported as an ffmpeg failure.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +48,9 @@ def run_ffmpeg(args: list[str], input_bytes: bytes | None = None) -> bytes:
     """Run ffmpeg quietly and return its stdout; a failure raises AudioError with its stderr."""
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
     try:
-        result = subprocess.run(command, input=input_bytes, capture_output=True, check=False)
+        result = subprocess.run(
+            command, input=input_bytes, capture_output=True, check=False, start_new_session=True
+        )
     except OSError as error:
         raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
     if result.returncode != 0:
@@ -82,7 +89,9 @@ def start_ffmpeg(
 ) -> subprocess.Popen[bytes]:
     """Start a long-running ffmpeg (streaming in or out); its stderr is a pipe to drain."""
     try:
-        return subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            command, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, start_new_session=True
+        )
     except OSError as error:
         raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
 

@@ -156,7 +156,7 @@ def measure_file(path: Path, *, dual_mono: bool = False) -> Loudness:
         *("-f", "null", "-"),
     ]
     try:
-        result = subprocess.run(command, capture_output=True, check=False)
+        result = subprocess.run(command, capture_output=True, check=False, start_new_session=True)
     except OSError as error:
         raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
     stderr = result.stderr.decode("utf-8", "replace")

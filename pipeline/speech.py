@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -246,13 +246,14 @@ def synthesize_missing(
     else:
         pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="speak")
         try:
-            for index, job in enumerate(ordered):
-                pool.submit(run, index, job)
-            pool.shutdown(wait=True)
+            # wait for the work, not in Thread.join: a Ctrl-C there can mark a running thread
+            # stopped (seen on CPython 3.11) and the process exits in the middle of its write
+            wait([pool.submit(run, index, job) for index, job in enumerate(ordered)])
         except BaseException:  # Ctrl+C: start nothing more, keep what finished
             stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        pool.shutdown(wait=True)
 
     if failures:
         index = min(failures)

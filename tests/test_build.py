@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -270,10 +271,7 @@ def test_a_failure_stops_the_build_without_keep_going(tmp_path: Path) -> None:
     assert not report.ok
     error = report.with_status(FAILED)[0].error
     assert "broken" in error and "Traceback" not in error
-    assert sorted(p.name for p in (root / "dist").iterdir()) == [
-        ".meditate-build.lock",
-        "catalog.json",
-    ]
+    assert sorted(p.name for p in (root / "dist").iterdir()) == ["catalog.json"]
     result = CliRunner().invoke(cli, ["build", str(root / "scripts"), "-j", "1"])
     assert result.exit_code == 1
     assert "not started  2" in result.output and "FAILED c-broken" in result.output
@@ -555,7 +553,7 @@ def test_a_full_disk_fails_clearly_leaves_nothing_partial_and_keeps_the_cache(
     error = report.with_status(FAILED)[0].error
     assert error.startswith("disk full while encoding") and "long.wav" in error
     names = sorted(p.name for p in tiny_disk.iterdir())
-    assert names == [".meditate-build.lock", "catalog.json"]
+    assert names == ["catalog.json"]
     cache = SpeechCache(root / "cache")
     keys = list(cache.keys())
     assert len(keys) == 1 and all(cache.verify(key) for key in keys)
@@ -693,3 +691,166 @@ def write_catalog_tracks(out: Path) -> list[str]:
     write_catalog(out)
     catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))
     return [track["id"] for track in catalog["tracks"]]
+
+
+# --- lost workers, interruptions ---------------------------------------------------------------
+
+
+def start_meditate(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``meditate ARGS`` in a process group of its own, like a terminal's foreground job."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def encoding(process: subprocess.Popen[str], out: Path, track_id: str, other_than: int = 0) -> int:
+    """The pid of the process encoding ``track_id`` (once its temporary has grown)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the build ended before it was caught encoding"
+        for path in out.glob(f".{track_id}.wav.tmp-*") if out.is_dir() else []:
+            pid = int(path.name.rsplit("-", 1)[1])
+            with contextlib.suppress(FileNotFoundError):
+                if pid != other_than and path.stat().st_size > 10_000:
+                    return pid
+        time.sleep(0.005)
+    raise AssertionError(f"{track_id} was never seen encoding")
+
+
+def five_long_tracks(root: Path) -> Path:
+    """Five tracks of five minutes (16 kHz mono wav: a few seconds each to render)."""
+    make_project(root, {f"k{n}.yaml": tiny(f"K{n}", f"Rest now, {n}.", 300.0) for n in range(5)})
+    return root / "dist"
+
+
+def hidden(out: Path) -> list[str]:
+    """Hidden files in the output folder: temporaries and the lock (none once a build ends)."""
+    return sorted(path.name for path in out.iterdir() if path.name.startswith("."))
+
+
+def test_a_killed_worker_costs_one_try_of_its_track_and_the_build_goes_on(tmp_path: Path) -> None:
+    out = five_long_tracks(tmp_path)
+    process = start_meditate(tmp_path, "build", "-j", "2", "--keep-going")
+    try:
+        victim = encoding(process, out, "k0")
+        encoding(process, out, "k1")  # the other worker is busy too: it must not suffer
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "RETRY k0: the process rendering it died (killed by SIGKILL)" in stderr
+    assert "RETRY k1" not in stderr and "FAILED" not in stderr
+    assert "built        5" in stdout and "failed       0" in stdout, stdout
+    assert "retried      1" in stdout and "not started" not in stdout
+    assert hidden(out) == []  # the dead worker's temporaries went with it
+    assert json.loads((out / "catalog.json").read_text())["tracks"][0]["id"] == "k0"
+    assert len(sidecars(out)) == 5
+    assert check([tmp_path / "scripts"], load_project(tmp_path / "meditate.yaml")).ok
+
+
+@pytest.mark.parametrize("keep_going", [True, False])
+def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
+    tmp_path: Path, keep_going: bool
+) -> None:
+    out = five_long_tracks(tmp_path)
+    process = start_meditate(tmp_path, "build", "-j", "2", *(["--keep-going"] * keep_going))
+    try:
+        first = encoding(process, out, "k0")
+        os.kill(first, signal.SIGKILL)
+        os.kill(encoding(process, out, "k0", other_than=first), signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 1, stderr
+    assert "FAILED k0" in stderr and "Traceback" not in stderr
+    died = "scripts/k0.yaml: error: the process rendering it died twice (killed by SIGKILL; "
+    assert died + "probable cause: the machine ran out of memory, or it was killed by hand)" in (
+        stderr
+    )
+    assert "failed       1" in stdout and "failed: k0" in stderr
+    assert hidden(out) == []
+    listed = [track["id"] for track in json.loads((out / "catalog.json").read_text())["tracks"]]
+    assert "k0" not in listed
+    if keep_going:
+        assert listed == ["k1", "k2", "k3", "k4"] and "built        4" in stdout
+    else:
+        assert "not started" in stdout and "k1" in listed  # it was running: it finished
+
+
+@pytest.mark.parametrize(
+    ("command", "sent", "to_group", "status", "said"),
+    [
+        (["build", "-j", "1"], signal.SIGINT, True, 130, "interrupted"),
+        (["build", "-j", "2"], signal.SIGINT, True, 130, "interrupted"),
+        (["build", "-j", "2"], signal.SIGTERM, False, 143, "terminated"),
+        (["build", "-j", "2"], signal.SIGHUP, True, 129, "terminated"),
+    ],
+    ids=["ctrl-c-j1", "ctrl-c-j2", "sigterm-j2", "hang-up-j2"],
+)
+def test_an_interrupted_build_says_so_and_leaves_no_temporary_lock_or_process(
+    tmp_path: Path,
+    command: list[str],
+    sent: signal.Signals,
+    to_group: bool,
+    status: int,
+    said: str,
+) -> None:
+    """Ctrl-C and a closed terminal reach the whole foreground group; a CI runner may TERM it."""
+    out = five_long_tracks(tmp_path)
+    process = start_meditate(tmp_path, *command)
+    try:
+        encoding(process, out, "k0")
+        if to_group:
+            os.killpg(process.pid, sent)
+        else:
+            process.send_signal(sent)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == status, stderr
+    assert stderr.splitlines()[-1] == said, stderr
+    assert "FAILED" not in stderr and "ffmpeg" not in stderr and "Traceback" not in stderr
+    assert hidden(out) == []  # no temporary, no lock file
+    assert not (out / "catalog.json").exists()
+    time.sleep(0.3)
+    with pytest.raises(ProcessLookupError):  # every worker has ended
+        os.killpg(process.pid, 0)
+    assert running_with(str(out)) == []  # and every ffmpeg
+
+
+def running_with(text: str) -> list[int]:
+    """Pids of the processes whose command line mentions ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def test_an_interrupted_speak_says_so_and_leaves_no_temporary(tmp_path: Path) -> None:
+    sentences = "".join(f"  - say: Sentence {n} is spoken slowly here.\n" for n in range(300))
+    make_project(tmp_path, {"many.yaml": f"title: Many\nsteps:\n{sentences}"})
+    process = start_meditate(tmp_path, "speak")
+    cache = tmp_path / "cache"
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(cache.rglob("*.s16"))) < 3 and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "interrupted" and "Traceback" not in stderr
+    assert [path for path in cache.rglob("*") if ".tmp" in path.name] == []
+    assert SpeechCache(cache).info().entries < 300

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -552,3 +553,99 @@ def test_schema_into_a_missing_folder_is_refused(
         "gone/schema.json: error: -o: the folder 'gone' does not exist; create it first\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a reader that goes away (meditate plan x | head -1) -----------------------------------------
+
+PIPE_CONFIG = "sample_rate: 16000\nchannels: 1\nformats: [wav]\ncache: cache\n"
+PRINTING = [
+    ["--help"],
+    ["--version"],
+    ["validate"],
+    ["plan", "scripts/s.yaml"],
+    ["plan", "--format", "json", "scripts/s.yaml"],
+    ["schema"],
+    ["new", "fresh"],
+    ["speak"],
+    ["render", "scripts/s.yaml"],
+    ["build"],
+    ["build", "--catalog-only"],
+    ["check", "--format", "json"],
+    ["engines"],
+    ["assets"],
+    ["cache", "info"],
+    ["cache", "prune"],
+    ["inspect", "tone.wav"],
+]
+
+
+@pytest.fixture
+def piped_project(tmp_path: Path) -> Path:
+    from pipeline.ffmpeg import run_ffmpeg
+
+    (tmp_path / "meditate.yaml").write_text(PIPE_CONFIG, encoding="utf-8")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "s.yaml").write_text(
+        "title: S\nsteps:\n  - say: Hello there.\n  - pause: 1s\n", encoding="utf-8"
+    )
+    (tmp_path / "dist").mkdir()
+    run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=1", "-y", str(tmp_path / "tone.wav")])
+    return tmp_path
+
+
+def assert_quiet(stderr: str) -> None:
+    for noise in ("Traceback", "internal error", "Exception ignored", "BrokenPipe", "Errno 32"):
+        assert noise not in stderr, stderr
+
+
+@pytest.mark.parametrize("command", PRINTING, ids=" ".join)
+def test_a_closed_pipe_ends_quietly_with_status_141(
+    piped_project: Path, command: list[str]
+) -> None:
+    """Like a Unix tool killed by SIGPIPE: no traceback, no message, exit status 128 + 13."""
+    reading, writing = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *command],
+        cwd=piped_project,
+        stdout=writing,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(writing)
+    os.close(reading)  # the reader is gone before the first line
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 141, stderr
+    assert_quiet(stderr)
+
+
+def test_a_reader_that_stops_after_one_line_ends_the_command_quietly(tmp_path: Path) -> None:
+    (tmp_path / "meditate.yaml").write_text(PIPE_CONFIG, encoding="utf-8")
+    steps = "".join(f"  - say: Sentence {n} of a long session.\n" for n in range(3000))
+    (tmp_path / "long.yaml").write_text(f"title: Long\nsteps:\n{steps}", encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "plan", "long.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().split()[:3] == [b"start", b"length", b"kind"]
+    process.stdout.close()  # like `| head -1`: far more than a pipe holds is still to come
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert_quiet(stderr)
+
+
+def test_closed_stdout_and_stderr_end_quietly_too(tmp_path: Path) -> None:
+    """``meditate validate 2>&1 | head -0``: the problems cannot be shown either."""
+    (tmp_path / "bad.yaml").write_text("title: T\nsteps:\n  - pause: ten\n", encoding="utf-8")
+    reading, writing = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "validate", "bad.yaml"],
+        cwd=tmp_path,
+        stdout=writing,
+        stderr=writing,
+    )
+    os.close(writing)
+    os.close(reading)
+    assert process.wait(timeout=60) == 141

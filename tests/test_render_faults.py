@@ -512,3 +512,32 @@ def test_a_file_that_cannot_be_replaced_rolls_the_whole_set_back(
     assert_complete_set(out)
     assert contents(out)["calm.wav"] != old["calm.wav"]
     assert sorted(contents(out)) == ["calm.json", "calm.mp3", "calm.vtt", "calm.wav"]
+
+
+def test_ctrl_c_during_a_render_says_interrupted_and_leaves_nothing(
+    root: Path, tmp_path: Path
+) -> None:
+    """The terminal's SIGINT reaches the whole group: ffmpeg's death is not a failure of its own."""
+    out = tmp_path / "out"
+    render(root, "short", tmp_path / "warm")  # speech cached: the signal lands in encoding
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "render", "scripts/long.yaml", "-o", str(out)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not [p for p in out.glob(".long.mp3.tmp-*") if p.stat().st_size > 50_000]:
+            assert process.poll() is None and time.monotonic() < deadline, "never caught encoding"
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "interrupted", stderr
+    assert "ffmpeg" not in stderr and "Traceback" not in stderr
+    assert list(out.iterdir()) == []  # no temporary either
