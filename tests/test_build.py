@@ -843,7 +843,7 @@ def test_an_interrupted_speak_says_so_and_leaves_no_temporary(tmp_path: Path) ->
     cache = tmp_path / "cache"
     try:
         deadline = time.monotonic() + 60
-        while len(list(cache.rglob("*.s16"))) < 3 and time.monotonic() < deadline:
+        while len(list(cache.rglob(f"*{SUFFIX}"))) < 3 and time.monotonic() < deadline:
             assert process.poll() is None
             time.sleep(0.005)
         os.killpg(process.pid, signal.SIGINT)
