@@ -349,7 +349,8 @@ def asset_file_problem(asset: Asset) -> str | None:
     try:
         length = asset_length_s(asset)
         stat = asset.file.stat()
-        _decodes(str(asset.file), asset.where, stat.st_mtime_ns, stat.st_size)
+        if not asset.file.is_relative_to(builtin_assets_dir()):  # shipped files are tested
+            _decodes(str(asset.file), asset.where, stat.st_mtime_ns, stat.st_size)
     except (AudioError, OSError) as error:
         return str(error)
     if length > MAX_ASSET_S:

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +345,19 @@ def test_find_asset_refuses_a_symlink_out_of_the_project(
     (project / "link.ogg").symlink_to(outside)
     with pytest.raises(ConfigError, match="outside the project"):
         find_asset("link.ogg", catalog, project, project)
+
+
+def test_validate_probes_the_codec_of_project_files_only(
+    catalog: dict[str, Asset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped files are decoded by the tests above; a project's own file is probed."""
+    import pipeline.assets as assets
+
+    probed: list[str] = []
+    monkeypatch.setattr(assets, "_decodes", lambda path, *rest: probed.append(path))
+    assert all(assets.asset_file_problem(asset) is None for asset in catalog.values())
+    assert probed == []
+    own = tmp_path / "own.ogg"
+    own.write_bytes(catalog["bowl"].file.read_bytes())
+    assert assets.asset_file_problem(replace(catalog["bowl"], file=own)) is None
+    assert probed == [str(own)]
