@@ -110,7 +110,9 @@ def test_readme_module_table_matches_the_layout() -> None:
     assert sorted(named - present) == [], "the README's module table names modules that are gone"
 
 
-@pytest.mark.parametrize("page", [ROOT / "README.md", ROOT / "docs" / "scripts.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page", [ROOT / "README.md", ROOT / "docs" / "scripts.md"], ids=lambda p: p.name
+)
 def test_the_example_script_validates_without_warnings(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,3 +127,21 @@ def test_the_example_script_validates_without_warnings(
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["validate", "--strict", "scripts/anxiety/example.yaml"])
     assert result.exit_code == 0, result.output
+
+
+OUTSIDE = re.compile(r"\.\./shared/|team" + r" repository|\b" + "SP" + r"EC\b")
+"""References to files a user of this project does not have (spelt so as not to match here)."""
+
+
+def test_nothing_refers_to_files_outside_the_repository() -> None:
+    texts = [ROOT / "README.md", ROOT / "pyproject.toml"]
+    for folder, pattern in (("pipeline", "*.py"), ("tests", "*.py"), ("bench", "*.py"),
+                            ("docs", "*.md"), ("scripts", "*.yaml")):  # fmt: skip
+        texts += sorted((ROOT / folder).rglob(pattern))
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in texts
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert found == []
