@@ -9,8 +9,8 @@ tree with its peak memory (the sum of VmRSS over the tree, polled every 50 ms):
 
 (a) the floor: ffmpeg alone encoding the render's own PCM (and, for reference, pink noise
     of the same length) to mp3 128k; (a'') the same encode with its packets measured by a
-    second ffmpeg (``ebur128``, true peak) as they are written, which SPEC requires of every
-    render ("loudness figures are measured on the encoded file");
+    second ffmpeg (``ebur128``, true peak) as they are written, which the quality bar asks
+    of every render ("loudness figures are measured on the encoded file");
 (b) ``meditate render`` of the script to mp3 128k (the whole command);
 (c) the naive pipeline: pydub clips joined with ``+`` in a loop, the bed and bowls overlaid,
     exported to wav, then ffmpeg ``loudnorm`` to mp3. It holds everything in memory, so it
@@ -183,7 +183,7 @@ def same_pcm_floor(raw: Path, root: Path) -> tuple[float, float]:
 
 
 def measured_pcm_floor(raw: Path, root: Path) -> tuple[float, float]:
-    """(a') plus what SPEC requires on top: the encoded stream measured as it is written.
+    """(a') plus what the quality bar asks on top: the encoded stream measured as written.
 
     The encoder tees its packets to a second ffmpeg running ``ebur128`` with true peak, as
     the render's own encoder does; no Python, no mixing.

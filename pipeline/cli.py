@@ -329,10 +329,18 @@ def new(state: State, script_id: str, template: str, folder: Path | None) -> Non
     """Create a new script SCRIPT_ID from a template; never overwrites."""
     from pipeline.config import resolve
     from pipeline.fileio import display_path
+    from pipeline.script.schema import PROJECT_SCHEMA
     from pipeline.script.templates import create_script
 
-    scripts_dir = resolve(state.project(folder)).scripts_dir
-    path = create_script(folder or scripts_dir, script_id, template, search=(scripts_dir,))
+    settings = resolve(state.project(folder))
+    scripts_dir = settings.scripts_dir
+    path = create_script(
+        folder or scripts_dir,
+        script_id,
+        template,
+        search=(scripts_dir,),
+        schema=settings.root / PROJECT_SCHEMA,
+    )
     state.say(f"created {display_path(path)}")
 
 

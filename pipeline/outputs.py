@@ -204,7 +204,7 @@ def sidecar(
     loudness_range_lu: float | None = None,
     captions: str | None = None,
 ) -> dict[str, Any]:
-    """The ``<id>.json`` sidecar of SPEC "Outputs", from plain inputs. Pure.
+    """The ``<id>.json`` sidecar (``docs/outputs.md``), from plain inputs. Pure.
 
     ``files`` are ``file_info`` entries; loudness figures are those measured on the encoded
     file; ``voice`` is the script's resolved voice; ``source.path`` is made relative to ``root``.

@@ -346,7 +346,7 @@ class _Sources:
 MAX_LIMITING_DB = 6.0
 """The most the true-peak limiter may take off the loudest peak; more would crush speech."""
 LOUDNESS_TOLERANCE_LU = 0.5
-"""How far the encoded file's integrated loudness may be from the target (SPEC)."""
+"""How far the encoded file's integrated loudness may be from the target (docs/quality.md)."""
 
 
 class _PeakMeter:

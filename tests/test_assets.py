@@ -26,8 +26,8 @@ from pipeline.assets import (
 from pipeline.errors import AudioError, ConfigError
 from pipeline.ffmpeg import ffmpeg_exe
 
-SPEC_BEDS = ("rain", "ocean", "drone")
-SPEC_ONE_SHOTS = ("bowl", "chime", "gong")
+BUILTIN_BEDS = ("rain", "ocean", "drone")
+BUILTIN_ONE_SHOTS = ("bowl", "chime", "gong")
 RATE = 48000
 
 
@@ -57,9 +57,9 @@ def ebur128_integrated(path: Path) -> float:
 
 
 def test_catalog_has_every_spec_asset(catalog: dict[str, Asset]) -> None:
-    for name in SPEC_BEDS:
+    for name in BUILTIN_BEDS:
         assert catalog[name].kind == "bed" and catalog[name].loop
-    for name in SPEC_ONE_SHOTS:
+    for name in BUILTIN_ONE_SHOTS:
         assert catalog[name].kind == "one-shot" and not catalog[name].loop
     for asset in catalog.values():
         assert asset.file.is_file(), asset.file
@@ -146,7 +146,7 @@ def test_every_problem_of_a_catalog_is_reported_at_once(tmp_path: Path) -> None:
     assert "duplicate asset name" in message
 
 
-@pytest.mark.parametrize("name", SPEC_BEDS + SPEC_ONE_SHOTS)
+@pytest.mark.parametrize("name", BUILTIN_BEDS + BUILTIN_ONE_SHOTS)
 def test_each_file_decodes_with_its_length(catalog: dict[str, Asset], name: str) -> None:
     asset = catalog[name]
     samples = load_asset_audio(asset, RATE, 2)
@@ -164,7 +164,7 @@ def test_each_file_decodes_with_its_length(catalog: dict[str, Asset], name: str)
 
 
 @pytest.mark.parametrize("rate", [RATE, 44100])
-@pytest.mark.parametrize("name", SPEC_BEDS)
+@pytest.mark.parametrize("name", BUILTIN_BEDS)
 def test_bed_loop_seam_is_no_bigger_than_a_typical_step(
     catalog: dict[str, Asset], name: str, rate: int
 ) -> None:
@@ -175,7 +175,7 @@ def test_bed_loop_seam_is_no_bigger_than_a_typical_step(
     assert np.all(seam < limit), (seam, limit)
 
 
-@pytest.mark.parametrize("name", SPEC_BEDS + SPEC_ONE_SHOTS)
+@pytest.mark.parametrize("name", BUILTIN_BEDS + BUILTIN_ONE_SHOTS)
 def test_spectrum_has_no_harsh_highs(catalog: dict[str, Asset], name: str) -> None:
     samples = decoded(catalog[name])
     power = np.abs(np.fft.rfft(samples, axis=0)) ** 2
@@ -186,7 +186,7 @@ def test_spectrum_has_no_harsh_highs(catalog: dict[str, Asset], name: str) -> No
     assert power[freqs_hz < 4000].sum() / total > 0.95
 
 
-@pytest.mark.parametrize("name", SPEC_BEDS)
+@pytest.mark.parametrize("name", BUILTIN_BEDS)
 def test_beds_move_gently(catalog: dict[str, Asset], name: str) -> None:
     samples = decoded(catalog[name])
     hop = RATE // 2
@@ -199,7 +199,7 @@ def test_beds_move_gently(catalog: dict[str, Asset], name: str) -> None:
     assert 0.1 < correlation < 0.95, "stereo should be gently decorrelated"
 
 
-@pytest.mark.parametrize("name", SPEC_ONE_SHOTS)
+@pytest.mark.parametrize("name", BUILTIN_ONE_SHOTS)
 def test_one_shots_decay_to_silence(catalog: dict[str, Asset], name: str) -> None:
     samples = decoded(catalog[name])
     first = np.sqrt(np.mean(samples[:RATE] ** 2))
@@ -208,13 +208,13 @@ def test_one_shots_decay_to_silence(catalog: dict[str, Asset], name: str) -> Non
     assert np.max(np.abs(samples[-100:])) < 1e-3
 
 
-@pytest.mark.parametrize("name", SPEC_BEDS + SPEC_ONE_SHOTS)
+@pytest.mark.parametrize("name", BUILTIN_BEDS + BUILTIN_ONE_SHOTS)
 def test_loudness_at_target(catalog: dict[str, Asset], name: str) -> None:
     target = assetgen.BED_LUFS if catalog[name].kind == "bed" else assetgen.ONE_SHOT_LUFS
     assert ebur128_integrated(catalog[name].file) == pytest.approx(target, abs=1.0)
 
 
-@pytest.mark.parametrize("name", SPEC_BEDS + SPEC_ONE_SHOTS)
+@pytest.mark.parametrize("name", BUILTIN_BEDS + BUILTIN_ONE_SHOTS)
 def test_generator_is_deterministic_and_beds_periodic(name: str) -> None:
     first = assetgen.synthesize(name, seconds=2.0)
     second = assetgen.synthesize(name, seconds=2.0)

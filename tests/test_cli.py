@@ -1,4 +1,4 @@
-"""The command line: help for every command, documented, instant start, no traceback."""
+"""The command line: instant start, exit codes, `new`, no traceback (help: test_docs.py)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,6 @@ from pipeline.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader")
-
-
-def test_every_command_has_help_and_is_documented() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name, command in cli.commands.items():
-        assert command.help, f"{name} has no help text"
-        assert f"`{name}" in readme, f"{name} is not in the README's command table"
-        result = CliRunner().invoke(cli, [name, "--help"])
-        assert result.exit_code == 0 and "Usage:" in result.output
 
 
 def test_start_up_imports_no_audio_library() -> None:
@@ -649,3 +640,59 @@ def test_closed_stdout_and_stderr_end_quietly_too(tmp_path: Path) -> None:
     os.close(writing)
     os.close(reading)
     assert process.wait(timeout=60) == 141
+
+
+def _schema_line(path: Path) -> str | None:
+    """The ``$schema`` path of a script's language-server line, if it has one."""
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    prefix = "# yaml-language-server: $schema="
+    return first[len(prefix) :] if first.startswith(prefix) else None
+
+
+def test_new_points_the_schema_line_at_the_projects_schema_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "meditate.yaml").write_text("scripts: scripts\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["schema", "-o", "schema/meditate-script.schema.json"])
+    assert result.exit_code == 2  # the folder must exist first
+    (tmp_path / "schema").mkdir()
+    assert runner.invoke(cli, ["schema", "-o", "schema/meditate-script.schema.json"]).exit_code == 0
+    for args, made in (
+        (["new", "calm"], "scripts/calm.yaml"),
+        (["new", "deep", "-d", "scripts/sleep/long"], "scripts/sleep/long/deep.yaml"),
+        (["new", "here", "-d", "."], "here.yaml"),
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        reference = _schema_line(tmp_path / made)
+        assert reference is not None and "://" not in reference
+        assert ((tmp_path / made).parent / reference).resolve() == (
+            tmp_path / "schema" / "meditate-script.schema.json"
+        )
+
+
+def test_new_writes_no_schema_line_without_a_schema_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "meditate.yaml").write_text("scripts: scripts\n")
+    (tmp_path / "schema").mkdir()  # outside the project: not its schema
+    (tmp_path / "schema" / "meditate-script.schema.json").write_text("{}\n")
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(cli, ["new", "calm"])
+    assert result.exit_code == 0, result.output
+    text = (project / "scripts" / "calm.yaml").read_text(encoding="utf-8")
+    assert "$schema" not in text and text.startswith("id: calm\n")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "scripts").rglob("*.y*ml")), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_every_shipped_scripts_schema_line_resolves(path: Path) -> None:
+    reference = _schema_line(path)
+    assert reference is not None, "a shipped script starts with its $schema line"
+    target = (path.parent / reference).resolve()
+    assert target == ROOT / "schema" / "meditate-script.schema.json" and target.is_file()

@@ -33,7 +33,7 @@ VOICE = VoiceSettings(engine="espeak", name="en-us", language="en", rate=0.9)
 CUE_RE = re.compile(
     r"^(\d+)\n(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n(.+)$", re.M
 )
-SPEC_KEYS = {
+SIDECAR_KEYS = {
     "id", "title", "description", "author", "language", "category", "tags", "duration_s",
     "loudness", "chapters", "captions", "files", "voice", "source", "build_key", "generator",
 }  # fmt: skip
@@ -151,7 +151,7 @@ def make_sidecar(
 
 def test_sidecar_has_every_spec_field(tmp_path: Path) -> None:
     data = make_sidecar(tmp_path)
-    assert set(data) == SPEC_KEYS | {"sidecar_sha256"}  # an extension: the seal, last
+    assert set(data) == SIDECAR_KEYS | {"sidecar_sha256"}  # an extension: the seal, last
     assert list(data)[-1] == "sidecar_sha256"
     assert data["id"] == "calm"
     assert data["language"] == "en"

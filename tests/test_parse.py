@@ -1,4 +1,4 @@
-"""Reading scripts into the model: every form of SPEC, and located problems."""
+"""Reading scripts into the model: every form of docs/scripts.md, and located problems."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Planning: every step-semantics rule of SPEC, with exact start times."""
+"""Planning: every timing rule of docs/scripts.md, with exact start times."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Durations and gains in every form SPEC lists."""
+"""Durations and gains in every form docs/scripts.md lists."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The script model: frozen dataclasses, one per concept of SPEC "Script format".
+"""The script model: frozen dataclasses, one per concept of the script format (docs/scripts.md).
 
 Values that may be left to project defaults are ``None`` here; `pipeline.config`
 resolves them into complete settings.

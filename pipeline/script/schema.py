@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pipeline.script.parse import PRESETS
 
 SCHEMA_ID = "https://smart-meditation.app/schema/meditate-script.schema.json"
+"""The schema's ``$id``: a name for it, not an address it is served at."""
+PROJECT_SCHEMA = Path("schema") / "meditate-script.schema.json"
+"""Where a project keeps its copy, relative to its root (``meditate new`` points scripts at it)."""
 DURATION = (
     r"^\s*(\d+(\.\d+)?|(\d+:)?\d{1,2}:\d{1,2}(\.\d+)?|((\d+(\.\d+)?|\.\d+)\s*(ms|h|m|s))+)\s*$"
 )

@@ -150,10 +150,17 @@ steps:
 
 
 def create_script(
-    folder: Path, script_id: str, template: str, search: Iterable[Path] = ()
+    folder: Path,
+    script_id: str,
+    template: str,
+    search: Iterable[Path] = (),
+    schema: Path | None = None,
 ) -> Path:
     """Write ``folder/<id>.yaml`` from a template; refuse to overwrite, and refuse an id that
     a script in ``folder`` or under ``search`` (the project's scripts) already has.
+
+    ``schema``: the project's copy of the JSON Schema; when it exists, the script's first line
+    points the YAML language server at it, by a path relative to the script.
     """
     if not ID_PATTERN.match(script_id):
         raise UsageError(
@@ -175,9 +182,7 @@ def create_script(
             f"{used}: error: id {script_id!r} already exists here; choose another id"
         )
     title = script_id.replace("-", " ").capitalize()
-    text = HEADER.format(schema=_schema_reference(folder)) + TEMPLATES[template].format(
-        id=script_id, title=title
-    )
+    text = _schema_header(folder, schema) + TEMPLATES[template].format(id=script_id, title=title)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with open(path, "x", encoding="utf-8") as stream:
@@ -221,12 +226,14 @@ def _shown(path: Path) -> Path:
     return display_path(path)
 
 
-def _schema_reference(folder: Path) -> str:
-    """Relative path from ``folder`` to the project's ``schema/`` file, if there is one."""
+def _schema_header(folder: Path, schema: Path | None) -> str:
+    """The language-server line naming ``schema`` relative to ``folder``; '' without one."""
     import os
 
-    for parent in (folder.resolve(), *folder.resolve().parents):
-        candidate = parent / "schema" / "meditate-script.schema.json"
-        if candidate.is_file():
-            return os.path.relpath(candidate, folder.resolve())
-    return "https://smart-meditation.app/schema/meditate-script.schema.json"
+    if schema is None or not schema.is_file():
+        return ""
+    try:
+        relative = os.path.relpath(schema.resolve(), folder.resolve())
+    except ValueError:  # another drive (Windows): no relative path leads there
+        return ""
+    return HEADER.format(schema=Path(relative).as_posix())
