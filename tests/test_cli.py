@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader")
+HEAVY = ("numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader", "soundfile")
 
 
 def test_every_command_has_help_and_is_documented() -> None:
