@@ -16,6 +16,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the test extra installs tomli there
     import tomli as tomllib
 
+import pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
@@ -133,3 +135,9 @@ def test_every_imported_library_is_declared(folder: str, extras: list[str]) -> N
         f"{extras} of pyproject.toml declare (module: files): {missing}"
     )
 
+
+def test_the_version_is_written_once() -> None:
+    """The version was written both in pyproject.toml and in pipeline/__init__.py."""
+    assert "version" not in PROJECT, "pyproject.toml writes the version: read it from pipeline"
+    assert "version" in PROJECT.get("dynamic", [])
+    assert importlib.metadata.version("meditation-pipeline") == pipeline.__version__
