@@ -1,0 +1,78 @@
+"""Contracts with third-party internals: each failure names the library and what changed in it.
+
+Each private API is used in one adapter only, and its library is capped in pyproject.toml below
+the next series; raising a cap starts here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the test extra installs tomli there
+    import tomli as tomllib
+
+from pipeline.errors import EngineError
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENTS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+    "dependencies"
+]
+
+
+def _requirement(distribution: str) -> str:
+    found = [r for r in REQUIREMENTS if re.match(rf"{distribution}\b", r, re.IGNORECASE)]
+    assert len(found) == 1, f"pyproject.toml: no single requirement for {distribution}"
+    return found[0]
+
+
+def test_gtts_is_capped_below_the_series_after_the_one_the_adapter_knows() -> None:
+    """gTTS had no upper bound although its private _package_rpc builds every request."""
+    import gtts
+
+    from pipeline.engines.gtts import GTTS_SERIES
+
+    major, minor = GTTS_SERIES
+    assert f"<{major}.{minor + 1}" in _requirement("gTTS")
+    assert tuple(int(n) for n in gtts.__version__.split(".")[:2]) == GTTS_SERIES
+
+
+def test_gtts_internals_still_build_the_request_the_engine_sends() -> None:
+    """If this fails, gTTS changed gTTS._package_rpc or gTTS.GOOGLE_TTS_HEADERS."""
+    import gtts
+
+    from pipeline.engines.gtts import RPC_ID, gtts_request
+
+    form, headers = gtts_request("Breathe in, slowly.", "en", "co.uk")
+    what = f"gTTS {gtts.__version__}: gTTS._package_rpc"
+    fields = urllib.parse.parse_qs(form.decode("ascii"))
+    assert list(fields) == ["f.req"], f"{what} no longer makes an f.req form: {form!r}"
+    rpc = json.loads(fields["f.req"][0])
+    assert rpc[0][0][0] == RPC_ID, f"{what} calls another RPC than {RPC_ID}: {rpc}"
+    assert json.loads(rpc[0][0][1])[:2] == ["Breathe in, slowly.", "en"], f"{what}: {rpc}"
+    what = f"gTTS {gtts.__version__}: gTTS.GOOGLE_TTS_HEADERS"
+    assert headers["Content-Type"].startswith("application/x-www-form-urlencoded"), what
+    assert headers["User-Agent"], what
+    assert headers["Referer"] == "https://translate.google.co.uk/"
+
+
+def test_a_gtts_without_its_internals_is_an_error_that_names_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gTTS without _package_rpc was an AttributeError from deep inside a synthesis."""
+    from gtts import gTTS
+
+    from pipeline.engines.gtts import gtts_request
+
+    monkeypatch.delattr(gTTS, "_package_rpc")
+    with pytest.raises(EngineError, match=r"gTTS [\d.]+ changed the internals") as raised:
+        gtts_request("Rest.", "en", "com")
+    assert "gTTS._package_rpc" in str(raised.value)
+    assert "pip install 'gTTS>=2.5,<2.6'" in str(raised.value)
