@@ -76,3 +76,53 @@ def test_a_gtts_without_its_internals_is_an_error_that_names_them(
         gtts_request("Rest.", "en", "com")
     assert "gTTS._package_rpc" in str(raised.value)
     assert "pip install 'gTTS>=2.5,<2.6'" in str(raised.value)
+
+
+def test_mutagen_is_capped_as_the_adapter_says() -> None:
+    """mutagen had no upper bound although its private ID3._write orders every chapter."""
+    import mutagen
+
+    from pipeline.encode import MUTAGEN_RANGE
+
+    assert _requirement("mutagen") == f"mutagen{MUTAGEN_RANGE}"
+    low, high = (bound.lstrip("<>=") for bound in MUTAGEN_RANGE.split(","))
+    version = mutagen.version[:2]
+    assert _release(low) <= version < _release(high), f"mutagen {mutagen.version_string}"
+
+
+def _release(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_mutagen_internals_still_order_the_chapters(tmp_path: Path, fmt: str) -> None:
+    """If this fails, mutagen changed ID3._write (the frames' bytes, which meditate reorders)."""
+    import subprocess
+
+    import mutagen
+
+    from pipeline.encode import TrackTags, read_chapters, tag_file
+    from pipeline.ffmpeg import ffmpeg_exe
+
+    path = tmp_path / f"quiet.{fmt}"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=22050:cl=mono", "-t", "3",
+         str(path)],
+        check=True,
+    )
+    # mutagen writes frames shortest first: these chapters would come out backwards
+    titles = ["The first chapter, with the longest title", "Then", "End"]
+    tag_file(path, fmt, TrackTags("T", chapters=[(t, i * 1.0) for i, t in enumerate(titles)]))
+    found = [title for title, _start in read_chapters(path)]
+    assert found == titles, f"mutagen {mutagen.version_string}: ID3._write changed: {found}"
+
+
+def test_a_mutagen_that_does_not_call_its_writer_is_an_error() -> None:
+    """Had mutagen stopped calling ID3._write, chapters would silently be in size order."""
+    import mutagen.id3
+
+    from pipeline.encode import save_in_chapter_order
+    from pipeline.errors import AudioError
+
+    with pytest.raises(AudioError, match=r"mutagen [\d.]+ no longer writes ID3 frames through"):
+        save_in_chapter_order(mutagen.id3.ID3(), lambda: None)
