@@ -126,3 +126,41 @@ def test_a_mutagen_that_does_not_call_its_writer_is_an_error() -> None:
 
     with pytest.raises(AudioError, match=r"mutagen [\d.]+ no longer writes ID3 frames through"):
         save_in_chapter_order(mutagen.id3.ID3(), lambda: None)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads /proc/self/maps")
+def test_ctypes_internals_still_unload_a_library(tmp_path: Path) -> None:
+    """If this fails, CPython changed _ctypes.dlclose or ctypes.CDLL._handle."""
+    import ctypes
+    import shutil
+
+    import espeakng_loader
+
+    from pipeline.engines.espeak import unload_library
+
+    copy = tmp_path / "libespeak-ng-contract.so"
+    shutil.copyfile(espeakng_loader.get_library_path(), copy)
+
+    def mapped() -> bool:
+        return str(copy) in Path("/proc/self/maps").read_text(encoding="utf-8")
+
+    lib = ctypes.CDLL(str(copy))
+    assert mapped()
+    unload_library(lib)
+    python = f"{sys.implementation.name} {sys.version.split()[0]}"
+    assert not mapped(), f"{python}: _ctypes.dlclose(CDLL._handle) no longer unloads a library"
+
+
+def test_a_python_without_dlclose_is_an_error_that_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without _ctypes.dlclose every sentence would reuse the library's globals, silently."""
+    import _ctypes
+    import ctypes
+
+    from pipeline.engines.espeak import unload_library
+
+    name = "FreeLibrary" if sys.platform == "win32" else "dlclose"
+    monkeypatch.delattr(_ctypes, name)
+    with pytest.raises(EngineError, match=rf"has no _ctypes\.{name}, which meditate uses"):
+        unload_library(ctypes.CDLL(None))
