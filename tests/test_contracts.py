@@ -11,6 +11,7 @@ import re
 import sys
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,45 @@ def test_a_gtts_without_its_internals_is_an_error_that_names_them(
         gtts_request("Rest.", "en", "com")
     assert "gTTS._package_rpc" in str(raised.value)
     assert "pip install 'gTTS>=2.5,<2.6'" in str(raised.value)
+
+
+
+def _gtts_engine(url: str) -> Any:
+    from pipeline.engines.gtts import GttsEngine
+    from pipeline.settings import RetrySettings
+
+    return GttsEngine(RetrySettings(tries=1, timeout_s=5.0, endpoint=url))
+
+
+def test_http_client_internals_still_open_the_engine_connections() -> None:
+    """If this fails, CPython changed http.client.HTTPConnection._create_connection."""
+    from fake_gtts import FakeGtts
+
+    from pipeline.settings import VoiceSettings
+
+    with FakeGtts() as server:
+        audio = _gtts_engine(server.url).synthesize("Rest.", VoiceSettings(engine="gtts"))
+    assert audio.data
+
+
+def test_a_python_whose_http_client_skips_the_hook_is_an_error_that_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Had http.client stopped calling the hook, a look-up could have outlasted every timeout."""
+    import http.client
+    import socket
+
+    from fake_gtts import FakeGtts
+
+    from pipeline.settings import VoiceSettings
+
+    def connect(self: http.client.HTTPConnection) -> None:
+        self.sock = socket.create_connection((self.host, self.port), self.timeout)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", connect)
+    with FakeGtts() as server, pytest.raises(EngineError) as raised:
+        _gtts_engine(server.url).synthesize("Rest.", VoiceSettings(engine="gtts"))
+    assert "http.client.HTTPConnection._create_connection" in str(raised.value)
 
 
 def test_mutagen_is_capped_as_the_adapter_says() -> None:

@@ -20,6 +20,7 @@ import random
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.error
@@ -537,10 +538,34 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-def _connect(connection: http.client.HTTPConnection, deadline: _Deadline) -> None:
-    """Make ``connection`` connect (resolve, TCP, TLS) within the time left of ``deadline``."""
+def connect_within(
+    connection: http.client.HTTPConnection, deadline: _Deadline, connect: Callable[[], None]
+) -> None:
+    """Run ``connect`` (resolve, TCP, TLS) within the time left of ``deadline``: the one place
+    http.client internals are used.
+
+    http.client has no public hook for how it opens its socket: this sets the private
+    ``HTTPConnection._create_connection``; a Python whose ``connect`` no longer calls it is an
+    EngineError naming it, not a look-up that may outlast every timeout.
+    """
     connection.timeout = deadline.left_s()
-    connection._create_connection = deadline.create_connection  # type: ignore[attr-defined]
+    used: list[bool] = []
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        used.append(True)
+        return deadline.create_connection(address, *args, **kwargs)
+
+    connection._create_connection = create_connection  # type: ignore[attr-defined]
+    connect()
+    if not used:
+        if connection.sock is not None:
+            connection.sock.close()
+        raise EngineError(
+            f"gtts: this Python ({sys.version.split()[0]}) no longer opens connections through "
+            "http.client.HTTPConnection._create_connection, which meditate uses to bound a "
+            "request's look-up and connect by its timeout"
+        )
+    connection.sock = _DeadlineSocket(connection.sock, deadline)
 
 
 class _DeadlineHTTPConnection(http.client.HTTPConnection):
@@ -549,9 +574,7 @@ class _DeadlineHTTPConnection(http.client.HTTPConnection):
         self._deadline = deadline
 
     def connect(self) -> None:
-        _connect(self, self._deadline)
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock, self._deadline)
+        connect_within(self, self._deadline, super().connect)
 
 
 class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
@@ -560,9 +583,7 @@ class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
         self._deadline = deadline
 
     def connect(self) -> None:
-        _connect(self, self._deadline)
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock, self._deadline)
+        connect_within(self, self._deadline, super().connect)
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
