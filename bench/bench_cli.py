@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader", "ctypes")
+HEAVY = (
+    "numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader", "soundfile", "ctypes"
+)
 
 
 def timed(command: list[str], cwd: Path) -> float:

@@ -9,6 +9,7 @@ Usage: ``python bench/bench_mix.py [--minutes 60] [--pydub-minutes 10]``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import resource
 import subprocess
@@ -178,6 +179,8 @@ def main() -> None:
     if args.child == "pydub":
         print(json.dumps(run_pydub(args.minutes)))
         return
+    if importlib.util.find_spec("pydub") is None:
+        parser.error("the naive pipeline needs pydub: pip install -e '.[bench]'")
     print(f"mixing only, {SAMPLE_RATE} Hz, {CHANNELS} channels, output discarded")
     long = _child("stream", args.minutes)
     print(_line("streaming mixer", long), flush=True)

@@ -26,6 +26,7 @@ Targets: render/floor <= 1.3, naive/render >= 3, render peak <= 250 MB, 180 vs 1
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -255,6 +256,8 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="also 10 vs 180 minutes")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved timing rounds")
     args = parser.parse_args()
+    if not args.no_naive and importlib.util.find_spec("pydub") is None:
+        parser.error("the naive pipeline needs pydub: pip install -e '.[bench]' (or --no-naive)")
     minutes = args.minutes
     naive_minutes = args.naive_minutes or min(minutes, 10)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}

@@ -23,7 +23,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("mp3", "m4a", "ogg", "opus", "flac", "wav")
 """Every format the encoder writes, by file extension."""
 LOSSY_FORMATS = frozenset({"mp3", "m4a", "ogg", "opus"})
+MUTAGEN_RANGE = ">=1.47,<1.49"
+"""The mutagen releases :func:`save_in_chapter_order` is known to work with (pyproject.toml's)."""
 
 _CODEC_ARGS: dict[str, list[str]] = {
     "mp3": ["-c:a", "libmp3lame", "-f", "mp3"],
@@ -541,17 +543,32 @@ def _reorder_chapter_frames(data: bytes, v2_version: int) -> bytes:
     return b"".join(next(chapters) if f[:4] == b"CHAP" else f for f in frames)
 
 
-def _chapter_order_id3(tags: Any) -> Any:
-    """Make an ID3 object (mp3's or wav's) write its CHAP frames in time order."""
-    base = type(tags)
+def save_in_chapter_order(tags: Any, save: Callable[[], None]) -> None:
+    """Save an ID3 object (mp3's or wav's) with its CHAP frames in time order.
 
-    class ChapterOrderedID3(base):  # type: ignore[valid-type, misc]
+    The one place mutagen internals are used: mutagen has no public hook for frame order, so
+    the object's class becomes a subclass overriding the private ``ID3._write(config)`` (frame
+    bytes before padding). A mutagen that no longer calls it is an AudioError, not chapters
+    silently in size order.
+    """
+    import mutagen
+
+    called: list[bool] = []
+
+    class ChapterOrderedID3(type(tags)):  # type: ignore[misc]
         def _write(self, config: Any) -> bytearray:
             data = super()._write(config)
+            called.append(True)
             return bytearray(_reorder_chapter_frames(bytes(data), config.v2_version))
 
     tags.__class__ = ChapterOrderedID3
-    return tags
+    save()
+    if not called:
+        raise AudioError(
+            f"mutagen {mutagen.version_string} no longer writes ID3 frames through ID3._write, "
+            f"which meditate overrides to put chapters in time order; meditate works with "
+            f"mutagen {MUTAGEN_RANGE}"
+        )
 
 
 def _fill_id3(tags: Any, track: TrackTags, length_s: float) -> None:
@@ -604,9 +621,9 @@ def _tag_mp3(path: Path, track: TrackTags) -> None:
     import mutagen.mp3
 
     length_s = _untyped(mutagen.mp3).MP3(path).info.length
-    tags = _chapter_order_id3(_untyped(mutagen.id3).ID3())
+    tags = _untyped(mutagen.id3).ID3()
     _fill_id3(tags, track, length_s)
-    tags.save(path, v2_version=3)
+    save_in_chapter_order(tags, lambda: tags.save(path, v2_version=3))
 
 
 def _tag_wav(path: Path, track: TrackTags) -> None:
@@ -615,8 +632,8 @@ def _tag_wav(path: Path, track: TrackTags) -> None:
     audio = _untyped(mutagen.wave).WAVE(path)
     if audio.tags is None:
         audio.add_tags()
-    _fill_id3(_chapter_order_id3(audio.tags), track, audio.info.length)
-    audio.save(v2_version=3)
+    _fill_id3(audio.tags, track, audio.info.length)
+    save_in_chapter_order(audio.tags, lambda: audio.save(v2_version=3))
 
 
 def _tag_vorbis(path: Path, fmt: str, track: TrackTags) -> None:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader")
+HEAVY = ("numpy", "pydub", "gtts", "mutagen", "imageio_ffmpeg", "espeakng_loader", "soundfile")
 
 
 def test_start_up_imports_no_audio_library() -> None:

@@ -391,11 +391,16 @@ def prune_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _cli(*args: str) -> Any:
+    """Run the CLI with stdout and stderr kept apart, on click 8.1 and 8.2+ alike."""
+    import inspect
+
     from click.testing import CliRunner
 
     from pipeline.cli import cli
 
-    return CliRunner(mix_stderr=False).invoke(cli, list(args))
+    # click 8.2+ keeps them apart by default and has no mix_stderr; gTTS still holds pip to 8.1
+    apart = {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
+    return CliRunner(**apart).invoke(cli, list(args))
 
 
 def test_prune_of_a_subfolder_keeps_every_script_of_the_project(prune_project: Path) -> None:
@@ -403,7 +408,7 @@ def test_prune_of_a_subfolder_keeps_every_script_of_the_project(prune_project: P
     cache = SpeechCache(prune_project / "cache")
     size = cache.info().bytes
     result = _cli("cache", "prune", "scripts/anxiety")
-    assert result.exit_code == 0, result.output + result.stderr
+    assert result.exit_code == 0, result.stdout + result.stderr
     # the draft's clip and the deleted script's go; calm's two and ease's stay
     assert result.stdout.startswith("removed 2 entries (")
     assert "kept 3 entries (" in result.stdout and "used by 2 script(s)" in result.stdout
@@ -413,7 +418,7 @@ def test_prune_of_a_subfolder_keeps_every_script_of_the_project(prune_project: P
 
 def test_prune_keeps_the_scripts_of_extra_paths(prune_project: Path) -> None:
     result = _cli("cache", "prune", "drafts")
-    assert result.exit_code == 0, result.output + result.stderr
+    assert result.exit_code == 0, result.stdout + result.stderr
     assert result.stdout.startswith("removed 1 entry (")
     assert "kept 4 entries" in result.stdout and "used by 3 script(s)" in result.stdout
     assert SpeechCache(prune_project / "cache").info().entries == 4
@@ -423,7 +428,7 @@ def test_prune_dry_run_removes_nothing_and_says_what_it_would(prune_project: Pat
     cache = SpeechCache(prune_project / "cache")
     before = sorted(cache.keys())
     dry = _cli("cache", "prune", "--dry-run")
-    assert dry.exit_code == 0, dry.output + dry.stderr
+    assert dry.exit_code == 0, dry.stdout + dry.stderr
     assert dry.stdout.startswith("would remove 2 entries (") and " kB)" in dry.stdout
     assert sorted(cache.keys()) == before
     real = _cli("cache", "prune")
@@ -436,11 +441,11 @@ def test_prune_keeps_the_clips_of_another_engine_when_asked(
 ) -> None:
     """Clips spoken with --engine are used by the scripts too: --engine keeps them."""
     spoken = _cli("speak", "scripts", "--engine", "tone")
-    assert spoken.exit_code == 0, spoken.output + spoken.stderr
+    assert spoken.exit_code == 0, spoken.stdout + spoken.stderr
     cache = SpeechCache(prune_project / "cache")
     assert cache.info().entries == 8
     kept = _cli("cache", "prune", "--engine", "tone")
-    assert kept.exit_code == 0, kept.output + kept.stderr
+    assert kept.exit_code == 0, kept.stdout + kept.stderr
     assert kept.stdout.startswith("removed 2 entries") and "kept 6 entries" in kept.stdout
     dropped = _cli("cache", "prune")
     assert dropped.stdout.startswith("removed 3 entries") and "kept 3 entries" in dropped.stdout
@@ -450,7 +455,7 @@ def test_prune_refuses_when_a_script_cannot_be_planned(prune_project: Path) -> N
     (prune_project / "scripts" / "bad.yaml").write_text("title: B\nsteps:\n  - pause: ten\n")
     result = _cli("cache", "prune")
     assert result.exit_code == 1
-    assert "scripts/bad.yaml:3:12: error" in result.stdout + result.stderr
+    assert "scripts/bad.yaml:3:12: error" in result.stderr
     assert SpeechCache(prune_project / "cache").info().entries == 5
 
 

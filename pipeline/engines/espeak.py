@@ -219,11 +219,25 @@ def _private_copy(source: str) -> _Private:
     return private
 
 
-def _unload(handle: int) -> None:
-    """dlclose (FreeLibrary on Windows) a handle from ctypes."""
+def unload_library(lib: ctypes.CDLL) -> None:
+    """dlclose (FreeLibrary on Windows) a library ctypes loaded: the one place ctypes internals
+    are used.
+
+    ctypes has no public unload: this takes the CDLL's private ``_handle`` to CPython's private
+    ``_ctypes.dlclose`` (``_ctypes.FreeLibrary``). Without them every synthesis would reuse
+    the library's globals, so their absence is an EngineError naming them.
+    """
     import _ctypes
 
-    close = getattr(_ctypes, "FreeLibrary" if sys.platform == "win32" else "dlclose")
+    name = "FreeLibrary" if sys.platform == "win32" else "dlclose"
+    close = getattr(_ctypes, name, None)
+    handle = getattr(lib, "_handle", None)
+    if close is None or not isinstance(handle, int):
+        missing = f"_ctypes.{name}" if close is None else "ctypes.CDLL._handle"
+        raise EngineError(
+            f"espeak: this Python ({sys.implementation.name} {sys.version.split()[0]}) has no "
+            f"{missing}, which meditate uses to unload libespeak-ng after each sentence"
+        )
     close(handle)
 
 
@@ -400,7 +414,7 @@ def _session(data: str | None = None) -> Iterator[tuple[ctypes.CDLL, int]]:
             finally:
                 lib.espeak_Terminate()
         finally:
-            _unload(lib._handle)
+            unload_library(lib)
 
 
 def _isolated(function: Callable[[ctypes.CDLL, int], T], data: str | None = None) -> T:

@@ -1,7 +1,8 @@
 """The ``gtts`` engine: Google Translate's text-to-speech, throttled and retried, never replaced.
 
-The request format comes from the gTTS library (its RPC packaging and headers); the HTTP is done
-here with the standard library, so that timeouts, status codes and retries are ours.
+The request format comes from the gTTS library (its RPC packaging and headers, private: see
+:func:`gtts_request`); the HTTP is done here with the standard library, so that timeouts, status
+codes and retries are ours.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import random
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.error
@@ -324,9 +326,8 @@ class GttsEngine(Engine):
     def _request(self, part: str, target: _Target) -> bytes:
         """Send one RPC and return its MP3; every failure is a :class:`_Failed`."""
         url = f"{target.base_url}/{RPC_PATH}"
-        request = urllib.request.Request(
-            url, data=_rpc_body(part, target), headers=_headers(target.tld), method="POST"
-        )
+        form, headers = gtts_request(part, target.language, target.tld)
+        request = urllib.request.Request(url, data=form, headers=headers, method="POST")
         deadline = _Deadline(self.retry.timeout_s)
         handlers: list[urllib.request.BaseHandler] = [
             _DeadlineHTTPHandler(deadline),
@@ -393,21 +394,34 @@ def _canonical_language(language: str) -> str:
     )
 
 
-def _rpc_body(part: str, target: _Target) -> bytes:
-    """The form body gTTS sends for one part (its ``_package_rpc``)."""
+GTTS_SERIES = (2, 5)
+"""The gTTS series whose internals :func:`gtts_request` uses; pyproject.toml caps gTTS below the
+next one, and tests/test_contracts.py says what broke when a new gTTS changes them."""
+
+
+def gtts_request(part: str, language: str, tld: str) -> tuple[bytes, dict[str, str]]:
+    """The form body and headers gTTS sends for one part: the one place gTTS internals are used.
+
+    gTTS has no public API for its request: the body is ``gTTS._package_rpc(text)`` (an ``f.req``
+    batchexecute form) and the headers ``gTTS.GOOGLE_TTS_HEADERS``; a gTTS without them is an
+    EngineError naming what changed. The Referer is the accent's domain.
+    """
+    import gtts
     from gtts import gTTS
 
-    packer = gTTS(part, tld=target.tld, lang=target.language, lang_check=False)
-    return str(packer._package_rpc(part)).encode("ascii")
-
-
-def _headers(tld: str) -> dict[str, str]:
-    """gTTS's request headers, with the Referer of the accent's domain."""
-    from gtts import gTTS
-
-    headers = {str(key): str(value) for key, value in gTTS.GOOGLE_TTS_HEADERS.items()}
+    try:
+        packer = gTTS(part, tld=tld, lang=language, lang_check=False)
+        body = str(packer._package_rpc(part)).encode("ascii")
+        headers = {str(key): str(value) for key, value in gTTS.GOOGLE_TTS_HEADERS.items()}
+    except (AttributeError, TypeError) as error:
+        major, minor = GTTS_SERIES
+        raise EngineError(
+            f"gtts: gTTS {gtts.__version__} changed the internals meditate uses to build its "
+            f"request (gTTS._package_rpc, gTTS.GOOGLE_TTS_HEADERS: {error}); meditate works with "
+            f"gTTS {major}.{minor}.x: pip install 'gTTS>={major}.{minor},<{major}.{minor + 1}'"
+        ) from None
     headers["Referer"] = f"https://translate.google.{tld}/"
-    return headers
+    return body, headers
 
 
 class _Deadline:
@@ -524,10 +538,34 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-def _connect(connection: http.client.HTTPConnection, deadline: _Deadline) -> None:
-    """Make ``connection`` connect (resolve, TCP, TLS) within the time left of ``deadline``."""
+def connect_within(
+    connection: http.client.HTTPConnection, deadline: _Deadline, connect: Callable[[], None]
+) -> None:
+    """Run ``connect`` (resolve, TCP, TLS) within the time left of ``deadline``: the one place
+    http.client internals are used.
+
+    http.client has no public hook for how it opens its socket: this sets the private
+    ``HTTPConnection._create_connection``; a Python whose ``connect`` no longer calls it is an
+    EngineError naming it, not a look-up that may outlast every timeout.
+    """
     connection.timeout = deadline.left_s()
-    connection._create_connection = deadline.create_connection  # type: ignore[attr-defined]
+    used: list[bool] = []
+
+    def create_connection(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        used.append(True)
+        return deadline.create_connection(address, *args, **kwargs)
+
+    connection._create_connection = create_connection  # type: ignore[attr-defined]
+    connect()
+    if not used:
+        if connection.sock is not None:
+            connection.sock.close()
+        raise EngineError(
+            f"gtts: this Python ({sys.version.split()[0]}) no longer opens connections through "
+            "http.client.HTTPConnection._create_connection, which meditate uses to bound a "
+            "request's look-up and connect by its timeout"
+        )
+    connection.sock = _DeadlineSocket(connection.sock, deadline)
 
 
 class _DeadlineHTTPConnection(http.client.HTTPConnection):
@@ -536,9 +574,7 @@ class _DeadlineHTTPConnection(http.client.HTTPConnection):
         self._deadline = deadline
 
     def connect(self) -> None:
-        _connect(self, self._deadline)
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock, self._deadline)
+        connect_within(self, self._deadline, super().connect)
 
 
 class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
@@ -547,9 +583,7 @@ class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
         self._deadline = deadline
 
     def connect(self) -> None:
-        _connect(self, self._deadline)
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock, self._deadline)
+        connect_within(self, self._deadline, super().connect)
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
