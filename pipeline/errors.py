@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -18,10 +18,23 @@ class Place:
     """1-based column; 0 when unknown."""
     key_path: str = ""
     """Dotted key path inside the document, e.g. ``steps[3].pause``."""
+    included_from: tuple[Place, ...] = ()
+    """The include steps that led to this file, innermost first; empty in a file read
+    directly (the one a user named)."""
 
     def at(self, key_path: str) -> Place:
         """The same position with another key path."""
-        return Place(self.path, self.line, self.column, key_path)
+        return replace(self, key_path=key_path)
+
+    def including(self) -> tuple[Place, ...]:
+        """The ``included_from`` of a file included here (by the include step at this place)."""
+        return (replace(self, included_from=()), *self.included_from)
+
+    def notes(self) -> list[str]:
+        """``path:line:col: note: included from here`` for each include step that led here,
+        innermost first (as compilers print them), to follow a message about this place.
+        """
+        return [f"{step}: note: included from here" for step in self.included_from]
 
     def __str__(self) -> str:
         where = str(self.path)
@@ -42,9 +55,13 @@ class Problem:
     """``error`` or ``warning``."""
 
     def format(self) -> str:
-        """``path:line:col: error: key.path: message``."""
+        """``path:line:col: error: key.path: message``, then one ``note: included from here``
+        line per include step that led to the file, innermost first.
+        """
         key = f"{self.place.key_path}: " if self.place.key_path else ""
-        return f"{self.place}: {self.severity}: {key}{self.message}"
+        return "\n".join(
+            [f"{self.place}: {self.severity}: {key}{self.message}", *self.place.notes()]
+        )
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-friendly form for ``--format json``."""
@@ -55,6 +72,15 @@ class Problem:
             "key": self.place.key_path,
             "severity": self.severity,
             "message": self.message,
+            "included_from": [
+                {
+                    "path": str(step.path),
+                    "line": step.line,
+                    "column": step.column,
+                    "key": step.key_path,
+                }
+                for step in self.place.included_from
+            ],
         }
 
 

@@ -91,7 +91,10 @@ def plan_script(path: Path, project: Project, flags: dict[str, object] | None = 
 
 
 def log_warnings(timeline: Timeline) -> None:
-    """Log the warnings of a timeline, each at its place in the script."""
+    """Log the warnings of a timeline, each at its place in the script (then the include
+    steps that led there, one ``note: included from here`` line each).
+    """
     for problem in timeline.warnings:
         key = f"{problem.place.key_path}: " if problem.place.key_path else ""
-        logger.warning("%s: %s%s", problem.place, key, problem.message)
+        notes = "".join(f"\n{note}" for note in problem.place.notes())
+        logger.warning("%s: %s%s%s", problem.place, key, problem.message, notes)

@@ -325,7 +325,7 @@ class _Sources:
         if clip is None:
             raise AudioError(
                 f"{cue.place}: the speech clip of {cue.text[:60]!r} is missing from the cache "
-                "(was it pruned during the render?)"
+                "(was it pruned during the render?)" + "".join(f"\n{n}" for n in cue.place.notes())
             )
         return clip
 

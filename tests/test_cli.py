@@ -56,6 +56,7 @@ def test_validate_json_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "key": "steps[0].pause",
         "severity": "error",
         "message": "expected a duration like '30s', got 'ten'",
+        "included_from": [],
     }
 
 

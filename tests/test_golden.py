@@ -5,7 +5,9 @@ Run with ``MEDITATE_REGEN_GOLDEN=1`` to rewrite the ``.out`` files, then review 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,7 +18,7 @@ import pytest
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(
-    [p.name for p in (GOLDEN / "scripts").glob("*.yaml")] + ["dupes"],
+    [p.name for p in (GOLDEN / "scripts").glob("*.yaml")] + ["dupes", "include-shared"],
 )
 REGENERATE = os.environ.get("MEDITATE_REGEN_GOLDEN") == "1"
 
@@ -138,3 +140,105 @@ def _validate_file(path: Path) -> tuple[int, str]:
     )
     assert "Traceback" not in result.stderr
     return result.returncode, result.stderr + result.stdout
+
+
+NESTED_ERRORS = [
+    "scripts/_parts/nest_c.yaml:2:12: error: steps[0].pause: expected a duration like '30s', "
+    "got 'ten'",
+    "scripts/_parts/nest_b.yaml:3:14: note: included from here",
+    "scripts/include-nested.yaml:4:14: note: included from here",
+]
+
+
+def test_json_gives_the_include_chain_of_each_problem() -> None:
+    code, output, _, _ = run_validate("include-nested.yaml", "--format", "json")
+    assert code == 1
+    problems = json.loads(output)["problems"]
+    chain = [
+        {"path": "scripts/_parts/nest_b.yaml", "line": 3, "column": 14, "key": "steps[1].include"},
+        {"path": "scripts/include-nested.yaml", "line": 4, "column": 14, "key": "steps[1].include"},
+    ]
+    assert [(p["path"], p["line"], p["severity"], p["included_from"]) for p in problems] == [
+        ("scripts/_parts/nest_c.yaml", 2, "error", chain),
+        ("scripts/_parts/nest_c.yaml", 3, "error", chain),
+        ("scripts/_parts/nest_c.yaml", 4, "warning", chain),
+    ]
+    code, output, _, _ = run_validate("warnings.yaml", "--format", "json")
+    assert all(p["included_from"] == [] for p in json.loads(output)["problems"])
+
+
+@pytest.mark.parametrize("command", ["plan", "render", "build"])
+def test_plan_render_and_build_name_the_script_that_included_the_error(
+    command: str, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(GOLDEN, project)
+    before = snapshot(project)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", command, "scripts/include-nested.yaml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    start = lines.index(NESTED_ERRORS[0])
+    assert lines[start : start + 3] == NESTED_ERRORS
+    assert "Traceback" not in result.stderr
+    assert snapshot(project) == before, f"{command} must write nothing for an invalid script"
+
+
+def test_a_plan_warning_from_an_included_file_names_the_script_that_included_it(
+    tmp_path: Path,
+) -> None:
+    _hebrew_project(tmp_path)
+    for command in ("speak", "plan"):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline", command, "scripts/he.yaml"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+    warning, note = result.stderr.splitlines()
+    assert warning.startswith("WARNING: scripts/_s/hebrew.yaml:2:10: steps[0].say: 'שלום")
+    assert note == "scripts/he.yaml:6:14: note: included from here"
+
+
+def test_a_render_error_at_an_included_step_names_the_script_that_included_it(
+    tmp_path: Path,
+) -> None:
+    from pipeline.cache import SpeechCache
+    from pipeline.config import load_project
+    from pipeline.errors import AudioError
+    from pipeline.planning import check_script, plan_checked
+    from pipeline.render import _Sources
+
+    _hebrew_project(tmp_path)
+    checked = check_script(
+        tmp_path / "scripts" / "he.yaml", load_project(tmp_path / "meditate.yaml")
+    )
+    planned = plan_checked(checked)
+    sources = _Sources(planned, SpeechCache(tmp_path / "pruned"))
+    with pytest.raises(AudioError) as raised:  # its clip pruned by another process mid-render
+        sources.speech(planned.timeline.speech[-1])
+    assert str(raised.value).splitlines()[1:] == [
+        f"{tmp_path / 'scripts' / 'he.yaml'}:6:14: note: included from here"
+    ]
+
+
+def _hebrew_project(root: Path) -> None:
+    """A project whose script includes a sentence far longer than its estimate once measured:
+    Hebrew read by an Arabic voice.
+    """
+    (root / "meditate.yaml").write_text("scripts: scripts\n")
+    (root / "scripts" / "_s").mkdir(parents=True)
+    (root / "scripts" / "he.yaml").write_text(
+        "title: Hebrew\nlanguage: ar\nbackground: null\nsteps:\n"
+        "  - say: Welcome.\n  - include: _s/hebrew.yaml\n"
+    )
+    (root / "scripts" / "_s" / "hebrew.yaml").write_text(
+        "steps:\n  - say: שלום, מה שלומך היום?\n", encoding="utf-8"
+    )

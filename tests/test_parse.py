@@ -18,7 +18,7 @@ from pipeline.script.model import (
     SoundStep,
     Voice,
 )
-from pipeline.script.parse import is_partial, parse_script, read_script
+from pipeline.script.parse import is_partial, parse_partial, parse_script, read_script
 
 
 def parse(tmp_path: Path, text: str, name: str = "s.yaml") -> tuple[Script | None, list[Problem]]:
@@ -312,3 +312,61 @@ def test_yaml_errors_from_a_colon_or_a_tab_suggest_the_fix(
     problem = caught.value.problem
     assert (problem.place.line, problem.place.column) == where
     assert problem.message.startswith("invalid YAML: ") and hint in problem.message
+
+
+def test_a_problem_in_an_included_file_carries_the_include_steps_that_led_there(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "_b.yaml").write_text("steps:\n  - say: B.\n  - include: _c.yaml\n")
+    (tmp_path / "_c.yaml").write_text("steps:\n  - pause: ten\n")
+    _, problems = parse(tmp_path, "title: T\nsteps:\n  - say: A.\n  - include: _b.yaml\n")
+    (problem,) = problems
+    assert (problem.place.path.name, problem.place.line, problem.place.column) == ("_c.yaml", 2, 12)
+    chain = [(p.path.name, p.line, p.column, p.key_path) for p in problem.place.included_from]
+    assert chain == [("_b.yaml", 3, 14, "steps[1].include"), ("s.yaml", 4, 14, "steps[1].include")]
+    assert problem.format().splitlines()[1:] == [
+        f"{tmp_path / '_b.yaml'}:3:14: note: included from here",
+        f"{tmp_path / 's.yaml'}:4:14: note: included from here",
+    ]
+
+
+def test_a_file_included_twice_gives_its_problem_once_per_include_step(tmp_path: Path) -> None:
+    (tmp_path / "_end.yaml").write_text("steps:\n  - pause: 0s\n")
+    _, problems = parse(
+        tmp_path, "title: T\nsteps:\n  - include: _end.yaml\n  - say: A.\n  - include: _end.yaml\n"
+    )
+    assert [[p.line for p in problem.place.included_from] for problem in problems] == [[3], [5]]
+
+
+@pytest.mark.parametrize(
+    ("partial", "message"),
+    [
+        ("steps: [\n", "invalid YAML"),
+        ("", "a partial needs a 'steps:' list"),
+        ("title: no\n", "unknown key 'title'"),
+        ("steps:\n  - include: _x.yaml\n", "include cycle"),
+    ],
+)
+def test_an_included_file_that_cannot_be_used_names_its_include_step(
+    tmp_path: Path, partial: str, message: str
+) -> None:
+    (tmp_path / "_x.yaml").write_text(partial)
+    _, problems = parse(tmp_path, "title: T\nsteps:\n  - include: _x.yaml\n")
+    assert [p.message for p in problems if message in p.message] != []
+    for problem in problems:
+        assert problem.place.path.name == "_x.yaml"
+        assert problem.place.included_from[-1].path.name == "s.yaml"
+
+
+def test_a_partial_read_alone_has_no_include_chain_but_its_own_includes(tmp_path: Path) -> None:
+    (tmp_path / "_c.yaml").write_text("steps:\n  - pause: ten\n")
+    path = tmp_path / "_b.yaml"
+    path.write_text("steps:\n  - pause: -1s\n  - include: _c.yaml\n")
+    problems: list[Problem] = []
+    parse_partial(path, tmp_path, problems)
+    assert [
+        (p.place.path.name, [s.path.name for s in p.place.included_from]) for p in problems
+    ] == [
+        ("_b.yaml", []),
+        ("_c.yaml", ["_b.yaml"]),
+    ]

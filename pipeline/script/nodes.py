@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,13 +48,17 @@ def is_null(node: yaml.Node) -> bool:
 class Reader:
     """Reads nodes of one file into values, collecting every problem on the way."""
 
-    def __init__(self, path: Path, problems: list[Problem]) -> None:
+    def __init__(
+        self, path: Path, problems: list[Problem], included_from: tuple[Place, ...] = ()
+    ) -> None:
         self.path = path
         self.problems = problems
+        self.included_from = included_from
 
     def place(self, node: yaml.Node, key_path: str) -> Place:
-        """Where a node is."""
-        return place_of(self.path, node, key_path)
+        """Where a node is, with the include steps that led to its file."""
+        place = place_of(self.path, node, key_path)
+        return replace(place, included_from=self.included_from) if self.included_from else place
 
     def error(self, node: yaml.Node, key_path: str, message: str) -> None:
         """Record an error at a node."""

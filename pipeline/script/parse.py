@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -170,15 +171,24 @@ class _ScriptParser:
 
     def partial_steps(self) -> list[Step]:
         """The steps of this document read as a partial."""
-        return self._partial_steps(self.document, [self.document.path.resolve()])
+        return self._partial_steps(self.document, [self.document.path.resolve()], ())
 
-    def _partial_steps(self, document: Document, chain: list[Path]) -> list[Step]:
-        """Steps of a partial document: a mapping with only a ``steps:`` list."""
-        reader = Reader(document.path, self.problems)
+    def _partial_steps(
+        self, document: Document, chain: list[Path], included_from: tuple[Place, ...]
+    ) -> list[Step]:
+        """Steps of a partial document: a mapping with only a ``steps:`` list.
+
+        ``included_from``: the include steps that led here, innermost first; every problem
+        found in the partial carries them, so that it names the script the user gave.
+        """
+        reader = Reader(document.path, self.problems, included_from)
         root = document.root
         if root is None or is_null(root):
             self.problems.append(
-                Problem(Place(document.path, 1, 1), "a partial needs a 'steps:' list")
+                Problem(
+                    Place(document.path, 1, 1, included_from=included_from),
+                    "a partial needs a 'steps:' list",
+                )
             )
             return []
         entries = reader.mapping(root, "", ("steps",))
@@ -549,12 +559,15 @@ class _ScriptParser:
             reader.error(node, key_path, f"{relative!r} {what}")
             return []
         self.includes.append(target)
+        included_from = reader.place(node, key_path).including()
         try:
             document = load_document(display_path(target))
         except LoadFailed as failure:
-            self.problems.append(failure.problem)
+            problem = failure.problem
+            place = replace(problem.place, included_from=included_from)
+            self.problems.append(replace(problem, place=place))
             return []
-        return self._partial_steps(document, [*chain, target])
+        return self._partial_steps(document, [*chain, target], included_from)
 
 
 def _number(value: object) -> float:

@@ -177,8 +177,16 @@ def validate_paths(
     if default_voice is not None:  # once, where it is set, rather than in every script
         report.problems = [p for p in report.problems if p.message != default_voice.message]
         report.problems.append(default_voice)
-    report.problems.sort(key=lambda p: (str(p.place.path), p.place.line, p.place.column))
+    report.problems.sort(key=_reading_order)
     return report
+
+
+def _reading_order(problem: Problem) -> tuple[tuple[str, int, int], ...]:
+    """Problems in file and line order; one in an included file sorts at its include step in
+    the script given (then at the next include step in, and so on).
+    """
+    place = problem.place
+    return tuple((str(p.path), p.line, p.column) for p in (*place.included_from[::-1], place))
 
 
 def _project_files(
