@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import tmpfs
 
 from pipeline.build import (
     BUILT,
@@ -528,19 +529,10 @@ def test_sigkill_mid_build_leaves_no_truncated_file_and_resumes(tmp_path: Path) 
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> object:
-    mount = tmp_path / "disk"
-    mount.mkdir()
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode(errors='replace').strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "disk", "size=200k") as mount:
+        yield mount
 
 
 def test_a_full_disk_fails_clearly_leaves_nothing_partial_and_keeps_the_cache(

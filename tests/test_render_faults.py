@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import mounted, tmpfs
 
 from pipeline.cli import cli
 from pipeline.config import load_project
@@ -220,19 +221,8 @@ def test_a_missing_ffmpeg_is_a_clear_error(root: Path, tmp_path: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 300 kB tmpfs (root only): a 20 s mp3 at 128k does not fit."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(folder)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "size=300k") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 def test_a_disk_that_fills_during_encoding_is_a_clear_error(root: Path, small_disk: Path) -> None:
@@ -250,21 +240,12 @@ def test_a_disk_that_fills_during_encoding_is_a_clear_error(root: Path, small_di
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
     """A folder nobody may write to: a read-only tmpfs for root, else a folder without 'w'."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        with tmpfs(tmp_path / "read-only", "ro,size=64k") as folder:
+            yield folder
+        return
     folder = tmp_path / "read-only"
     folder.mkdir()
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-            capture_output=True,
-            check=False,
-        )
-        if mounted.returncode != 0:
-            pytest.skip(f"cannot mount a read-only tmpfs: {mounted.stderr.decode().strip()}")
-        try:
-            yield folder
-        finally:
-            subprocess.run(["umount", str(folder)], check=False)
-        return
     folder.chmod(0o555)
     try:
         yield folder
@@ -497,17 +478,10 @@ def test_a_file_that_cannot_be_replaced_rolls_the_whole_set_back(
     path.write_text(path.read_text().replace("Hello there.", "Hello again, my friend."))
     pinned = tmp_path / "pinned.vtt"
     pinned.write_bytes(old["calm.vtt"])
-    mounted = subprocess.run(
-        ["mount", "--bind", str(pinned), str(out / "calm.vtt")], capture_output=True, check=False
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot bind-mount a file: {mounted.stderr.decode().strip()}")
-    try:
+    with mounted(out / "calm.vtt", "--bind", str(pinned)):
         with pytest.raises(PipelineError, match=r"calm\.vtt: error: "):
             render_set(path, out)
         assert contents(out) == old
-    finally:
-        subprocess.run(["umount", str(out / "calm.vtt")], check=False)
     render_set(path, out)
     assert_complete_set(out)
     assert contents(out)["calm.wav"] != old["calm.wav"]
