@@ -268,7 +268,7 @@ class GttsEngine(Engine):
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one sentence, in parts of at most 100 characters cut at clause ends."""
         target = self._target(voice)
-        parts = [part for part in split_for_limit(text) if not _UNSPEAKABLE.match(part)]
+        parts = [part for part in split_for_limit(text, MAX_CHARS) if not _UNSPEAKABLE.match(part)]
         if not parts:
             raise EngineError(f"gtts: nothing to speak in {_quote(text)}")
         audio = [self._fetch(part, target, text) for part in parts]
