@@ -10,8 +10,9 @@ from typing import TypeVar
 import yaml
 from yaml.constructor import SafeConstructor
 
-from pipeline.errors import Place, Problem
-from pipeline.script.load import place_of
+from pipeline.errors import ConfigError, Place, Problem
+from pipeline.fileio import display_path
+from pipeline.script.load import LoadFailed, load_document, place_of
 
 T = TypeVar("T")
 
@@ -42,6 +43,22 @@ def scalar(node: yaml.Node) -> object:
 def is_null(node: yaml.Node) -> bool:
     """True for ``~``, ``null`` or an empty value."""
     return node.tag == "tag:yaml.org,2002:null"
+
+
+def read_config_file(path: Path, read: Callable[[Reader, yaml.Node | None], T]) -> T:
+    """Load a YAML config file (``meditate.yaml``, an asset catalog) and read it with ``read``;
+    every problem of it is reported at once, as one ConfigError.
+    """
+    shown = display_path(path)
+    try:
+        document = load_document(shown)
+    except LoadFailed as failure:
+        raise ConfigError(failure.problem.format()) from None
+    problems: list[Problem] = []
+    result = read(Reader(shown, problems), document.root)
+    if problems:
+        raise ConfigError("\n".join(problem.format() for problem in problems))
+    return result
 
 
 class Reader:
