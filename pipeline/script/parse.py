@@ -70,13 +70,6 @@ def is_partial(path: Path) -> bool:
     return any(part.startswith("_") for part in path.parts[-4:] if part not in (".", ".."))
 
 
-def parse_script(path: Path, root: Path, problems: list[Problem]) -> Script | None:
-    """Load and read one script; problems are appended, None if it cannot be used."""
-    errors_before = _error_count(problems)
-    script = read_script(path, root, problems)
-    return script if _error_count(problems) == errors_before else None
-
-
 def read_script(path: Path, root: Path, problems: list[Problem]) -> Script | None:
     """The script as far as it can be read, problems appended: a value in error is left out
     (a step) or at its default. None when the file is not a YAML mapping at all.
@@ -561,7 +554,3 @@ def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, got {value!r}")
     return float(value)
-
-
-def _error_count(problems: list[Problem]) -> int:
-    return sum(1 for p in problems if p.severity == "error")
