@@ -531,6 +531,8 @@ def _connect(connection: http.client.HTTPConnection, deadline: _Deadline) -> Non
 
 
 class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    """A connection that connects and reads within the try's deadline."""
+
     def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._deadline = deadline
@@ -541,15 +543,8 @@ class _DeadlineHTTPConnection(http.client.HTTPConnection):
         self.sock = _DeadlineSocket(self.sock, self._deadline)
 
 
-class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(host, **kwargs)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        _connect(self, self._deadline)
-        super().connect()
-        self.sock = _DeadlineSocket(self.sock, self._deadline)
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
+    """The same over TLS: ``connect`` above wraps HTTPSConnection's, handshake included."""
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
