@@ -99,6 +99,21 @@ class Reader:
                 entries[key] = (key_node, value_node)
         return entries
 
+    def values(
+        self, node: yaml.Node, key_path: str, allowed: tuple[str, ...], required: str
+    ) -> dict[str, yaml.Node] | None:
+        """A mapping's value nodes by key; None (reported) if it is not a mapping or lacks
+        its ``required`` key.
+        """
+        entries = self.mapping(node, key_path, allowed)
+        if entries is None:
+            return None
+        values = {key: value for key, (_, value) in entries.items()}
+        if required not in values:
+            self.error(node, f"{key_path}.{required}", f"missing required key {required!r}")
+            return None
+        return values
+
     def sequence(self, node: yaml.Node, key_path: str) -> list[yaml.Node] | None:
         """A sequence's items, or None (reported) if the node is not a list."""
         if not isinstance(node, yaml.SequenceNode):

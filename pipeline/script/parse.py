@@ -236,12 +236,8 @@ class _ScriptParser:
         if isinstance(node, yaml.ScalarNode):
             asset = reader.text(node, "background")
             return Background(asset, place=reader.place(node, "background")) if asset else None
-        entries = reader.mapping(node, "background", BACKGROUND_KEYS)
-        if entries is None:
-            return None
-        values = dict(items(entries))
-        if "asset" not in values:
-            reader.error(node, "background.asset", "missing required key 'asset'")
+        values = reader.values(node, "background", BACKGROUND_KEYS, "asset")
+        if values is None:
             return None
         asset = reader.text(values["asset"], "background.asset")
         gain = self._gain(reader, values.get("gain"), "background.gain")
@@ -346,12 +342,8 @@ class _ScriptParser:
         text_node = node
         text_path = key_path
         if isinstance(node, yaml.MappingNode):
-            entries = reader.mapping(node, key_path, SAY_KEYS)
-            if entries is None:
-                return None
-            values = dict(items(entries))
-            if "text" not in values:
-                reader.error(node, f"{key_path}.text", "missing required key 'text'")
+            values = reader.values(node, key_path, SAY_KEYS, "text")
+            if values is None:
                 return None
             text_node, text_path = values["text"], f"{key_path}.text"
             if "voice" in values:
@@ -373,12 +365,8 @@ class _ScriptParser:
         if isinstance(node, yaml.ScalarNode):
             asset = reader.text(node, key_path)
             return SoundStep(asset, 0.0, None, place) if asset else None
-        entries = reader.mapping(node, key_path, SOUND_KEYS)
-        if entries is None:
-            return None
-        values = dict(items(entries))
-        if "asset" not in values:
-            reader.error(node, f"{key_path}.asset", "missing required key 'asset'")
+        values = reader.values(node, key_path, SOUND_KEYS, "asset")
+        if values is None:
             return None
         asset = reader.text(values["asset"], f"{key_path}.asset")
         gain = self._gain(reader, values.get("gain"), f"{key_path}.gain")
@@ -422,12 +410,8 @@ class _ScriptParser:
     def _breathe(
         self, reader: Reader, node: yaml.Node, key_path: str, place: Place
     ) -> BreatheStep | None:
-        entries = reader.mapping(node, key_path, BREATHE_KEYS)
-        if entries is None:
-            return None
-        values = dict(items(entries))
-        if "pattern" not in values:
-            reader.error(node, f"{key_path}.pattern", "missing required key 'pattern'")
+        values = reader.values(node, key_path, BREATHE_KEYS, "pattern")
+        if values is None:
             return None
         phases = self._pattern(reader, values["pattern"], f"{key_path}.pattern")
         cycles: int | None = DEFAULT_CYCLES
