@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from pipeline.errors import AudioError, PipelineError, UsageError
-from pipeline.ffmpeg import ffmpeg_exe, killed_on_error, start_ffmpeg
+from pipeline.ffmpeg import ffmpeg_exe, killed_on_error, last_line, run_ffmpeg_logged, start_ffmpeg
 from pipeline.master import SILENCE_LUFS, parse_ebur128_summary
 from pipeline.timeline import Chapter
 from pipeline.units import format_clock
@@ -204,14 +204,10 @@ _DURATION = re.compile(r"^\s*Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", re.MULTIL
 def _probe(path: Path) -> tuple[str, float, tuple[Chapter, ...]]:
     """(codec, container duration or 0.0, chapters) from the headers: no decoding."""
     # -copyts: keep chapter times as stored (an mp3's encoder delay would shift them otherwise)
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-copyts", "-i", str(path)]
-    command += ["-f", "ffmetadata", "-"]
-    try:
-        result = subprocess.run(command, capture_output=True, check=False, start_new_session=True)
-    except OSError as error:
-        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
-    stderr = result.stderr.decode("utf-8", "replace")
-    if result.returncode != 0:
+    returncode, stdout, stderr = run_ffmpeg_logged(
+        ["-copyts", "-i", str(path), "-f", "ffmetadata", "-"]
+    )
+    if returncode != 0:
         raise AudioError(f"{path}: cannot read audio: {_cause(stderr)}")
     stream = _AUDIO_STREAM.search(stderr)
     if stream is None:
@@ -224,7 +220,7 @@ def _probe(path: Path) -> tuple[str, float, tuple[Chapter, ...]]:
     if duration:
         hours, minutes, seconds = duration.groups()
         expected_s = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    chapters = parse_ffmetadata_chapters(result.stdout.decode("utf-8", "replace"))
+    chapters = parse_ffmetadata_chapters(stdout.decode("utf-8", "replace"))
     return stream.group(1), expected_s, chapters
 
 
@@ -232,12 +228,7 @@ def _cause(stderr: str) -> str:
     for needle, cause in _CAUSES:
         if needle in stderr:
             return f"{cause} (ffmpeg: {needle})"
-    return f"ffmpeg: {_last_line(stderr)}"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+    return f"ffmpeg: {last_line(stderr)}"
 
 
 def parse_ffmetadata_chapters(text: str) -> tuple[Chapter, ...]:

@@ -94,31 +94,23 @@ def _read_catalog(catalog_path: Path, mtime_ns: int, size: int) -> dict[str, Ass
     """The parsed catalog, memoized on the file's identity (a batch reads it once); every
     problem is reported at once, each at its line and column.
     """
-    from pipeline.script.load import LoadFailed, load_document
-    from pipeline.script.nodes import Reader, is_null
+    from pipeline.script.nodes import is_null, read_config_file
 
-    shown = display_path(catalog_path)
-    try:
-        document = load_document(shown)
-    except LoadFailed as failure:
-        raise ConfigError(failure.problem.format()) from None
-    problems: list[Problem] = []
-    reader = Reader(shown, problems)
-    catalog: dict[str, Asset] = {}
-    root = document.root
-    if root is None or is_null(root):
-        reader.problems.append(
-            Problem(Place(shown, 1, 1), "expected a mapping 'assets: {name: entry}'")
-        )
-    else:
-        top = reader.mapping(root, "", ("assets",)) or {}
-        if "assets" not in top and not problems:
-            reader.error(root, "", "expected a mapping 'assets: {name: entry}'")
-        elif "assets" in top:
-            _read_entries(reader, top["assets"][1], catalog_path.parent, catalog)
-    if problems:
-        raise ConfigError("\n".join(problem.format() for problem in problems))
-    return catalog
+    def read(reader: Reader, root: yaml.Node | None) -> dict[str, Asset]:
+        catalog: dict[str, Asset] = {}
+        if root is None or is_null(root):
+            reader.problems.append(
+                Problem(Place(reader.path, 1, 1), "expected a mapping 'assets: {name: entry}'")
+            )
+        else:
+            top = reader.mapping(root, "", ("assets",)) or {}
+            if "assets" not in top and not reader.problems:
+                reader.error(root, "", "expected a mapping 'assets: {name: entry}'")
+            elif "assets" in top:
+                _read_entries(reader, top["assets"][1], catalog_path.parent, catalog)
+        return catalog
+
+    return read_config_file(catalog_path, read)
 
 
 def _read_entries(reader: Reader, node: yaml.Node, folder: Path, catalog: dict[str, Asset]) -> None:

@@ -29,6 +29,7 @@ from pipeline.config import Project
 from pipeline.errors import BuildError, PipelineError, UsageError
 from pipeline.fileio import display_path
 from pipeline.outputs import CATALOG_NAME, LOCK_NAME
+from pipeline.processes import usable_cpus, worker_context
 from pipeline.script.model import SayStep, SoundStep
 from pipeline.script.validate import Checked
 
@@ -382,7 +383,7 @@ def build(
         todo = [item for item in selected if force or states[item.script.id].state != UP_TO_DATE]
         lengths = _estimated_lengths(todo)
         todo.sort(key=lambda item: (-lengths[item.script.id], item.script.id))
-        workers = max(1, min(jobs or _cpu_count(), len(todo)))
+        workers = max(1, min(jobs or usable_cpus(), len(todo)))
         report.jobs = workers
         rendering = {item.script.id for item in todo}
         outcomes = {
@@ -964,10 +965,9 @@ def _render_in_pool(
     is removed and the track is tried once more in a new worker; the others go on. On any
     exception (Ctrl-C, SIGTERM, a closed stderr) every worker is stopped and cleaned up first.
     """
-    import multiprocessing
     from multiprocessing.connection import wait
 
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    context = worker_context()
     pool: list[_Worker] = []
     tries: dict[str, int] = {}
     stop = False
@@ -1210,9 +1210,3 @@ def _default_output_dir(project: Project, flags: dict[str, object] | None) -> Pa
     from pipeline.config import flags_layer, resolve
 
     return resolve(project, flags=flags_layer(flags or {})).output_dir
-
-
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1

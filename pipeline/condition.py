@@ -329,8 +329,3 @@ def apply_edge_fades(clip: npt.NDArray[np.float32], sample_rate: int) -> None:
     ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, length))).astype(np.float32)
     clip[:length] *= ramp
     clip[-length:] *= ramp[::-1]
-
-
-def clip_length_s(samples: npt.NDArray[np.float32], sample_rate: int) -> float:
-    """Exact length of a conditioned clip in seconds."""
-    return int(samples.shape[0]) / sample_rate

@@ -16,10 +16,9 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError, Place, Problem, UsageError
-from pipeline.script.load import LoadFailed, load_document
+from pipeline.errors import ConfigError, Place, UsageError
 from pipeline.script.model import Script, Voice
-from pipeline.script.nodes import Reader, is_null, items
+from pipeline.script.nodes import Reader, is_null, items, read_config_file
 from pipeline.settings import BackgroundSettings, RetrySettings, Settings, VoiceSettings
 from pipeline.units import parse_duration, parse_gain
 
@@ -358,28 +357,20 @@ def read_config(path: Path) -> tuple[Layer, dict[str, Place]]:
     """Read ``meditate.yaml`` into a layer, and where each of its settings is; every problem
     is reported at once.
     """
-    from pipeline.fileio import display_path
 
-    shown = display_path(path)
-    try:
-        document = load_document(shown)
-    except LoadFailed as failure:
-        raise ConfigError(failure.problem.format()) from None
-    problems: list[Problem] = []
-    reader = Reader(shown, problems)
-    layer: Layer = {}
-    places: dict[str, Place] = {}
-    root = document.root
-    if root is not None and not is_null(root):
-        entries = reader.mapping(root, "", TOP_KEYS)
-        for key, node in items(entries or {}):
-            if key in CONFIG_GROUPS:
-                _read_group(reader, node, key, layer, places)
-            else:
-                _read_value(reader, node, key, key, layer, places)
-    if problems:
-        raise ConfigError("\n".join(p.format() for p in problems))
-    return layer, places
+    def read(reader: Reader, root: yaml.Node | None) -> tuple[Layer, dict[str, Place]]:
+        layer: Layer = {}
+        places: dict[str, Place] = {}
+        if root is not None and not is_null(root):
+            entries = reader.mapping(root, "", TOP_KEYS)
+            for key, node in items(entries or {}):
+                if key in CONFIG_GROUPS:
+                    _read_group(reader, node, key, layer, places)
+                else:
+                    _read_value(reader, node, key, key, layer, places)
+        return layer, places
+
+    return read_config_file(path, read)
 
 
 def _read_group(

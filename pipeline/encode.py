@@ -716,24 +716,3 @@ def tag_file(path: Path, fmt: str, tags: TrackTags) -> None:
         if _is_disk_full(error):
             raise AudioError(f"disk full while tagging {path}") from None
         raise AudioError(f"cannot tag {path}: {error}") from None
-
-
-def read_chapters(path: Path) -> list[tuple[str, float]]:
-    """Chapters as ffmpeg reads them: (title, start_s) in the order ffmpeg lists them."""
-    from pipeline.ffmpeg import run_ffmpeg
-
-    try:
-        metadata = run_ffmpeg(["-i", str(path), "-f", "ffmetadata", "-"])
-    except AudioError as error:
-        raise AudioError(f"{path}: cannot read chapters: {error}") from None
-    chapters: list[tuple[str, float]] = []
-    for section in metadata.decode("utf-8", "replace").split("[CHAPTER]")[1:]:
-        fields: dict[str, str] = {}
-        for line in re.split(r"(?<!\\)\n", section.split("\n[", 1)[0]):
-            key, sep, value = line.partition("=")
-            if sep:
-                fields[key.strip()] = re.sub(r"\\(.)", r"\1", value, flags=re.DOTALL)
-        numerator, _, denominator = fields.get("TIMEBASE", "1/1000").partition("/")
-        start = int(fields.get("START", "0")) * int(numerator) / int(denominator or 1)
-        chapters.append((fields.get("title", ""), start))
-    return chapters

@@ -46,19 +46,37 @@ def ffmpeg_exe() -> str:
 
 def run_ffmpeg(args: list[str], input_bytes: bytes | None = None) -> bytes:
     """Run ffmpeg quietly and return its stdout; a failure raises AudioError with its stderr."""
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
-    try:
-        result = subprocess.run(
-            command, input=input_bytes, capture_output=True, check=False, start_new_session=True
-        )
-    except OSError as error:
-        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
+    result = _run(["-loglevel", "error", *args], input_bytes)
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
         raise AudioError(
             f"ffmpeg failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}"
         )
     return result.stdout
+
+
+def run_ffmpeg_logged(args: list[str]) -> tuple[int, bytes, str]:
+    """Run ffmpeg with its log (stream headers, filter summaries): its exit status, stdout
+    and stderr text. AudioError only when it cannot be started.
+    """
+    result = _run(args)
+    return result.returncode, result.stdout, result.stderr.decode("utf-8", "replace")
+
+
+def last_line(log_text: str) -> str:
+    """The last non-blank line of an ffmpeg log: its error, when it failed."""
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def _run(args: list[str], input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
+    try:
+        return subprocess.run(
+            command, input=input_bytes, capture_output=True, check=False, start_new_session=True
+        )
+    except OSError as error:
+        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
 
 
 def decode(

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import AudioError
-from pipeline.ffmpeg import PipeDrain, ffmpeg_exe, killed_on_error, start_ffmpeg, widen_pipe
+from pipeline.ffmpeg import (
+    PipeDrain,
+    ffmpeg_exe,
+    killed_on_error,
+    last_line,
+    run_ffmpeg_logged,
+    start_ffmpeg,
+    widen_pipe,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,11 +96,6 @@ def parse_ebur128_summary(stderr: str) -> tuple[float, float, float | None]:
     )
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
-
-
 def measure_stream(
     blocks: Iterable[Block],
     sample_rate: int,
@@ -142,28 +145,24 @@ def measure_stream(
     returncode = process.wait()
     stderr = drain.text()
     if returncode != 0:
-        raise AudioError(f"loudness measurement failed: ffmpeg: {_last_line(stderr)}")
+        raise AudioError(f"loudness measurement failed: ffmpeg: {last_line(stderr)}")
     integrated, lra, peak = parse_ebur128_summary(stderr)
     return Loudness(integrated, lra, peak if true_peak else None, frames / sample_rate)
 
 
 def measure_file(path: Path, *, dual_mono: bool = False) -> Loudness:
     """Integrated loudness, LRA, true peak and decoded duration of an audio file (ffmpeg only)."""
-    command = [
-        ffmpeg_exe(),
-        *("-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1"),
-        *("-i", str(path), "-map", "0:a:0", "-af", ebur128_filter(True, dual_mono)),
-        *("-f", "null", "-"),
-    ]
-    try:
-        result = subprocess.run(command, capture_output=True, check=False, start_new_session=True)
-    except OSError as error:
-        raise AudioError(f"cannot run ffmpeg ({command[0]}): {error}") from None
-    stderr = result.stderr.decode("utf-8", "replace")
-    if result.returncode != 0:
-        raise AudioError(f"{path}: cannot measure loudness: {_last_line(stderr)}")
+    returncode, stdout, stderr = run_ffmpeg_logged(
+        [
+            *("-nostats", "-progress", "pipe:1"),
+            *("-i", str(path), "-map", "0:a:0", "-af", ebur128_filter(True, dual_mono)),
+            *("-f", "null", "-"),
+        ]
+    )
+    if returncode != 0:
+        raise AudioError(f"{path}: cannot measure loudness: {last_line(stderr)}")
     integrated, lra, peak = parse_ebur128_summary(stderr)
-    times = re.findall(rb"^out_time_us=(\d+)", result.stdout, re.MULTILINE)
+    times = re.findall(rb"^out_time_us=(\d+)", stdout, re.MULTILINE)
     duration_s = int(times[-1]) / 1e6 if times else 0.0
     return Loudness(integrated, lra, peak if peak is not None else -math.inf, duration_s)
 

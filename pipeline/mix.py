@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 Samples = npt.NDArray[np.float32]
 Gains = npt.NDArray[np.float64]
+_C = TypeVar("_C", SpeechCue, SoundCue)
 SpeechSource = Callable[[SpeechCue], npt.NDArray[np.floating]]
 """A speech cue's conditioned clip: mono 1-D float32, its first sample the speech onset."""
 AssetSource = Callable[[str], tuple[npt.NDArray[np.floating], float]]
@@ -428,15 +430,8 @@ class _Mixer:
 
     def _add_speech(self, out: Samples, start: int, end: int) -> None:
         """Add every speech clip sounding in ``[start, end)``; fetch new ones, drop passed ones."""
-        cues = self.speech_cues
-        while self.next_speech < len(cues):
-            cue = cues[self.next_speech]
-            at = _frame(cue.start_s, self.sample_rate)
-            if at >= end:
-                break
-            self.next_speech += 1
-            if at >= self.total:
-                continue
+        due, self.next_speech = self._due(self.speech_cues, self.next_speech, end)
+        for at, cue in due:
             clip = np.asarray(self.speech_clip(cue), dtype=np.float32)
             if clip.ndim == 2 and clip.shape[1] == 1:
                 clip = clip[:, 0]
@@ -447,18 +442,25 @@ class _Mixer:
 
     def _add_sounds(self, out: Samples, start: int, end: int) -> None:
         """Add every one-shot ringing in ``[start, end)``; a cut at the track end fades."""
-        cues = self.sound_cues
-        while self.next_sound < len(cues):
-            cue = cues[self.next_sound]
-            at = _frame(cue.start_s, self.sample_rate)
-            if at >= end:
-                break
-            self.next_sound += 1
-            if at >= self.total:
-                continue
+        due, self.next_sound = self._due(self.sound_cues, self.next_sound, end)
+        for at, cue in due:
             audio, level_db = self._sound(cue.asset)
             self.ringing.append(_Placed(at, audio, _db(level_db + cue.gain_db) * self.gain))
         self.ringing = self._overlay(out, start, end, self.ringing, cut_fade=True)
+
+    def _due(self, cues: list[_C], first: int, end: int) -> tuple[list[tuple[int, _C]], int]:
+        """The cues from index ``first`` on that start before frame ``end``, with their start
+        frames (those at or past the track's end left out), and the index after them.
+        """
+        due: list[tuple[int, _C]] = []
+        while first < len(cues):
+            at = _frame(cues[first].start_s, self.sample_rate)
+            if at >= end:
+                break
+            if at < self.total:
+                due.append((at, cues[first]))
+            first += 1
+        return due, first
 
     def _sound(self, asset: str) -> tuple[Samples, float]:
         """A one-shot's audio and level, loaded once per mix."""

@@ -64,20 +64,22 @@ def snippet(text: str) -> str:
     return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS] + "…"
 
 
-def clip_key(
-    text: str,
-    voice: VoiceSettings,
-    *,
-    lexicon: Lexicon,
-    sample_rate: int,
-    retry: RetrySettings | None = None,
-) -> str:
-    """Cache key of a sentence's conditioned clip; EngineError if the engine cannot be loaded.
+class _Unspeakable(ValueError):
+    """Nothing speakable remains of a sentence."""
 
-    ValueError if nothing speakable remains in ``text``.
+
+def _sentence_key(
+    engine: Engine, text: str, voice: VoiceSettings, lexicon: Lexicon, sample_rate: int
+) -> tuple[str, str]:
+    """A sentence's engine text and the cache key of its clip, for planning, mixing and
+    synthesis alike. _Unspeakable if nothing speakable remains; an engine failing in its
+    ``version()`` or ``cache_settings()`` raises its own error.
     """
-    engine = get_engine(voice.engine, retry)
-    return speech_key(engine, voice, prepare_for_engine(text, lexicon), sample_rate)
+    try:
+        prepared = prepare_for_engine(text, lexicon)
+    except ValueError as error:
+        raise _Unspeakable(str(error)) from None
+    return prepared, speech_key(engine, voice, prepared, sample_rate)
 
 
 class CachedLengths:
@@ -114,8 +116,7 @@ class CachedLengths:
         if engine is None:
             return None
         try:
-            prepared = prepare_for_engine(text, self.lexicon)
-            return speech_key(engine, voice, prepared, self.sample_rate)
+            return _sentence_key(engine, text, voice, self.lexicon, self.sample_rate)[1]
         except ValueError:
             return None
         except Exception as error:  # an engine's version() or cache_settings() failing
@@ -195,11 +196,9 @@ def synthesize_missing(
         request = SpeechRequest(*raw)
         engine = _engine_for(request, retry)
         try:
-            prepared = prepare_for_engine(request.text, lexicon)
-        except ValueError as error:
+            prepared, key = _sentence_key(engine, request.text, request.voice, lexicon, sample_rate)
+        except _Unspeakable as error:
             raise PipelineError(f"{request.context}: cannot speak this sentence: {error}") from None
-        try:
-            key = speech_key(engine, request.voice, prepared, sample_rate)
         except Exception as error:  # an engine's version() or cache_settings() failing
             raise _failure(request, error) from None
         if key in seen:

@@ -32,9 +32,6 @@ LONG_SENTENCE_WORDS = 40
 LONG_SENTENCE_CHARS = 300
 """Sentences with more characters than this get a warning."""
 
-GTTS_LIMIT = 100
-"""Longest text gTTS sends in one request."""
-
 # --- display pre-processors -------------------------------------------------------------
 
 _NEWLINES = re.compile(r"\r\n|[\r\x0b\x0c\x85\u2028]")
@@ -484,11 +481,7 @@ def long_sentence_warning(
     )
 
 
-_CLAUSE_BREAK = re.compile(r"(?<=[;:,])\s+|(?<=[\u2014\u2013])\s*|(?<=\s-)\s+")
-_NON_SPACE = re.compile(r"\S+")
-
-
-def split_for_limit(text: str, limit: int = GTTS_LIMIT) -> list[str]:
+def split_for_limit(text: str, limit: int) -> list[str]:
     """Cut ``text`` into parts of at most ``limit`` characters, where the seam is least audible.
 
     A text within the limit stays whole. Otherwise the cuts go after sentence and clause ends

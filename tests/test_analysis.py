@@ -19,7 +19,7 @@ from pipeline.analysis import (
     parse_ffmetadata_chapters,
 )
 from pipeline.errors import AudioError, PipelineError
-from pipeline.ffmpeg import run_ffmpeg
+from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
 from pipeline.master import measure_file
 
 SR = 44100
@@ -284,3 +284,21 @@ def test_progress_reports_decoded_seconds(files: dict[str, Path]) -> None:
     assert reports[0][0] < reports[-1][0]
     assert reports[-1][0] == pytest.approx(8.0, abs=0.001)
     assert reports[-1][1] == pytest.approx(8.0, abs=0.05)
+
+
+def test_an_ffmpeg_that_cannot_start_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF")
+    broken = tmp_path / "ffmpeg"
+    broken.write_text("not a program\n", encoding="utf-8")
+    monkeypatch.setenv("MEDITATE_FFMPEG", str(broken))
+    ffmpeg_exe.cache_clear()
+    try:
+        calls = [lambda: inspect_audio(audio), lambda: measure_file(audio), lambda: run_ffmpeg([])]
+        for call in calls:
+            with pytest.raises(AudioError, match=rf"^cannot run ffmpeg \({broken}\): "):
+                call()
+    finally:
+        ffmpeg_exe.cache_clear()

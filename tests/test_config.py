@@ -15,7 +15,7 @@ from pipeline.config import (
     resolve,
 )
 from pipeline.errors import ConfigError, UsageError
-from pipeline.script.parse import parse_script
+from pipeline.script.parse import read_script
 
 CONFIG = """\
 output: out
@@ -52,8 +52,8 @@ def settings_for(
     path = make_script(root, script_body)
     project = load_project(start=path)
     problems: list = []  # type: ignore[type-arg]
-    script = parse_script(path, project.root, problems)
-    assert script is not None, problems
+    script = read_script(path, project.root, problems)
+    assert script is not None and all(p.severity != "error" for p in problems), problems
     return resolve(project, script, environment_layer(environ or {}), flags_layer(flags or {}))
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import mutagen
 import numpy as np
 import pytest
+from chapters_by_ffmpeg import read_chapters
 
 from pipeline.encode import (
     FORMATS,
     Encoder,
     TrackTags,
-    read_chapters,
     remove_stale_temporaries,
     tag_file,
 )
@@ -170,10 +170,3 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None
     (tmp_path / "calm.mp3").write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["calm.mp3", mine.name])
-
-
-def test_reading_chapters_of_a_non_audio_file_names_it(tmp_path: Path) -> None:
-    text = tmp_path / "notes.mp3"
-    text.write_text("not audio", encoding="utf-8")
-    with pytest.raises(AudioError, match=r"notes\.mp3: cannot read chapters: ffmpeg failed"):
-        read_chapters(text)

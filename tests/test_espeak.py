@@ -410,7 +410,7 @@ def test_voices_languages_version_availability() -> None:
     assert "espeakng-loader" in engine.version()
     availability = engine.availability()
     assert availability.usable, availability.reason
-    assert any(v.name == "English (America)" for v in engine.voice_table())
+    assert any(v.description == "English (America)" for v in engine.voice_list())
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from chapters_by_ffmpeg import read_chapters
 from click.testing import CliRunner
 
 from pipeline.cache import SpeechCache
 from pipeline.cli import cli
 from pipeline.config import load_project
-from pipeline.encode import read_chapters
 from pipeline.errors import UsageError
 from pipeline.excerpt import (
     CUT_FADE_S,

@@ -84,7 +84,7 @@ def test_ok_returns_decodable_mp3(fake: FakeGtts) -> None:
 def test_long_sentence_split_at_clause_boundaries(fake: FakeGtts) -> None:
     audio = engine_for(fake).synthesize(LONG, VOICE)
     texts = fake.texts
-    assert len(texts) == len(split_for_limit(LONG)) == 4
+    assert len(texts) == len(split_for_limit(LONG, MAX_CHARS)) == 4
     assert all(len(text) <= MAX_CHARS for text in texts)
     assert all(text[-1] in ",;." for text in texts)
     assert " ".join(texts) == LONG
@@ -108,7 +108,7 @@ def test_long_sentence_split_at_clause_boundaries(fake: FakeGtts) -> None:
     ],
 )
 def test_split_for_limit(text: str, parts: list[str]) -> None:
-    assert split_for_limit(text) == parts
+    assert split_for_limit(text, MAX_CHARS) == parts
 
 
 def test_429_twice_then_ok(fake: FakeGtts) -> None:

@@ -18,14 +18,15 @@ from pipeline.script.model import (
     SoundStep,
     Voice,
 )
-from pipeline.script.parse import is_partial, parse_partial, parse_script, read_script
+from pipeline.script.parse import is_partial, parse_partial, read_script
 
 
 def parse(tmp_path: Path, text: str, name: str = "s.yaml") -> tuple[Script | None, list[Problem]]:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     problems: list[Problem] = []
-    return parse_script(path, tmp_path, problems), problems
+    script = read_script(path, tmp_path, problems)
+    return (None if any(p.severity == "error" for p in problems) else script), problems
 
 
 def messages(problems: list[Problem]) -> list[str]:

@@ -17,9 +17,9 @@ import mutagen.id3
 import numpy as np
 import numpy.typing as npt
 import pytest
+from chapters_by_ffmpeg import read_chapters
 
 from pipeline.config import load_project
-from pipeline.encode import read_chapters
 from pipeline.excerpt import CUT_FADE_S, SNAP_S
 from pipeline.ffmpeg import decode
 from pipeline.master import measure_file

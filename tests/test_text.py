@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pipeline.text import (
-    GTTS_LIMIT,
     Sentence,
     TextIssue,
     apply_lexicon,
@@ -612,7 +611,7 @@ def test_split_for_limit(text: str, limit: int, expected: list[str]) -> None:
         "word\u2014word " * 20,
     ],
 )
-@pytest.mark.parametrize("limit", [GTTS_LIMIT, 40, 7])
+@pytest.mark.parametrize("limit", [100, 40, 7])
 def test_split_for_limit_pieces_fit_and_rejoin(text: str, limit: int) -> None:
     pieces = split_for_limit(text, limit)
     assert pieces

@@ -683,10 +683,6 @@ class EspeakEngine(Engine):
         """Short voice names (``en-us``, ``en-gb-x-rp``...), sorted."""
         return sorted(v.short_name for v in _catalog().voices)
 
-    def voice_table(self) -> list[EspeakVoice]:
-        """Every voice with its descriptive name and languages, for ``meditate engines``."""
-        return list(_catalog().voices)
-
     def voice_list(self) -> list[VoiceInfo]:
         """Every voice with its languages (preferred first) and descriptive name."""
         return sorted(

@@ -270,7 +270,7 @@ class GttsEngine(Engine):
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one sentence, in parts of at most 100 characters cut at clause ends."""
         target = self._target(voice)
-        parts = [part for part in split_for_limit(text) if not _UNSPEAKABLE.match(part)]
+        parts = [part for part in split_for_limit(text, MAX_CHARS) if not _UNSPEAKABLE.match(part)]
         if not parts:
             raise EngineError(f"gtts: nothing to speak in {_quote(text)}")
         audio = [self._fetch(part, target, text) for part in parts]
@@ -569,6 +569,8 @@ def connect_within(
 
 
 class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    """A connection that connects and reads within the try's deadline."""
+
     def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._deadline = deadline
@@ -577,13 +579,8 @@ class _DeadlineHTTPConnection(http.client.HTTPConnection):
         connect_within(self, self._deadline, super().connect)
 
 
-class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, *, deadline: _Deadline, **kwargs: Any) -> None:
-        super().__init__(host, **kwargs)
-        self._deadline = deadline
-
-    def connect(self) -> None:
-        connect_within(self, self._deadline, super().connect)
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, http.client.HTTPSConnection):
+    """The same over TLS: ``connect`` above wraps HTTPSConnection's, handshake included."""
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):

@@ -11,8 +11,9 @@ from typing import TypeVar
 import yaml
 from yaml.constructor import SafeConstructor
 
-from pipeline.errors import Place, Problem
-from pipeline.script.load import place_of
+from pipeline.errors import ConfigError, Place, Problem
+from pipeline.fileio import display_path
+from pipeline.script.load import LoadFailed, load_document, place_of
 
 T = TypeVar("T")
 
@@ -43,6 +44,22 @@ def scalar(node: yaml.Node) -> object:
 def is_null(node: yaml.Node) -> bool:
     """True for ``~``, ``null`` or an empty value."""
     return node.tag == "tag:yaml.org,2002:null"
+
+
+def read_config_file(path: Path, read: Callable[[Reader, yaml.Node | None], T]) -> T:
+    """Load a YAML config file (``meditate.yaml``, an asset catalog) and read it with ``read``;
+    every problem of it is reported at once, as one ConfigError.
+    """
+    shown = display_path(path)
+    try:
+        document = load_document(shown)
+    except LoadFailed as failure:
+        raise ConfigError(failure.problem.format()) from None
+    problems: list[Problem] = []
+    result = read(Reader(shown, problems), document.root)
+    if problems:
+        raise ConfigError("\n".join(problem.format() for problem in problems))
+    return result
 
 
 class Reader:
@@ -86,6 +103,21 @@ class Reader:
             else:
                 entries[key] = (key_node, value_node)
         return entries
+
+    def values(
+        self, node: yaml.Node, key_path: str, allowed: tuple[str, ...], required: str
+    ) -> dict[str, yaml.Node] | None:
+        """A mapping's value nodes by key; None (reported) if it is not a mapping or lacks
+        its ``required`` key.
+        """
+        entries = self.mapping(node, key_path, allowed)
+        if entries is None:
+            return None
+        values = {key: value for key, (_, value) in entries.items()}
+        if required not in values:
+            self.error(node, f"{key_path}.{required}", f"missing required key {required!r}")
+            return None
+        return values
 
     def sequence(self, node: yaml.Node, key_path: str) -> list[yaml.Node] | None:
         """A sequence's items, or None (reported) if the node is not a list."""

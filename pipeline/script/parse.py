@@ -71,13 +71,6 @@ def is_partial(path: Path) -> bool:
     return any(part.startswith("_") for part in path.parts[-4:] if part not in (".", ".."))
 
 
-def parse_script(path: Path, root: Path, problems: list[Problem]) -> Script | None:
-    """Load and read one script; problems are appended, None if it cannot be used."""
-    errors_before = _error_count(problems)
-    script = read_script(path, root, problems)
-    return script if _error_count(problems) == errors_before else None
-
-
 def read_script(path: Path, root: Path, problems: list[Problem]) -> Script | None:
     """The script as far as it can be read, problems appended: a value in error is left out
     (a step) or at its default. None when the file is not a YAML mapping at all.
@@ -253,12 +246,8 @@ class _ScriptParser:
         if isinstance(node, yaml.ScalarNode):
             asset = reader.text(node, "background")
             return Background(asset, place=reader.place(node, "background")) if asset else None
-        entries = reader.mapping(node, "background", BACKGROUND_KEYS)
-        if entries is None:
-            return None
-        values = dict(items(entries))
-        if "asset" not in values:
-            reader.error(node, "background.asset", "missing required key 'asset'")
+        values = reader.values(node, "background", BACKGROUND_KEYS, "asset")
+        if values is None:
             return None
         asset = reader.text(values["asset"], "background.asset")
         gain = self._gain(reader, values.get("gain"), "background.gain")
@@ -363,12 +352,8 @@ class _ScriptParser:
         text_node = node
         text_path = key_path
         if isinstance(node, yaml.MappingNode):
-            entries = reader.mapping(node, key_path, SAY_KEYS)
-            if entries is None:
-                return None
-            values = dict(items(entries))
-            if "text" not in values:
-                reader.error(node, f"{key_path}.text", "missing required key 'text'")
+            values = reader.values(node, key_path, SAY_KEYS, "text")
+            if values is None:
                 return None
             text_node, text_path = values["text"], f"{key_path}.text"
             if "voice" in values:
@@ -390,12 +375,8 @@ class _ScriptParser:
         if isinstance(node, yaml.ScalarNode):
             asset = reader.text(node, key_path)
             return SoundStep(asset, 0.0, None, place) if asset else None
-        entries = reader.mapping(node, key_path, SOUND_KEYS)
-        if entries is None:
-            return None
-        values = dict(items(entries))
-        if "asset" not in values:
-            reader.error(node, f"{key_path}.asset", "missing required key 'asset'")
+        values = reader.values(node, key_path, SOUND_KEYS, "asset")
+        if values is None:
             return None
         asset = reader.text(values["asset"], f"{key_path}.asset")
         gain = self._gain(reader, values.get("gain"), f"{key_path}.gain")
@@ -439,12 +420,8 @@ class _ScriptParser:
     def _breathe(
         self, reader: Reader, node: yaml.Node, key_path: str, place: Place
     ) -> BreatheStep | None:
-        entries = reader.mapping(node, key_path, BREATHE_KEYS)
-        if entries is None:
-            return None
-        values = dict(items(entries))
-        if "pattern" not in values:
-            reader.error(node, f"{key_path}.pattern", "missing required key 'pattern'")
+        values = reader.values(node, key_path, BREATHE_KEYS, "pattern")
+        if values is None:
             return None
         phases = self._pattern(reader, values["pattern"], f"{key_path}.pattern")
         cycles: int | None = DEFAULT_CYCLES
@@ -574,7 +551,3 @@ def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, got {value!r}")
     return float(value)
-
-
-def _error_count(problems: list[Problem]) -> int:
-    return sum(1 for p in problems if p.severity == "error")

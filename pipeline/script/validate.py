@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from pipeline.assets import CATALOG_FILE, Asset, project_catalog
 from pipeline.config import CONFIG_NAME, Project, resolve
 from pipeline.errors import ConfigError, EngineError, PipelineError, Place, Problem, ScriptError
 from pipeline.fileio import display_path
+from pipeline.processes import FORKS, usable_cpus, worker_context
 from pipeline.script.model import BreatheStep, SayStep, Script, SectionStep, SoundStep
 from pipeline.script.parse import is_partial, parse_partial, read_script
 from pipeline.settings import Settings, VoiceSettings
@@ -264,15 +264,13 @@ def _validate_all(
     flags: dict[str, object] | None,
 ) -> list[_Outcome]:
     """Each file's problems and result, in file order; large batches use every core."""
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
+    workers = min(usable_cpus(), 8) if FORKS else 1
     if len(files) < PARALLEL_FROM_FILES or workers < 2:
         return [_validate_one(path, project, environ, flags) for path in files]
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     chunks = [files[index::workers] for index in range(workers)]
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
         results = list(
             pool.map(
                 _validate_chunk, chunks, [project] * workers, [environ] * workers, [flags] * workers
