@@ -140,8 +140,9 @@ def test_mutagen_internals_still_order_the_chapters(tmp_path: Path, fmt: str) ->
     import subprocess
 
     import mutagen
+    from chapters_by_ffmpeg import read_chapters
 
-    from pipeline.encode import TrackTags, read_chapters, tag_file
+    from pipeline.encode import TrackTags, tag_file
     from pipeline.ffmpeg import ffmpeg_exe
 
     path = tmp_path / f"quiet.{fmt}"
