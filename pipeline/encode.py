@@ -248,8 +248,10 @@ class Encoder:
         self.channels = channels
         self.bitrate = bitrate
         self.tags = tags
-        self.measure = measure
-        """Measure the first format's encoded audio while it is encoded (see ``loudness``)."""
+        self.measure = measure and self.formats[0] != "m4a"
+        """Measure the first format's encoded audio while it is encoded (see ``loudness``); not
+        m4a, whose chapters (written at encode time) ffmpeg's tee muxer would drop.
+        """
         self.loudness: Loudness | None = None
         """EBU R128 figures of the first format's encoded packets, after ``close`` (``measure``)."""
         self.temp_paths = {fmt: temporary_path(self.out_dir, track_id, fmt) for fmt in self.formats}

@@ -105,6 +105,23 @@ def test_every_format_in_one_run_with_tags_and_chapters_in_order(tmp_path: Path)
     assert b"48000 Hz" in probe.stderr
 
 
+@pytest.mark.parametrize("formats", [["m4a"], ["m4a", "mp3"], ["mp3", "m4a"]])
+def test_a_measured_encode_keeps_m4a_chapters_whatever_the_order(
+    tmp_path: Path, formats: list[str]
+) -> None:
+    """m4a chapters are written at encode time; ffmpeg's tee (the meter) drops them."""
+    with Encoder(tmp_path, "calm", formats, sample_rate=RATE, tags=TAGS, measure=True) as encoder:
+        for block in tone():
+            encoder.write(block)
+        encoder.close()
+        for fmt, path in encoder.temp_paths.items():
+            tag_file(path, fmt, TAGS)
+        paths = encoder.commit()
+    _values, chapters = mutagen_fields(paths["m4a"], "m4a")
+    assert [title for title, _ in chapters] == [title for title, _ in TAGS.chapters]
+    assert (encoder.loudness is None) == (formats[0] == "m4a")  # measured from its file instead
+
+
 def test_many_chapters_keep_their_order_for_ffmpeg(tmp_path: Path) -> None:
     titles = ["A much longer first chapter title", "B", "Third", "4", "The fifth and last"]
     tags = TrackTags("T", chapters=[(title, i * 0.5) for i, title in enumerate(titles)])
