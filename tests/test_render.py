@@ -415,7 +415,7 @@ def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders
     section = render_script(calm, project, output_dir=renders.root / "ex", section="Breathing")
     preview = render_script(calm, project, output_dir=renders.root / "ex", preview_s=8.0)
     elapsed_s = time.perf_counter() - started
-    assert elapsed_s < 10.0
+    assert elapsed_s < 60.0  # seconds normally; only a 10x regression fails here
     assert section.sidecar is None and preview.sidecar is None
     names = sorted(path.name for path in (renders.root / "ex").iterdir())
     assert names == [
