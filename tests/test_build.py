@@ -475,6 +475,7 @@ def test_build_and_check_commands(three: Path, monkeypatch: pytest.MonkeyPatch) 
         assert runner.invoke(cli, [command, "--help"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_build_leaves_no_truncated_file_and_resumes(tmp_path: Path) -> None:
     root = tmp_path
     make_project(root, {f"k{n}.yaml": tiny(f"K{n}", "Rest now.", 25.0) for n in range(6)})
@@ -726,6 +727,7 @@ def hidden(out: Path) -> list[str]:
     return sorted(path.name for path in out.iterdir() if path.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_costs_one_try_of_its_track_and_the_build_goes_on(tmp_path: Path) -> None:
     out = five_long_tracks(tmp_path)
     process = start_meditate(tmp_path, "build", "-j", "2", "--keep-going")
@@ -747,6 +749,7 @@ def test_a_killed_worker_costs_one_try_of_its_track_and_the_build_goes_on(tmp_pa
     assert check([tmp_path / "scripts"], load_project(tmp_path / "meditate.yaml")).ok
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep_going", [True, False])
 def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
     tmp_path: Path, keep_going: bool
@@ -776,6 +779,7 @@ def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
         assert "not started" in stdout and "k1" in listed  # it was running: it finished
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "sent", "to_group", "status", "said"),
     [
@@ -828,6 +832,7 @@ def running_with(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_an_interrupted_speak_says_so_and_leaves_no_temporary(tmp_path: Path) -> None:
     sentences = "".join(f"  - say: Sentence {n} is spoken slowly here.\n" for n in range(300))
     make_project(tmp_path, {"many.yaml": f"title: Many\nsteps:\n{sentences}"})

@@ -336,6 +336,7 @@ def test_excerpt_shifts_cues_and_keeps_the_running_chapter() -> None:
     assert part.chapters == (Chapter("Two", 0.0),)
 
 
+@pytest.mark.slow
 def test_an_hour_mixes_in_bounded_memory() -> None:
     sr = 44100
     rng = np.random.default_rng(1)

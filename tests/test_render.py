@@ -33,6 +33,7 @@ TARGET_LUFS = -16.0
 CEILING_DBTP = -1.0
 TARGET_S = 35.0  # 32 s of steps, the default 1 s lead-in and 2 s tail
 FORMATS = ("mp3", "ogg", "m4a", "opus", "flac")
+pytestmark = pytest.mark.slow  # every test here uses the five-format render of `renders`
 
 CONFIG = f"""\
 sample_rate: {RATE}

@@ -304,6 +304,7 @@ def kill_while_encoding(process: subprocess.Popen[bytes], out: Path) -> Path:
     return temporary
 
 
+@pytest.mark.slow
 def test_a_render_killed_while_encoding_leaves_no_final_file_and_reruns(
     root: Path, tmp_path: Path
 ) -> None:
@@ -488,6 +489,7 @@ def test_a_file_that_cannot_be_replaced_rolls_the_whole_set_back(
     assert sorted(contents(out)) == ["calm.json", "calm.mp3", "calm.vtt", "calm.wav"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_render_says_interrupted_and_leaves_nothing(
     root: Path, tmp_path: Path
 ) -> None:
