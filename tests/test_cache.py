@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import sine
 
 from pipeline.cache import HEADER, SUFFIX, SpeechCache, speech_key
 from pipeline.engines.base import Availability, EncodedAudio, Engine
@@ -64,9 +65,7 @@ def _key(cache_engine: Engine | None = None, **changes: Any) -> str:
 
 def _tone(seconds: float, frequency: float = 220.0) -> np.ndarray[Any, np.dtype[np.float32]]:
     """A tone quantized to 16-bit steps, so it round-trips exactly."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    quantized = np.round(0.5 * np.sin(2 * np.pi * frequency * t) * 32768) / 32768
-    return quantized.astype(np.float32)
+    return (np.round(sine(seconds, frequency, 0.5, RATE) * 32768) / 32768).astype(np.float32)
 
 
 def test_key_changes_with_each_input_and_not_otherwise(

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import importlib.metadata
-import io
 import logging
 import threading
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import sine, wav_audio
 
 from pipeline.cache import SpeechCache
 from pipeline.engines import clear_engine_cache, get_engine
@@ -70,15 +69,7 @@ class ToneEngine(Engine):
                 self.gate.wait(5)
             raise self.fail[text]
         frequency = 440.0 if voice.name == "high" else 220.0
-        t = np.arange(int(tone_length_s(text) * ENGINE_RATE)) / ENGINE_RATE
-        pcm = (0.5 * np.sin(2 * np.pi * frequency * t) * 32767).astype("<i2")
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(ENGINE_RATE)
-            out.writeframes(pcm.tobytes())
-        return EncodedAudio(buffer.getvalue(), "wav")
+        return wav_audio(sine(tone_length_s(text), frequency, 0.5, ENGINE_RATE), ENGINE_RATE)
 
 
 class ToneEntryPoint:
