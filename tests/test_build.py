@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import tmpfs
+from conftest import tmpfs, write_project
 
 from pipeline.build import (
     BUILT,
@@ -56,13 +56,7 @@ def tiny(title: str, text: str = "Hello there.", pause_s: float = 1.0) -> str:
 
 
 def make_project(root: Path, scripts: dict[str, str], config: str = CONFIG) -> Project:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "meditate.yaml").write_text(config, encoding="utf-8")
-    for name, text in scripts.items():
-        path = root / "scripts" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return load_project(root / "meditate.yaml")
+    return load_project(write_project(root, config, scripts) / "meditate.yaml")
 
 
 def run_build(root: Path, **options: object) -> BuildReport:

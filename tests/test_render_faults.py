@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import mounted, tmpfs
+from conftest import mounted, tmpfs, write_project
 
 from pipeline.cli import cli
 from pipeline.config import load_project
@@ -377,12 +377,8 @@ SET_CONFIG = (
 
 def set_project(root: Path, text: str) -> Path:
     """A project of one short track in two formats; returns its script."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "meditate.yaml").write_text(SET_CONFIG)
-    path = root / "scripts" / "calm.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"title: Calm\nsteps:\n  - say: {text}\n  - pause: 1s\n")
-    return path
+    script = f"title: Calm\nsteps:\n  - say: {text}\n  - pause: 1s\n"
+    return write_project(root, SET_CONFIG, {"calm.yaml": script}) / "scripts" / "calm.yaml"
 
 
 def render_set(path: Path, out: Path) -> None:
