@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.engines.base import EncodedAudio
+from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.settings import VoiceSettings
 
 Samples = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -71,3 +72,31 @@ def write_project(root: Path, config: str, scripts: Mapping[str, str] | None = N
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return root
+
+
+class StubEngine(Engine):
+    """A fake engine, always available, whose answers are the class attributes a test sets;
+    it keys clips by voice name and cannot speak unless a subclass says how.
+    """
+
+    VERSION = "1.0"
+    VOICES: tuple[str, ...] = ()
+    LANGUAGES: tuple[str, ...] = ("en",)
+
+    def version(self) -> str:
+        return self.VERSION
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def voices(self) -> list[str]:
+        return list(self.VOICES)
+
+    def languages(self) -> list[str]:
+        return list(self.LANGUAGES)
+
+    def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
+        return {"name": voice.name}
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
+        raise NotImplementedError

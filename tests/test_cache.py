@@ -14,40 +14,25 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import sine
+from conftest import StubEngine, sine
 
 from pipeline.cache import HEADER, SUFFIX, SpeechCache, speech_key
-from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.engines.base import Engine
 from pipeline.settings import VoiceSettings
 
 RATE = 22050
 
 
-class KeyEngine(Engine):
+class KeyEngine(StubEngine):
     """An engine whose name, version and voice-relevant settings are set by the test."""
 
     def __init__(self, name: str = "fake", version: str = "1.0") -> None:
         super().__init__()
         self.name = name
-        self._version = version
-
-    def version(self) -> str:
-        return self._version
-
-    def availability(self) -> Availability:
-        return Availability(True)
-
-    def voices(self) -> list[str]:
-        return []
-
-    def languages(self) -> list[str]:
-        return ["en"]
+        self.VERSION = version
 
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
         return {"name": voice.name, "language": voice.language}  # tld is ignored
-
-    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
-        raise NotImplementedError
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import sine, wav_audio
+from conftest import StubEngine, sine, wav_audio
 
 from pipeline.cache import SpeechCache
 from pipeline.engines import clear_engine_cache, get_engine
-from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.engines.base import EncodedAudio
 from pipeline.errors import AudioError, EngineError, Place
 from pipeline.settings import RetrySettings, VoiceSettings
 from pipeline.speech import (
@@ -36,8 +36,10 @@ def tone_length_s(text: str) -> float:
     return 0.3 + 0.01 * len(text)
 
 
-class ToneEngine(Engine):
+class ToneEngine(StubEngine):
     """A fake engine: a WAV tone whose length depends on the text; counts and can fail calls."""
+
+    VOICES = ("low", "high")
 
     def __init__(self, retry: RetrySettings | None = None) -> None:
         super().__init__(retry)
@@ -45,18 +47,6 @@ class ToneEngine(Engine):
         self.fail: dict[str, BaseException] = {}
         self.gate: threading.Event | None = None
         self._lock = threading.Lock()
-
-    def version(self) -> str:
-        return "1.0"
-
-    def availability(self) -> Availability:
-        return Availability(True)
-
-    def voices(self) -> list[str]:
-        return ["low", "high"]
-
-    def languages(self) -> list[str]:
-        return ["en"]
 
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
         return {"name": voice.name or "low"}
