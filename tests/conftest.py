@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
+import sys
 import wave
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -100,3 +102,16 @@ class StubEngine(Engine):
 
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         raise NotImplementedError
+
+
+def start_meditate(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``meditate ARGS`` in a process group of its own, like a terminal's foreground job."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )

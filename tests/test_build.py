@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import tmpfs, write_project
+from conftest import start_meditate, tmpfs, write_project
 
 from pipeline.build import (
     BUILT,
@@ -681,19 +681,6 @@ def write_catalog_tracks(out: Path) -> list[str]:
 
 
 # --- lost workers, interruptions ---------------------------------------------------------------
-
-
-def start_meditate(root: Path, *args: str) -> subprocess.Popen[str]:
-    """``meditate ARGS`` in a process group of its own, like a terminal's foreground job."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def encoding(process: subprocess.Popen[str], out: Path, track_id: str, other_than: int = 0) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import mounted, tmpfs, write_project
+from conftest import mounted, start_meditate, tmpfs, write_project
 
 from pipeline.cli import cli
 from pipeline.config import load_project
@@ -492,14 +492,7 @@ def test_ctrl_c_during_a_render_says_interrupted_and_leaves_nothing(
     """The terminal's SIGINT reaches the whole group: ffmpeg's death is not a failure of its own."""
     out = tmp_path / "out"
     render(root, "short", tmp_path / "warm")  # speech cached: the signal lands in encoding
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "render", "scripts/long.yaml", "-o", str(out)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_meditate(root, "render", "scripts/long.yaml", "-o", str(out))
     try:
         deadline = time.monotonic() + 90
         while not [p for p in out.glob(".long.mp3.tmp-*") if p.stat().st_size > 50_000]:
