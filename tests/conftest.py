@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import subprocess
-from collections.abc import Iterator
+import sys
+import wave
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+
+from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.settings import VoiceSettings
+
+Samples = np.ndarray[Any, np.dtype[np.float32]]
 
 
 @contextlib.contextmanager
@@ -26,3 +37,81 @@ def tmpfs(folder: Path, options: str) -> contextlib.AbstractContextManager[Path]
     """A tmpfs with ``options`` (``size=300k``, ``ro,size=64k``) mounted on a new ``folder``."""
     folder.mkdir()
     return mounted(folder, "-t", "tmpfs", "-o", options, "tmpfs")
+
+
+def sine(
+    length_s: float, freq_hz: float, amp: float, rate: int, channels: int = 0
+) -> Samples:
+    """A float32 sine of ``length_s``; ``channels`` 0 gives a mono 1-D array."""
+    t = np.arange(round(length_s * rate)) / rate
+    wave_ = (amp * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
+    return wave_ if channels == 0 else np.repeat(wave_[:, None], channels, axis=1)
+
+
+def wav_audio(samples: np.ndarray[Any, Any], rate: int) -> EncodedAudio:
+    """16-bit WAV bytes of float samples, shape (frames,) or (frames, channels), as an engine
+    returns them.
+    """
+    frames = samples if samples.ndim == 2 else samples[:, None]
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(frames.shape[1])
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes((np.clip(frames, -1, 1) * 32767).astype("<i2").tobytes())
+    return EncodedAudio(buffer.getvalue(), "wav")
+
+
+def write_project(root: Path, config: str, scripts: Mapping[str, str] | None = None) -> Path:
+    """A project in ``root``: ``meditate.yaml`` holding ``config`` and each script of
+    ``scripts`` (name relative to ``root / "scripts"``); returns ``root``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meditate.yaml").write_text(config, encoding="utf-8")
+    (root / "scripts").mkdir(exist_ok=True)
+    for name, text in (scripts or {}).items():
+        path = root / "scripts" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+class StubEngine(Engine):
+    """A fake engine, always available, whose answers are the class attributes a test sets;
+    it keys clips by voice name and cannot speak unless a subclass says how.
+    """
+
+    VERSION = "1.0"
+    VOICES: tuple[str, ...] = ()
+    LANGUAGES: tuple[str, ...] = ("en",)
+
+    def version(self) -> str:
+        return self.VERSION
+
+    def availability(self) -> Availability:
+        return Availability(True)
+
+    def voices(self) -> list[str]:
+        return list(self.VOICES)
+
+    def languages(self) -> list[str]:
+        return list(self.LANGUAGES)
+
+    def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
+        return {"name": voice.name}
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
+        raise NotImplementedError
+
+
+def start_meditate(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``meditate ARGS`` in a process group of its own, like a terminal's foreground job."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )

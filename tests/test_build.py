@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import tmpfs
+from conftest import start_meditate, tmpfs, write_project
 
 from pipeline.build import (
     BUILT,
@@ -56,13 +56,7 @@ def tiny(title: str, text: str = "Hello there.", pause_s: float = 1.0) -> str:
 
 
 def make_project(root: Path, scripts: dict[str, str], config: str = CONFIG) -> Project:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "meditate.yaml").write_text(config, encoding="utf-8")
-    for name, text in scripts.items():
-        path = root / "scripts" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return load_project(root / "meditate.yaml")
+    return load_project(write_project(root, config, scripts) / "meditate.yaml")
 
 
 def run_build(root: Path, **options: object) -> BuildReport:
@@ -475,6 +469,7 @@ def test_build_and_check_commands(three: Path, monkeypatch: pytest.MonkeyPatch) 
         assert runner.invoke(cli, [command, "--help"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_build_leaves_no_truncated_file_and_resumes(tmp_path: Path) -> None:
     root = tmp_path
     make_project(root, {f"k{n}.yaml": tiny(f"K{n}", "Rest now.", 25.0) for n in range(6)})
@@ -688,19 +683,6 @@ def write_catalog_tracks(out: Path) -> list[str]:
 # --- lost workers, interruptions ---------------------------------------------------------------
 
 
-def start_meditate(root: Path, *args: str) -> subprocess.Popen[str]:
-    """``meditate ARGS`` in a process group of its own, like a terminal's foreground job."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def encoding(process: subprocess.Popen[str], out: Path, track_id: str, other_than: int = 0) -> int:
     """The pid of the process encoding ``track_id`` (once its temporary has grown)."""
     deadline = time.monotonic() + 90
@@ -726,6 +708,7 @@ def hidden(out: Path) -> list[str]:
     return sorted(path.name for path in out.iterdir() if path.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_a_killed_worker_costs_one_try_of_its_track_and_the_build_goes_on(tmp_path: Path) -> None:
     out = five_long_tracks(tmp_path)
     process = start_meditate(tmp_path, "build", "-j", "2", "--keep-going")
@@ -747,6 +730,7 @@ def test_a_killed_worker_costs_one_try_of_its_track_and_the_build_goes_on(tmp_pa
     assert check([tmp_path / "scripts"], load_project(tmp_path / "meditate.yaml")).ok
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep_going", [True, False])
 def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
     tmp_path: Path, keep_going: bool
@@ -776,6 +760,7 @@ def test_a_track_whose_worker_dies_twice_fails_alone_and_clearly(
         assert "not started" in stdout and "k1" in listed  # it was running: it finished
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("command", "sent", "to_group", "status", "said"),
     [
@@ -828,6 +813,7 @@ def running_with(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_an_interrupted_speak_says_so_and_leaves_no_temporary(tmp_path: Path) -> None:
     sentences = "".join(f"  - say: Sentence {n} is spoken slowly here.\n" for n in range(300))
     make_project(tmp_path, {"many.yaml": f"title: Many\nsteps:\n{sentences}"})

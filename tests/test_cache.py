@@ -14,39 +14,25 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import StubEngine, sine
 
 from pipeline.cache import HEADER, SUFFIX, SpeechCache, speech_key
-from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.engines.base import Engine
 from pipeline.settings import VoiceSettings
 
 RATE = 22050
 
 
-class KeyEngine(Engine):
+class KeyEngine(StubEngine):
     """An engine whose name, version and voice-relevant settings are set by the test."""
 
     def __init__(self, name: str = "fake", version: str = "1.0") -> None:
         super().__init__()
         self.name = name
-        self._version = version
-
-    def version(self) -> str:
-        return self._version
-
-    def availability(self) -> Availability:
-        return Availability(True)
-
-    def voices(self) -> list[str]:
-        return []
-
-    def languages(self) -> list[str]:
-        return ["en"]
+        self.VERSION = version
 
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
         return {"name": voice.name, "language": voice.language}  # tld is ignored
-
-    def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
-        raise NotImplementedError
 
 
 @pytest.fixture
@@ -64,9 +50,7 @@ def _key(cache_engine: Engine | None = None, **changes: Any) -> str:
 
 def _tone(seconds: float, frequency: float = 220.0) -> np.ndarray[Any, np.dtype[np.float32]]:
     """A tone quantized to 16-bit steps, so it round-trips exactly."""
-    t = np.arange(int(seconds * RATE)) / RATE
-    quantized = np.round(0.5 * np.sin(2 * np.pi * frequency * t) * 32768) / 32768
-    return quantized.astype(np.float32)
+    return (np.round(sine(seconds, frequency, 0.5, RATE) * 32768) / 32768).astype(np.float32)
 
 
 def test_key_changes_with_each_input_and_not_otherwise(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_project
 
 from pipeline.cli import cli
 
@@ -575,11 +576,8 @@ PRINTING = [
 def piped_project(tmp_path: Path) -> Path:
     from pipeline.ffmpeg import run_ffmpeg
 
-    (tmp_path / "meditate.yaml").write_text(PIPE_CONFIG, encoding="utf-8")
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "s.yaml").write_text(
-        "title: S\nsteps:\n  - say: Hello there.\n  - pause: 1s\n", encoding="utf-8"
-    )
+    script = "title: S\nsteps:\n  - say: Hello there.\n  - pause: 1s\n"
+    write_project(tmp_path, PIPE_CONFIG, {"s.yaml": script})
     (tmp_path / "dist").mkdir()
     run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=1", "-y", str(tmp_path / "tone.wav")])
     return tmp_path

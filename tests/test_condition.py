@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import wave
-
 import numpy as np
 import pytest
+from conftest import sine, wav_audio
 
 from pipeline.condition import atempo_chain, condition_clip, resample
 from pipeline.engines.base import EncodedAudio
@@ -17,21 +15,13 @@ TONE_S = 1.0
 
 
 def _wav(samples: np.ndarray, sample_rate: int = SOURCE_RATE) -> EncodedAudio:
-    """16-bit WAV bytes of float samples, shape (frames,) or (frames, channels)."""
-    frames = samples if samples.ndim == 2 else samples[:, None]
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(frames.shape[1])
-        writer.setsampwidth(2)
-        writer.setframerate(sample_rate)
-        writer.writeframes((np.clip(frames, -1, 1) * 32767).astype("<i2").tobytes())
-    return EncodedAudio(buffer.getvalue(), "wav")
+    """16-bit WAV bytes of float samples, by default at the source rate of these tests."""
+    return wav_audio(samples, sample_rate)
 
 
 def _tone(seconds: float = TONE_S, lead_s: float = 1.0, tail_s: float = 0.5) -> np.ndarray:
     """A 440 Hz tone at -6 dBFS between stretches of digital silence."""
-    t = np.arange(round(seconds * SOURCE_RATE)) / SOURCE_RATE
-    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    tone = sine(seconds, 440, 0.5, SOURCE_RATE)
     return np.concatenate(
         [np.zeros(round(lead_s * SOURCE_RATE)), tone, np.zeros(round(tail_s * SOURCE_RATE))]
     )

@@ -11,6 +11,7 @@ import mutagen
 import numpy as np
 import pytest
 from chapters_by_ffmpeg import read_chapters
+from conftest import sine
 
 from pipeline.encode import (
     FORMATS,
@@ -34,9 +35,7 @@ TAGS = TrackTags(
 
 
 def tone(seconds: float = 4.0) -> Iterator[np.ndarray]:
-    t = np.arange(int(seconds * RATE)) / RATE
-    wave = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
-    signal = np.stack([wave, wave], axis=1)
+    signal = sine(seconds, 330, 0.2, RATE, channels=2)
     for start in range(0, len(signal), 4096):
         yield signal[start : start + 4096]
 

@@ -14,6 +14,7 @@ import numpy.typing as npt
 import pytest
 from chapters_by_ffmpeg import read_chapters
 from click.testing import CliRunner
+from conftest import write_project
 
 from pipeline.cache import SpeechCache
 from pipeline.cli import cli
@@ -63,11 +64,9 @@ def many(*, target: str | None = None, flexible_in_last: bool = False) -> str:
 
 
 def project_with(tmp_path: Path, config: str = "", **scripts: str) -> Path:
-    (tmp_path / "meditate.yaml").write_text(CONFIG + config)
-    (tmp_path / "scripts").mkdir()
-    for name, text in scripts.items():
-        (tmp_path / "scripts" / f"{name}.yaml").write_text(text)
-    return tmp_path
+    return write_project(
+        tmp_path, CONFIG + config, {f"{name}.yaml": text for name, text in scripts.items()}
+    )
 
 
 def clips(root: Path) -> int:

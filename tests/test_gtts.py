@@ -387,19 +387,33 @@ def test_concurrency_is_never_exceeded_across_threads_and_instances() -> None:
 
 
 def test_min_interval_between_request_starts() -> None:
+    # The throttle schedules the k-th start of a burst at least k intervals after the burst
+    # began, whatever the load; a request reaches the server at or after its scheduled start.
+    # So the k-th arrival is no earlier than k intervals after a time taken before the burst:
+    # exact, with no tolerance, where gaps between two arrivals vary with thread scheduling.
     with FakeGtts() as server:
         engine = engine_for(server, concurrency=4, min_interval_s=0.1, timeout_s=5.0)
         threads = [
             threading.Thread(target=engine.synthesize, args=(f"Part {i}.", VOICE)) for i in range(5)
         ]
+        burst_s = time.monotonic()
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=10)
+            thread.join(timeout=30)
         starts = sorted(request.start_s for request in server.requests)
-    assert len(starts) == 5
-    assert min(np.diff(starts)) >= 0.1 - 0.02
-    assert starts[-1] - starts[0] >= 4 * 0.1 - 0.02
+        second_burst_s = time.monotonic()
+        threads = [
+            threading.Thread(target=engine.synthesize, args=(f"More {i}.", VOICE)) for i in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        later = sorted(request.start_s for request in server.requests[5:])
+    assert len(starts) == 5 and len(later) == 3
+    assert all(start_s - burst_s >= k * 0.1 for k, start_s in enumerate(starts)), starts
+    assert all(start_s - second_burst_s >= k * 0.1 for k, start_s in enumerate(later)), later
 
 
 def test_backoff_is_exponential_jittered_and_seeded() -> None:

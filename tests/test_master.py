@@ -58,6 +58,7 @@ def limited(signal: np.ndarray, size: int, **options: float) -> np.ndarray:
     return np.concatenate(list(limiter.stream(blocks_of(signal, size))))
 
 
+@pytest.mark.slow
 def test_mastered_mp3_and_ogg_hit_target_loudness_under_the_ceiling(tmp_path: Path) -> None:
     signal = speech_like(20)
     raw = measure_stream(blocks_of(signal), RATE, 2)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from conftest import sine
 
 from pipeline.errors import AudioError, Place
 from pipeline.mix import DuckSpan, Ramp, duck_spans, excerpt, mix, track_frames
@@ -41,10 +42,8 @@ def timeline(
 
 
 def tone(length_s: float, freq_hz: float, amp: float, sr: int = SR, channels: int = 0) -> Audio:
-    """A sine; ``channels`` 0 gives a mono 1-D array."""
-    t = np.arange(round(length_s * sr)) / sr
-    wave = (amp * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
-    return wave if channels == 0 else np.repeat(wave[:, None], channels, axis=1)
+    """A sine at the mix rate of these tests; ``channels`` 0 gives a mono 1-D array."""
+    return sine(length_s, freq_hz, amp, sr, channels)
 
 
 def constant_clip(cue: SpeechCue, sr: int = SR, value: float = 0.5) -> Audio:
@@ -336,6 +335,7 @@ def test_excerpt_shifts_cues_and_keeps_the_running_chapter() -> None:
     assert part.chapters == (Chapter("Two", 0.0),)
 
 
+@pytest.mark.slow
 def test_an_hour_mixes_in_bounded_memory() -> None:
     sr = 44100
     rng = np.random.default_rng(1)

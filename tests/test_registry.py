@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import StubEngine
 
 from pipeline.engines import (
     EngineInfo,
@@ -23,29 +24,17 @@ from pipeline.errors import EngineError
 from pipeline.settings import RetrySettings, VoiceSettings
 
 
-class FakeEngine(Engine):
+class FakeEngine(StubEngine):
     """A third-party engine that counts its instances."""
 
+    VERSION = "9.9"
+    VOICES = ("robot",)
+    LANGUAGES = ("en", "fr")
     instances = 0
 
     def __init__(self, retry: RetrySettings | None = None) -> None:
         super().__init__(retry)
         type(self).instances += 1
-
-    def version(self) -> str:
-        return "9.9"
-
-    def availability(self) -> Availability:
-        return Availability(True)
-
-    def voices(self) -> list[str]:
-        return ["robot"]
-
-    def languages(self) -> list[str]:
-        return ["en", "fr"]
-
-    def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
-        return {"name": voice.name}
 
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         return EncodedAudio(b"", "wav")

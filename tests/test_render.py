@@ -33,6 +33,7 @@ TARGET_LUFS = -16.0
 CEILING_DBTP = -1.0
 TARGET_S = 35.0  # 32 s of steps, the default 1 s lead-in and 2 s tail
 FORMATS = ("mp3", "ogg", "m4a", "opus", "flac")
+pytestmark = pytest.mark.slow  # every test here uses the five-format render of `renders`
 
 CONFIG = f"""\
 sample_rate: {RATE}
@@ -415,7 +416,7 @@ def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders
     section = render_script(calm, project, output_dir=renders.root / "ex", section="Breathing")
     preview = render_script(calm, project, output_dir=renders.root / "ex", preview_s=8.0)
     elapsed_s = time.perf_counter() - started
-    assert elapsed_s < 10.0
+    assert elapsed_s < 60.0  # seconds normally; only a 10x regression fails here
     assert section.sidecar is None and preview.sidecar is None
     names = sorted(path.name for path in (renders.root / "ex").iterdir())
     assert names == [

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import mounted, tmpfs
+from conftest import mounted, start_meditate, tmpfs, write_project
 
 from pipeline.cli import cli
 from pipeline.config import load_project
@@ -304,6 +304,7 @@ def kill_while_encoding(process: subprocess.Popen[bytes], out: Path) -> Path:
     return temporary
 
 
+@pytest.mark.slow
 def test_a_render_killed_while_encoding_leaves_no_final_file_and_reruns(
     root: Path, tmp_path: Path
 ) -> None:
@@ -376,12 +377,8 @@ SET_CONFIG = (
 
 def set_project(root: Path, text: str) -> Path:
     """A project of one short track in two formats; returns its script."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "meditate.yaml").write_text(SET_CONFIG)
-    path = root / "scripts" / "calm.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"title: Calm\nsteps:\n  - say: {text}\n  - pause: 1s\n")
-    return path
+    script = f"title: Calm\nsteps:\n  - say: {text}\n  - pause: 1s\n"
+    return write_project(root, SET_CONFIG, {"calm.yaml": script}) / "scripts" / "calm.yaml"
 
 
 def render_set(path: Path, out: Path) -> None:
@@ -488,20 +485,14 @@ def test_a_file_that_cannot_be_replaced_rolls_the_whole_set_back(
     assert sorted(contents(out)) == ["calm.json", "calm.mp3", "calm.vtt", "calm.wav"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_render_says_interrupted_and_leaves_nothing(
     root: Path, tmp_path: Path
 ) -> None:
     """The terminal's SIGINT reaches the whole group: ffmpeg's death is not a failure of its own."""
     out = tmp_path / "out"
     render(root, "short", tmp_path / "warm")  # speech cached: the signal lands in encoding
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "render", "scripts/long.yaml", "-o", str(out)],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_meditate(root, "render", "scripts/long.yaml", "-o", str(out))
     try:
         deadline = time.monotonic() + 90
         while not [p for p in out.glob(".long.mp3.tmp-*") if p.stat().st_size > 50_000]:

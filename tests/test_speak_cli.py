@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_project
 
 from pipeline.cli import cli
 
@@ -25,10 +26,7 @@ steps:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "meditate.yaml").write_text(CONFIG, encoding="utf-8")
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "tiny.yaml").write_text(SCRIPT, encoding="utf-8")
-    return tmp_path
+    return write_project(tmp_path, CONFIG, {"tiny.yaml": SCRIPT})
 
 
 def test_speak_then_plan_shows_measured_lengths(project: Path) -> None:

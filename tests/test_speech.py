@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import importlib.metadata
-import io
 import logging
 import threading
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import StubEngine, sine, wav_audio
 
 from pipeline.cache import SpeechCache
 from pipeline.engines import clear_engine_cache, get_engine
-from pipeline.engines.base import Availability, EncodedAudio, Engine
+from pipeline.engines.base import EncodedAudio
 from pipeline.errors import AudioError, EngineError, Place
 from pipeline.settings import RetrySettings, VoiceSettings
 from pipeline.speech import (
@@ -37,8 +36,10 @@ def tone_length_s(text: str) -> float:
     return 0.3 + 0.01 * len(text)
 
 
-class ToneEngine(Engine):
+class ToneEngine(StubEngine):
     """A fake engine: a WAV tone whose length depends on the text; counts and can fail calls."""
+
+    VOICES = ("low", "high")
 
     def __init__(self, retry: RetrySettings | None = None) -> None:
         super().__init__(retry)
@@ -46,18 +47,6 @@ class ToneEngine(Engine):
         self.fail: dict[str, BaseException] = {}
         self.gate: threading.Event | None = None
         self._lock = threading.Lock()
-
-    def version(self) -> str:
-        return "1.0"
-
-    def availability(self) -> Availability:
-        return Availability(True)
-
-    def voices(self) -> list[str]:
-        return ["low", "high"]
-
-    def languages(self) -> list[str]:
-        return ["en"]
 
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
         return {"name": voice.name or "low"}
@@ -70,15 +59,7 @@ class ToneEngine(Engine):
                 self.gate.wait(5)
             raise self.fail[text]
         frequency = 440.0 if voice.name == "high" else 220.0
-        t = np.arange(int(tone_length_s(text) * ENGINE_RATE)) / ENGINE_RATE
-        pcm = (0.5 * np.sin(2 * np.pi * frequency * t) * 32767).astype("<i2")
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(ENGINE_RATE)
-            out.writeframes(pcm.tobytes())
-        return EncodedAudio(buffer.getvalue(), "wav")
+        return wav_audio(sine(tone_length_s(text), frequency, 0.5, ENGINE_RATE), ENGINE_RATE)
 
 
 class ToneEntryPoint:
