@@ -536,8 +536,35 @@ def _analyse(
     progress: ProgressCallback | None,
 ) -> tuple[Inspection, _Curves]:
     """Decode once through ``ebur128`` (loudness on stderr) into a WAV pipe (samples)."""
-    import numpy as np
+    scanner, meter, returncode = _decode(
+        path, want_curves=want_curves, expected_s=expected_s, progress=progress
+    )
+    stderr = meter.text()
+    if returncode != 0:
+        raise AudioError(f"{path}: cannot decode: {_cause(stderr)}")
+    if scanner is None or scanner.frames == 0:
+        raise AudioError(
+            f"{path}: cannot decode: no audio samples in it "
+            "(probable cause: empty or truncated file)"
+        )
+    scanner.finish()
+    if progress is not None:
+        progress(scanner.frames / scanner.sample_rate, expected_s)
+    try:
+        loudness = parse_ebur128_summary(stderr)
+    except AudioError as error:
+        raise AudioError(f"{path}: {error}") from None
+    info = _inspection(path, codec, chapters, plot, scanner, loudness)
+    return info, _curves(scanner, meter)
 
+
+def _decode(
+    path: Path, *, want_curves: bool, expected_s: float, progress: ProgressCallback | None
+) -> tuple[_Scanner | None, _MeterLog, int]:
+    """Run the decoder, scanning its samples while its meter log is read; its exit status.
+
+    The scanner is None when no WAV header came through (ffmpeg failed to decode).
+    """
     command = [
         ffmpeg_exe(),
         *("-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-map", "0:a:0"),
@@ -552,44 +579,45 @@ def _analyse(
     with killed_on_error(process, meter):
         header = _read_wav_header(process.stdout)
         if header is not None:
-            sample_rate, channels = header
-            scanner = _Scanner(sample_rate, channels, want_curves)
-            block_bytes = BLOCK_FRAMES * channels * 4
-            next_report_s = 0.0
-            while True:
-                data = _read_exact(process.stdout, block_bytes)
-                usable = len(data) - len(data) % (channels * 4)
-                if usable:
-                    scanner.feed(np.frombuffer(data[:usable], "<f4").reshape(-1, channels))
-                if progress is not None and scanner.frames / sample_rate >= next_report_s:
-                    progress(scanner.frames / sample_rate, expected_s)
-                    next_report_s += 10.0
-                if len(data) < block_bytes:
-                    break
+            scanner = _Scanner(*header, want_envelope=want_curves)
+            _scan(process.stdout, scanner, expected_s, progress)
         process.stdout.read()
-    returncode = process.wait()
-    stderr = meter.text()
-    if returncode != 0:
-        raise AudioError(f"{path}: cannot decode: {_cause(stderr)}")
-    if scanner is None or scanner.frames == 0:
-        raise AudioError(
-            f"{path}: cannot decode: no audio samples in it "
-            "(probable cause: empty or truncated file)"
-        )
-    scanner.finish()
-    if progress is not None:
-        progress(scanner.frames / scanner.sample_rate, expected_s)
-    try:
-        integrated, lra, true_peak = parse_ebur128_summary(stderr)
-    except AudioError as error:
-        raise AudioError(f"{path}: {error}") from None
-    times: tuple[float, ...] = ()
-    minima: tuple[float, ...] = ()
-    maxima: tuple[float, ...] = ()
-    if scanner.envelope is not None:
-        times, minima, maxima = scanner.envelope.finish(scanner.sample_rate)
+    return scanner, meter, process.wait()
+
+
+def _scan(
+    stream: IO[bytes], scanner: _Scanner, expected_s: float, progress: ProgressCallback | None
+) -> None:
+    """Feed the float samples of ``stream`` to ``scanner`` block by block, every 10 s reported."""
+    import numpy as np
+
+    sample_rate, channels = scanner.sample_rate, scanner.channels
+    block_bytes = BLOCK_FRAMES * channels * 4
+    next_report_s = 0.0
+    while True:
+        data = _read_exact(stream, block_bytes)
+        usable = len(data) - len(data) % (channels * 4)
+        if usable:
+            scanner.feed(np.frombuffer(data[:usable], "<f4").reshape(-1, channels))
+        if progress is not None and scanner.frames / sample_rate >= next_report_s:
+            progress(scanner.frames / sample_rate, expected_s)
+            next_report_s += 10.0
+        if len(data) < block_bytes:
+            break
+
+
+def _inspection(
+    path: Path,
+    codec: str,
+    chapters: tuple[Chapter, ...],
+    plot: Path | None,
+    scanner: _Scanner,
+    loudness: tuple[float, float, float | None],
+) -> Inspection:
+    """The facts a finished scan and the ``ebur128`` summary give."""
+    integrated, lra, true_peak = loudness
     rate = scanner.sample_rate
-    info = Inspection(
+    return Inspection(
         path=path,
         codec=codec,
         chapters=chapters,
@@ -605,7 +633,16 @@ def _analyse(
         longest_silence_s=scanner.best_frames / rate,
         longest_silence_start_s=scanner.best_start_frame / rate,
     )
-    curves = _Curves(
+
+
+def _curves(scanner: _Scanner, meter: _MeterLog) -> _Curves:
+    """The waveform envelope (empty unless kept) and the loudness over time."""
+    times: tuple[float, ...] = ()
+    minima: tuple[float, ...] = ()
+    maxima: tuple[float, ...] = ()
+    if scanner.envelope is not None:
+        times, minima, maxima = scanner.envelope.finish(scanner.sample_rate)
+    return _Curves(
         envelope_times_s=times,
         envelope_min=minima,
         envelope_max=maxima,
@@ -613,7 +650,6 @@ def _analyse(
         momentary_lufs=tuple(meter.momentary_lufs),
         short_term_lufs=tuple(meter.short_term_lufs),
     )
-    return info, curves
 
 
 # --- the plot -----------------------------------------------------------------------------

@@ -375,38 +375,16 @@ def build(
     report = BuildReport(output_dir=out, shard=shard)
     with build_lock(out, wait_s):
         _remove_leftovers(out)
-        keys = {item.script.id: build_key(item) for item in selected}
-        states = {
-            item.script.id: track_state(out, item, keys[item.script.id], verify=verify)
-            for item in selected
-        }
-        todo = [item for item in selected if force or states[item.script.id].state != UP_TO_DATE]
-        lengths = _estimated_lengths(todo)
-        todo.sort(key=lambda item: (-lengths[item.script.id], item.script.id))
-        workers = max(1, min(jobs or usable_cpus(), len(todo)))
-        report.jobs = workers
-        rendering = {item.script.id for item in todo}
-        outcomes = {
-            item.script.id: TrackOutcome(item.script.id, item.script.path, UP_TO_DATE)
-            for item in selected
-            if item.script.id not in rendering
-        }
-        reasons = {
-            item.script.id: "forced"
-            if states[item.script.id].state == UP_TO_DATE
-            else (states[item.script.id].reason or states[item.script.id].state)
-            for item in todo
-        }
-        emit(BuildEvent("plan", 0, len(todo)))
-        rendered = _render_all(todo, keys, out, workers, keep_going, emit, reasons)
+        plan = _plan_build(selected, out, jobs=jobs, force=force, verify=verify)
+        report.jobs = plan.workers
+        emit(BuildEvent("plan", 0, len(plan.todo)))
+        rendered = _render_all(
+            plan.todo, plan.keys, out, plan.workers, keep_going, emit, plan.reasons
+        )
+        outcomes = dict(plan.up_to_date)
         outcomes.update({outcome.track_id: outcome for outcome in rendered})
         report.tracks = [outcomes[track_id] for track_id in sorted(outcomes)]
-        report.orphans = find_orphans(out, checked, paths, project.root)
-        if prune:
-            for orphan in report.orphans:
-                report.pruned += remove_outputs(out, orphan.sidecar)
-        result = write_catalog(out, report.orphans)
-        report.catalog_path, report.catalog_tracks = result.path, result.tracks
+        _tidy_and_catalog(report, out, checked, paths, project.root, prune=prune)
     report.elapsed_s = time.monotonic() - started
     log.info(
         "build: %d built, %d up to date, %d failed in %.1f s",
@@ -416,6 +394,68 @@ def build(
         report.elapsed_s,
     )
     return report
+
+
+@dataclass(frozen=True)
+class _BuildPlan:
+    """What a build renders, why, and on how many processes."""
+
+    keys: dict[str, str]
+    """Build key by track id, of every selected script."""
+    todo: list[Checked]
+    """The scripts to render, longest first (ties by id)."""
+    reasons: dict[str, str]
+    """Why each of ``todo`` is rendered, by track id."""
+    up_to_date: dict[str, TrackOutcome]
+    """The outcomes of the scripts not rendered, by track id."""
+    workers: int
+    """Processes to render on."""
+
+
+def _plan_build(
+    selected: list[Checked], out: Path, *, jobs: int | None, force: bool, verify: bool
+) -> _BuildPlan:
+    """Key every selected script, compare it with its outputs, and order what is to render."""
+    keys = {item.script.id: build_key(item) for item in selected}
+    states = {
+        item.script.id: track_state(out, item, keys[item.script.id], verify=verify)
+        for item in selected
+    }
+    todo = [item for item in selected if force or states[item.script.id].state != UP_TO_DATE]
+    lengths = _estimated_lengths(todo)
+    todo.sort(key=lambda item: (-lengths[item.script.id], item.script.id))
+    rendering = {item.script.id for item in todo}
+    up_to_date = {
+        item.script.id: TrackOutcome(item.script.id, item.script.path, UP_TO_DATE)
+        for item in selected
+        if item.script.id not in rendering
+    }
+    reasons = {
+        item.script.id: "forced"
+        if states[item.script.id].state == UP_TO_DATE
+        else (states[item.script.id].reason or states[item.script.id].state)
+        for item in todo
+    }
+    workers = max(1, min(jobs or usable_cpus(), len(todo)))
+    return _BuildPlan(keys, todo, reasons, up_to_date, workers)
+
+
+def _tidy_and_catalog(
+    report: BuildReport,
+    out: Path,
+    checked: list[Checked],
+    paths: list[Path],
+    root: Path,
+    *,
+    prune: bool,
+) -> None:
+    """Find (and with ``prune`` delete) orphaned outputs, then write the catalog."""
+    report.orphans = find_orphans(out, checked, paths, root)
+    if prune:
+        for orphan in report.orphans:
+            report.pruned += remove_outputs(out, orphan.sidecar)
+    result = write_catalog(out, report.orphans)
+    report.catalog_path, report.catalog_tracks = result.path, result.tracks
 
 
 def check(

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from pipeline.encode import Encoder, TrackTags
+    from pipeline.master import Loudness
+
 log = logging.getLogger(__name__)
 
 Stage = Callable[[str, float], None]
@@ -113,81 +116,155 @@ def render_checked(
     stage: Stage | None = None,
 ) -> RenderResult:
     """Render a validated script: synthesize what is missing, mix, master, encode, write."""
-    from pipeline.encode import Encoder, TrackTags, remove_stale_temporaries, tag_file
-    from pipeline.fileio import FileSet, check_writable
-    from pipeline.master import (
-        Loudness,
-        TruePeakLimiter,
-        limiter_ceiling_dbtp,
-        measure_file,
-        measure_stream,
-        static_gain_db,
-    )
-    from pipeline.mix import mix, track_frames
-    from pipeline.outputs import captions_vtt, file_info, json_text, sha256_file, sidecar
-
-    script, settings = checked.script, checked.settings
+    settings = checked.settings
     report_stage = stage or (lambda name, fraction: None)
-    chapter, suffix = None, ""
-    if options.section is not None:
-        titles = section_titles(script)
-        chapter = find_chapter(titles, options.section)
-        suffix = _section_suffix(titles[chapter])
-    elif options.preview_s is not None:
-        suffix = ".preview"
-    check_writable(options.output_dir)
-    for stale in remove_stale_temporaries(options.output_dir):
-        log.info("removed %s, left by an interrupted render", stale)
+    chapter, suffix = _excerpt_target(checked, options)
+    _prepare_output_dir(options.output_dir)
     cache = cache or SpeechCache(settings.cache_dir)
     report_stage("speech", 0.0)
     planned, speech = _speak(checked, cache, options, chapter, progress)
     cache.record_run()
     log_warnings(planned.timeline)
     timeline, fade_s = _excerpt(planned.timeline, options, chapter)
-    excerpt = options.section is not None or options.preview_s is not None
-    sources = _Sources(planned, cache)
-    sample_rate, channels = settings.sample_rate, settings.channels
-    sources.prefetch(timeline, options.formats)
+    track = _Track(checked, options, timeline, fade_s, _Sources(planned, cache), report_stage)
+    track.sources.prefetch(timeline, options.formats)
+    report_stage("measure", 0.2)
+    mastered = track.master(checked.script.id + suffix)
+    written, data = track.write(mastered)
+    report_stage("done", 1.0)
+    return RenderResult(tuple(written), data, speech, timeline)
 
-    def mixed(gain_db: float) -> Iterator[npt.NDArray[np.float32]]:
+
+def _excerpt_target(checked: Checked, options: RenderOptions) -> tuple[int | None, str]:
+    """The chapter an excerpt is cut from (None: the whole track) and its file-name suffix."""
+    if options.section is not None:
+        titles = section_titles(checked.script)
+        chapter = find_chapter(titles, options.section)
+        return chapter, _section_suffix(titles[chapter])
+    if options.preview_s is not None:
+        return None, ".preview"
+    return None, ""
+
+
+def _prepare_output_dir(output_dir: Path) -> None:
+    """Fail early on an output folder we cannot write; remove an interrupted render's files."""
+    from pipeline.encode import remove_stale_temporaries
+    from pipeline.fileio import check_writable
+
+    check_writable(output_dir)
+    for stale in remove_stale_temporaries(output_dir):
+        log.info("removed %s, left by an interrupted render", stale)
+
+
+@dataclass(frozen=True)
+class _Mastered:
+    """The encoded temporaries of a track and what mastering decided and measured."""
+
+    name: str
+    """The outputs' file name without its extension."""
+    encoder: Encoder
+    """Holds the tagged temporaries until they are released into place."""
+    loudness: Loudness
+    """Measured on the first format's encoded file."""
+    gain_db: float
+    """The static gain applied before the limiter."""
+    headroom_db: float
+    """The most gain the peaks allow (see ``_mastering_gain_db``)."""
+
+
+@dataclass(frozen=True)
+class _Track:
+    """One render's timeline and sources, mixed again at each gain mastering tries."""
+
+    checked: Checked
+    options: RenderOptions
+    timeline: Timeline
+    fade_s: float
+    """The fade-out where an excerpt is cut (0: none)."""
+    sources: _Sources
+    report_stage: Stage
+
+    @property
+    def excerpt(self) -> bool:
+        return self.options.section is not None or self.options.preview_s is not None
+
+    def mixed(self, gain_db: float) -> Iterator[npt.NDArray[np.float32]]:
+        """The streaming mix at ``gain_db``, faded out where an excerpt is cut."""
+        from pipeline.mix import mix, track_frames
+
+        settings, timeline, sources = self.checked.settings, self.timeline, self.sources
+        sample_rate = settings.sample_rate
         blocks = mix(
             timeline,
             speech_clip=sources.speech,
             sound=sources.sound,
             bed=sources.bed if timeline.background is not None else None,
             sample_rate=sample_rate,
-            channels=channels,
+            channels=settings.channels,
             gain_db=gain_db,
         )
-        if not fade_s:
+        if not self.fade_s:
             return blocks
-        return fade_out(blocks, track_frames(timeline, sample_rate), round(fade_s * sample_rate))
+        frames = track_frames(timeline, sample_rate)
+        return fade_out(blocks, frames, round(self.fade_s * sample_rate))
 
-    report_stage("measure", 0.2)
-    peak = _PeakMeter()
-    measured = measure_stream(peak.watch(mixed(0.0)), sample_rate, channels)
-    ceiling_dbtp = limiter_ceiling_dbtp(settings.true_peak_dbtp, options.formats)
-    headroom_db = ceiling_dbtp + MAX_LIMITING_DB - peak.dbfs
-    gain_db = _mastering_gain_db(
-        script.path, static_gain_db(measured, settings.target_lufs), headroom_db
-    )
-    name = script.id + suffix
-    tags = TrackTags(
-        title=script.title + (" (excerpt)" if excerpt else ""),
-        artist=script.author,
-        album=script.category,
-        comment=script.description,
-        chapters=tuple((chapter.title, chapter.start_s) for chapter in timeline.chapters),
-        duration_s=timeline.length_s,
-    )
-    output_dir = options.output_dir
-    total = max(1, round(timeline.length_s * sample_rate))
+    def master(self, name: str) -> _Mastered:
+        """Measure the mix, then limit and encode it at the gain that reaches the target.
 
-    def encode(gain_db: float) -> tuple[Encoder, Loudness]:
+        When the limiter took more loudness than the static gain allowed for (short, peaky
+        speech), the track is encoded once more with the shortfall added, within the same
+        headroom.
+        """
+        from pipeline.master import limiter_ceiling_dbtp, measure_stream, static_gain_db
+
+        settings, options = self.checked.settings, self.options
+        peak = _PeakMeter()
+        measured = measure_stream(
+            peak.watch(self.mixed(0.0)), settings.sample_rate, settings.channels
+        )
+        ceiling_dbtp = limiter_ceiling_dbtp(settings.true_peak_dbtp, options.formats)
+        headroom_db = ceiling_dbtp + MAX_LIMITING_DB - peak.dbfs
+        gain_db = _mastering_gain_db(
+            self.checked.script.path, static_gain_db(measured, settings.target_lufs), headroom_db
+        )
+        tags = self.tags()
+        encoder, loudness = self.encode(name, gain_db, ceiling_dbtp, tags)
+        missed_lu = settings.target_lufs - loudness.integrated_lufs
+        louder_allowed = missed_lu < 0 or gain_db < headroom_db
+        if not self.excerpt and abs(missed_lu) > LOUDNESS_TOLERANCE_LU and louder_allowed:
+            log.info("%s: %.1f LUFS after limiting; encoding again", name, loudness.integrated_lufs)
+            encoder.abort()
+            gain_db = min(gain_db + missed_lu, headroom_db)
+            encoder, loudness = self.encode(name, gain_db, ceiling_dbtp, tags)
+        return _Mastered(name, encoder, loudness, gain_db, headroom_db)
+
+    def tags(self) -> TrackTags:
+        """The tags of every encoded format."""
+        from pipeline.encode import TrackTags
+
+        script, timeline = self.checked.script, self.timeline
+        return TrackTags(
+            title=script.title + (" (excerpt)" if self.excerpt else ""),
+            artist=script.author,
+            album=script.category,
+            comment=script.description,
+            chapters=tuple((chapter.title, chapter.start_s) for chapter in timeline.chapters),
+            duration_s=timeline.length_s,
+        )
+
+    def encode(
+        self, name: str, gain_db: float, ceiling_dbtp: float, tags: TrackTags
+    ) -> tuple[Encoder, Loudness]:
         """Limit and encode the mix at ``gain_db``, tag the temporaries and measure them."""
+        from pipeline.encode import Encoder, tag_file
+        from pipeline.master import TruePeakLimiter, measure_file
+
+        settings, options, report_stage = self.checked.settings, self.options, self.report_stage
+        sample_rate, channels = settings.sample_rate, settings.channels
+        total = max(1, round(self.timeline.length_s * sample_rate))
         report_stage("encode", 0.3)
         encoder = Encoder(
-            output_dir,
+            options.output_dir,
             name,
             options.formats,
             sample_rate=sample_rate,
@@ -198,7 +275,7 @@ def render_checked(
         )
         try:
             limiter = TruePeakLimiter(sample_rate, channels, ceiling_dbtp)
-            for block in limiter.stream(mixed(gain_db)):
+            for block in limiter.stream(self.mixed(gain_db)):
                 encoder.write(block)
                 report_stage("encode", 0.3 + 0.6 * min(1.0, encoder.frames_written / total))
             encoder.close()
@@ -211,67 +288,71 @@ def render_checked(
             raise
         return encoder, loudness
 
-    encoder, loudness = encode(gain_db)
-    missed_lu = settings.target_lufs - loudness.integrated_lufs
-    louder_allowed = missed_lu < 0 or gain_db < headroom_db
-    if not excerpt and abs(missed_lu) > LOUDNESS_TOLERANCE_LU and louder_allowed:
-        # the limiter took more loudness than the static gain allowed for (short, peaky
-        # speech): once more, with the shortfall added, within the same headroom
-        log.info("%s: %.1f LUFS after limiting; encoding again", name, loudness.integrated_lufs)
-        encoder.abort()
-        gain_db = min(gain_db + missed_lu, headroom_db)
-        encoder, loudness = encode(gain_db)
-    # audio, captions and sidecar become final together, the sidecar last (see FileSet)
-    with FileSet() as outputs:
-        with encoder:  # its temporaries are removed unless handed over
-            report_stage("finish", 0.9)
-            _check_loudness(
-                name,
-                loudness.integrated_lufs,
-                loudness.true_peak_dbtp,
-                settings,
-                peak_limited=gain_db >= headroom_db,
-            )
-            audio = encoder.release()
-            for fmt in options.formats:
-                outputs.adopt(audio[fmt], encoder.final_paths[fmt])
-        captions_path = output_dir / f"{name}.vtt"
-        outputs.write(captions_path, captions_vtt(timeline, script.title).encode("utf-8"))
-        data: dict[str, Any] | None = None
-        if not excerpt:
-            from pipeline.engines import get_engine
+    def write(self, mastered: _Mastered) -> tuple[list[Path], dict[str, Any] | None]:
+        """Make audio, captions and sidecar final together, the sidecar last (see FileSet)."""
+        from pipeline.fileio import FileSet
+        from pipeline.outputs import captions_vtt, json_text
 
-            data = sidecar(
-                script,
-                timeline,
-                files=[
-                    file_info(
-                        audio[fmt],
-                        fmt,
-                        sample_rate,
-                        channels,
-                        settings.bitrate if fmt not in ("flac", "wav") else None,
-                        output_dir,
-                        final=encoder.final_paths[fmt],
-                    )
-                    for fmt in options.formats
-                ],
-                integrated_lufs=loudness.integrated_lufs,
-                true_peak_dbtp=(
-                    loudness.true_peak_dbtp if loudness.true_peak_dbtp is not None else -120.0
-                ),
-                loudness_range_lu=loudness.loudness_range_lu,
-                voice=settings.voice,
-                engine_version=get_engine(settings.voice.engine, settings.retry).version(),
-                source_sha256=sha256_file(script.path),
-                build_key=options.build_key,
-                root=settings.root,
-                captions=captions_path.name,
-            )
-            outputs.write(output_dir / f"{script.id}.json", json_text(data).encode("utf-8"))
-        written = outputs.commit()
-    report_stage("done", 1.0)
-    return RenderResult(tuple(written), data, speech, timeline)
+        script, settings, options = self.checked.script, self.checked.settings, self.options
+        name, encoder, loudness = mastered.name, mastered.encoder, mastered.loudness
+        with FileSet() as outputs:
+            with encoder:  # its temporaries are removed unless handed over
+                self.report_stage("finish", 0.9)
+                _check_loudness(
+                    name,
+                    loudness.integrated_lufs,
+                    loudness.true_peak_dbtp,
+                    settings,
+                    peak_limited=mastered.gain_db >= mastered.headroom_db,
+                )
+                audio = encoder.release()
+                for fmt in options.formats:
+                    outputs.adopt(audio[fmt], encoder.final_paths[fmt])
+            captions_path = options.output_dir / f"{name}.vtt"
+            outputs.write(captions_path, captions_vtt(self.timeline, script.title).encode("utf-8"))
+            data: dict[str, Any] | None = None
+            if not self.excerpt:
+                data = self.sidecar(mastered, audio, captions_path.name)
+                outputs.write(
+                    options.output_dir / f"{script.id}.json", json_text(data).encode("utf-8")
+                )
+            written = outputs.commit()
+        return written, data
+
+    def sidecar(self, mastered: _Mastered, audio: dict[str, Path], captions: str) -> dict[str, Any]:
+        """The track's sidecar, describing the released audio files."""
+        from pipeline.engines import get_engine
+        from pipeline.outputs import file_info, sha256_file, sidecar
+
+        script, settings, options = self.checked.script, self.checked.settings, self.options
+        final_paths, loudness = mastered.encoder.final_paths, mastered.loudness
+        return sidecar(
+            script,
+            self.timeline,
+            files=[
+                file_info(
+                    audio[fmt],
+                    fmt,
+                    settings.sample_rate,
+                    settings.channels,
+                    settings.bitrate if fmt not in ("flac", "wav") else None,
+                    options.output_dir,
+                    final=final_paths[fmt],
+                )
+                for fmt in options.formats
+            ],
+            integrated_lufs=loudness.integrated_lufs,
+            true_peak_dbtp=(
+                loudness.true_peak_dbtp if loudness.true_peak_dbtp is not None else -120.0
+            ),
+            loudness_range_lu=loudness.loudness_range_lu,
+            voice=settings.voice,
+            engine_version=get_engine(settings.voice.engine, settings.retry).version(),
+            source_sha256=sha256_file(script.path),
+            build_key=options.build_key,
+            root=settings.root,
+            captions=captions,
+        )
 
 
 class _Sources:

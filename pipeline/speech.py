@@ -189,6 +189,41 @@ def synthesize_missing(
     themselves). On the first failure no new sentence starts, those in flight finish and are
     kept, and the first failure in request order is raised, naming its context and sentence.
     """
+    missing = _missing_jobs(requests, cache, lexicon, sample_rate, retry)
+    if missing.jobs:
+        _load_audio_libraries()
+    synthesis = _Synthesis(missing.jobs, cache, sample_rate, progress)
+    synthesis.run(jobs)
+    synthesis.raise_first_failure()
+    log.info(
+        "speech: %d sentences, %d cached before, %d synthesized",
+        missing.sentences,
+        missing.cached_before,
+        synthesis.done,
+    )
+    return SpeakReport(missing.sentences, missing.cached_before, synthesis.done, synthesis.calls)
+
+
+@dataclass(frozen=True)
+class _Missing:
+    """The distinct sentences requested and the jobs of those not cached yet."""
+
+    sentences: int
+    """Distinct clips requested."""
+    cached_before: int
+    """Of those, already in the cache."""
+    jobs: list[_Job]
+    """The others, in request order."""
+
+
+def _missing_jobs(
+    requests: Iterable[SpeechRequest | tuple[str, VoiceSettings, str]],
+    cache: SpeechCache,
+    lexicon: Lexicon,
+    sample_rate: int,
+    retry: RetrySettings | None,
+) -> _Missing:
+    """Key every request, drop repeats and count what the cache already holds."""
     pending: dict[str, _Job] = {}
     seen: set[str] = set()
     cached_before = 0
@@ -208,65 +243,77 @@ def synthesize_missing(
             cached_before += 1
         else:
             pending[key] = _Job(key, request, prepared, engine)
+    return _Missing(len(seen), cached_before, list(pending.values()))
 
-    total_missing = len(pending)
-    if pending:
-        _load_audio_libraries()
-    calls = 0
-    done = 0
-    failures: dict[int, BaseException] = {}
-    stop = threading.Event()
-    lock = threading.Lock()
 
-    def run(index: int, job: _Job) -> None:
-        nonlocal calls, done
-        if stop.is_set():
+class _Synthesis:
+    """Jobs run on threads that share the counts and the first failures."""
+
+    def __init__(
+        self,
+        jobs: list[_Job],
+        cache: SpeechCache,
+        sample_rate: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.jobs = jobs
+        self.cache = cache
+        self.sample_rate = sample_rate
+        self.progress = progress
+        self.calls = 0
+        """Calls to an engine's ``synthesize``."""
+        self.done = 0
+        """Clips stored."""
+        self.failures: dict[int, BaseException] = {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self, threads: int) -> None:
+        """Run every job, on ``threads`` threads when there is more than one job."""
+        if threads <= 1 or len(self.jobs) <= 1:
+            for index, job in enumerate(self.jobs):
+                self.run_one(index, job)
             return
-        try:
-            with lock:
-                calls += 1
-            audio = job.engine.synthesize(job.prepared, job.request.voice)
-            samples = _condition(audio, job.request.voice.rate, sample_rate)
-            cache.put(job.key, samples, sample_rate)
-        except BaseException as error:
-            stop.set()
-            failures[index] = error
-            return
-        with lock:
-            done += 1
-            finished = done
-        if progress is not None:
-            progress(finished, total_missing, job.request.text)
-
-    ordered = list(pending.values())
-    if jobs <= 1 or len(ordered) <= 1:
-        for index, job in enumerate(ordered):
-            run(index, job)
-    else:
-        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="speak")
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="speak")
         try:
             # wait for the work, not in Thread.join: a Ctrl-C there can mark a running thread
             # stopped (seen on CPython 3.11) and the process exits in the middle of its write
-            wait([pool.submit(run, index, job) for index, job in enumerate(ordered)])
+            wait([pool.submit(self.run_one, index, job) for index, job in enumerate(self.jobs)])
         except BaseException:  # Ctrl+C: start nothing more, keep what finished
-            stop.set()
+            self.stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
 
-    if failures:
-        index = min(failures)
-        first = failures[index]
+    def run_one(self, index: int, job: _Job) -> None:
+        """Synthesize, condition and store one clip, unless a failure stopped the run."""
+        if self.stop.is_set():
+            return
+        try:
+            with self.lock:
+                self.calls += 1
+            audio = job.engine.synthesize(job.prepared, job.request.voice)
+            samples = _condition(audio, job.request.voice.rate, self.sample_rate)
+            self.cache.put(job.key, samples, self.sample_rate)
+        except BaseException as error:
+            self.stop.set()
+            self.failures[index] = error
+            return
+        with self.lock:
+            self.done += 1
+            finished = self.done
+        if self.progress is not None:
+            self.progress(finished, len(self.jobs), job.request.text)
+
+    def raise_first_failure(self) -> None:
+        """Raise the failure of the first job in request order that failed, if any."""
+        if not self.failures:
+            return
+        index = min(self.failures)
+        first = self.failures[index]
         if not isinstance(first, Exception):
             raise first  # KeyboardInterrupt, SystemExit: finished clips are already stored
-        raise _failure(ordered[index].request, first) from None
-    log.info(
-        "speech: %d sentences, %d cached before, %d synthesized",
-        len(seen),
-        cached_before,
-        done,
-    )
-    return SpeakReport(len(seen), cached_before, done, calls)
+        raise _failure(self.jobs[index].request, first) from None
 
 
 def _engine_for(request: SpeechRequest, retry: RetrySettings | None) -> Engine:

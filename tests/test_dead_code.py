@@ -57,3 +57,27 @@ def test_public_names_are_used_by_the_package() -> None:
         and words[name] < 2
     ]
     assert unused == []
+
+
+STAGED = {
+    "render.py": "render_checked",
+    "speech.py": "synthesize_missing",
+    "build.py": "build",
+    "analysis.py": "_analyse",
+}
+"""Functions that once held every stage of their job (issue 12.3), by module."""
+SCREEN_LINES = 40
+
+
+def test_long_functions_read_as_their_stages() -> None:
+    """The orchestrating functions call one named stage after another and fit on a screen."""
+    long = []
+    for module, name in STAGED.items():
+        tree = ast.parse((PACKAGE / module).read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                body = node.body[1:] if ast.get_docstring(node) else node.body
+                lines = (body[-1].end_lineno or 0) - body[0].lineno + 1
+                if lines > SCREEN_LINES:
+                    long.append(f"{module}: {name}: {lines} lines")
+    assert long == []
