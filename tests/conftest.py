@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 import wave
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,30 @@ def start_meditate(root: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
+
+
+def signal_when(
+    process: subprocess.Popen[str],
+    ready: Callable[[], object],
+    what: str,
+    sent: signal.Signals = signal.SIGINT,
+    *,
+    to_group: bool = True,
+) -> str:
+    """Wait (90 s at most) until ``ready()``, send ``sent`` to the process (its group, as a
+    terminal does), and return its stderr once it has ended; it is killed if it hangs.
+    """
+    try:
+        deadline = time.monotonic() + 90
+        while not ready():
+            assert process.poll() is None, f"it ended before it was caught {what}"
+            assert time.monotonic() < deadline, f"it was never caught {what}"
+            time.sleep(0.005)
+        if to_group:
+            os.killpg(process.pid, sent)
+        else:
+            process.send_signal(sent)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import start_meditate, tmpfs, write_project
+from conftest import signal_when, start_meditate, tmpfs, write_project
 
 from pipeline.build import (
     BUILT,
@@ -782,15 +782,9 @@ def test_an_interrupted_build_says_so_and_leaves_no_temporary_lock_or_process(
     """Ctrl-C and a closed terminal reach the whole foreground group; a CI runner may TERM it."""
     out = five_long_tracks(tmp_path)
     process = start_meditate(tmp_path, *command)
-    try:
-        encoding(process, out, "k0")
-        if to_group:
-            os.killpg(process.pid, sent)
-        else:
-            process.send_signal(sent)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    stderr = signal_when(
+        process, lambda: encoding(process, out, "k0"), "encoding", sent, to_group=to_group
+    )
     assert process.returncode == status, stderr
     assert stderr.splitlines()[-1] == said, stderr
     assert "FAILED" not in stderr and "ffmpeg" not in stderr and "Traceback" not in stderr
@@ -819,15 +813,7 @@ def test_an_interrupted_speak_says_so_and_leaves_no_temporary(tmp_path: Path) ->
     make_project(tmp_path, {"many.yaml": f"title: Many\nsteps:\n{sentences}"})
     process = start_meditate(tmp_path, "speak")
     cache = tmp_path / "cache"
-    try:
-        deadline = time.monotonic() + 60
-        while len(list(cache.rglob(f"*{SUFFIX}"))) < 3 and time.monotonic() < deadline:
-            assert process.poll() is None
-            time.sleep(0.005)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    stderr = signal_when(process, lambda: len(list(cache.rglob(f"*{SUFFIX}"))) >= 3, "speaking")
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "interrupted" and "Traceback" not in stderr
     assert [path for path in cache.rglob("*") if ".tmp" in path.name] == []

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import mounted, start_meditate, tmpfs, write_project
+from conftest import mounted, signal_when, start_meditate, tmpfs, write_project
 
 from pipeline.cli import cli
 from pipeline.config import load_project
@@ -493,15 +493,11 @@ def test_ctrl_c_during_a_render_says_interrupted_and_leaves_nothing(
     out = tmp_path / "out"
     render(root, "short", tmp_path / "warm")  # speech cached: the signal lands in encoding
     process = start_meditate(root, "render", "scripts/long.yaml", "-o", str(out))
-    try:
-        deadline = time.monotonic() + 90
-        while not [p for p in out.glob(".long.mp3.tmp-*") if p.stat().st_size > 50_000]:
-            assert process.poll() is None and time.monotonic() < deadline, "never caught encoding"
-            time.sleep(0.005)
-        os.killpg(process.pid, signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
+    stderr = signal_when(
+        process,
+        lambda: [p for p in out.glob(".long.mp3.tmp-*") if p.stat().st_size > 50_000],
+        "encoding",
+    )
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "interrupted", stderr
     assert "ffmpeg" not in stderr and "Traceback" not in stderr
