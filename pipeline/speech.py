@@ -293,7 +293,9 @@ class _Synthesis:
             with self.lock:
                 self.calls += 1
             audio = job.engine.synthesize(job.prepared, job.request.voice)
-            samples = _condition(audio, job.request.voice.rate, self.sample_rate)
+            # an engine that applies the rate itself (Kokoro's speed) must not get it twice
+            rate = 1.0 if job.engine.handles_rate else job.request.voice.rate
+            samples = _condition(audio, rate, self.sample_rate)
             self.cache.put(job.key, samples, self.sample_rate)
         except BaseException as error:
             self.stop.set()

@@ -38,6 +38,10 @@ class VoiceInfo:
     """Language codes it speaks, preferred first."""
     description: str = ""
     """A human name, e.g. ``English (America)``."""
+    licence: str = ""
+    """The licence of the voice's data, where the engine knows it (``Apache-2.0``...)."""
+    credit: str = ""
+    """The credit line its licence asks for wherever its speech is published; empty if none."""
 
 
 class Engine(ABC):
@@ -45,6 +49,9 @@ class Engine(ABC):
 
     name: str = ""
     """Registry name."""
+    handles_rate: bool = False
+    """True when ``synthesize`` applies ``voice.rate`` itself (conditioning then keeps the
+    tempo: the rate must not be applied twice)."""
 
     def __init__(self, retry: RetrySettings | None = None) -> None:
         self.retry = retry or RetrySettings()
@@ -73,9 +80,18 @@ class Engine(ABC):
         """Every language code with its name, where the engine knows it."""
         return {code: "" for code in self.languages()}
 
+    def details(self) -> list[str]:
+        """Extra lines for ``meditate engines NAME``: where its files were found, and such."""
+        return []
+
+    def voice_credit(self, voice: VoiceSettings) -> str:
+        """The credit line the licence of this voice asks for (empty if none)."""
+        return ""
+
     @abstractmethod
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
-        """The voice settings that change its output (rate is applied later, by conditioning)."""
+        """The voice settings that change its output (rate is applied later, by conditioning,
+        unless the engine ``handles_rate``)."""
 
     @abstractmethod
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
