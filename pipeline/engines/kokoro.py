@@ -693,10 +693,14 @@ class KokoroEngine(Engine):
             code, language = _LANGUAGES.get(name[:1], ("", "unknown language"))
             gender = {"f": "female", "m": "male"}.get(name[1:2], "")
             description = f"{language}{', ' + gender if gender else ''}"
+            # the languages of text it can be given here: English for the voices whose own
+            # language needs a phonemizer we do not have
+            codes: tuple[str, ...] = (code, code.split("-")[0]) if "-" in code else (code,)
             if code in ("ja", "zh"):
-                description += f" (reads English with a {language.split()[-1]} accent)"
+                description += f"; reads English with a {language.split()[-1]} accent"
+                codes = ("en",)
             licence, credit = voice_licence(name) if known else ("unknown: see its source", "")
-            listed.append(VoiceInfo(name, (code,) if code else (), description, licence, credit))
+            listed.append(VoiceInfo(name, codes if code else (), description, licence, credit))
         return listed
 
     def languages(self) -> list[str]:
