@@ -723,10 +723,10 @@ class KokoroEngine(Engine):
 
     def details(self) -> list[str]:
         """Where the graph and the voices file were found, and what they are."""
-        lines = [
-            "looked up in order: meditate.yaml engines.kokoro.model/voices, "
-            f"{MODEL_ENV}/{VOICES_ENV}, {user_data_folder(self.environ)}, installed packages"
-        ]
+        places = [f"{MODEL_ENV}/{VOICES_ENV}", str(user_data_folder(self.environ))]
+        if self.model_path is not None or self.voices_path is not None:
+            places.insert(0, "meditate.yaml engines.kokoro")
+        lines = [f"looked up in order: {', '.join(places)}, installed packages"]
         try:
             files = self.files()
         except EngineError as error:
