@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 from pipeline.settings import RetrySettings, VoiceSettings
 
+PHONEMES_START = "\u27e6"
+PHONEMES_END = "\u27e7"
+"""``⟦`` and ``⟧`` around IPA phonemes inside a sentence given to an engine that
+``takes_phonemes`` (a lexicon entry's ``phonemes``): spoken as written."""
+
 
 @dataclass(frozen=True)
 class Availability:
@@ -52,6 +57,8 @@ class Engine(ABC):
     handles_rate: bool = False
     """True when ``synthesize`` applies ``voice.rate`` itself (conditioning then keeps the
     tempo: the rate must not be applied twice)."""
+    takes_phonemes: bool = False
+    """True when ``synthesize`` speaks IPA written between PHONEMES_START and PHONEMES_END."""
 
     def __init__(self, retry: RetrySettings | None = None) -> None:
         self.retry = retry or RetrySettings()

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.engines.base import Availability, EncodedAudio, Engine, VoiceInfo
+from pipeline.engines.base import (
+    PHONEMES_END,
+    PHONEMES_START,
+    Availability,
+    EncodedAudio,
+    Engine,
+    VoiceInfo,
+)
 from pipeline.errors import EngineError
 from pipeline.settings import VoiceSettings
 
@@ -547,14 +554,38 @@ def phoneme_voice(voice_name: str, language: str) -> str:
     return code
 
 
+_GIVEN_PHONEMES_RE = re.compile(
+    re.escape(PHONEMES_START) + "([^" + re.escape(PHONEMES_END) + "]*)" + re.escape(PHONEMES_END)
+)
+
+
 def phonemize(text: str, espeak_voice: str) -> str:
-    """Kokoro's phoneme string for ``text``: espeak IPA with stress, punctuation kept.
+    """Kokoro's phoneme string for ``text``: espeak IPA with stress, punctuation kept, and any
+    phonemes given between PHONEMES_START and PHONEMES_END taken as written.
 
     The punctuation (with the spaces around it) is cut out, the text between is phonemized
     piece by piece and the marks put back in place, then every symbol outside Kokoro's
     vocabulary is dropped: what phonemizer (``preserve_punctuation=True, with_stress=True``)
     and kokoro-onnx do together.
     """
+    parts = _GIVEN_PHONEMES_RE.split(text)
+    if len(parts) == 1:
+        return _phonemize_text(text, espeak_voice)
+    pieces: list[str] = []
+    for index, part in enumerate(parts):
+        if index % 2:  # given phonemes
+            pieces.append(" " + "".join(symbol for symbol in part if symbol in VOCAB) + " ")
+        elif part.strip():
+            pieces.append(" " + _phonemize_text(part, espeak_voice) + " ")
+            # no space before punctuation that follows given phonemes: "⟦...⟧, and"
+            if part[:1] in PUNCTUATION and pieces[-2:-1]:
+                pieces[-2] = pieces[-2].rstrip()
+                pieces[-1] = pieces[-1].lstrip()
+    return " ".join("".join(pieces).split())
+
+
+def _phonemize_text(text: str, espeak_voice: str) -> str:
+    """``phonemize`` for text without given phonemes."""
     from pipeline.engines.espeak import text_to_phonemes
 
     text = text.strip()
@@ -647,6 +678,7 @@ class KokoroEngine(Engine):
 
     name = "kokoro"
     handles_rate = True
+    takes_phonemes = True
 
     def __init__(
         self,
