@@ -35,7 +35,7 @@ from pipeline.engines.base import (
     VoiceInfo,
 )
 from pipeline.errors import EngineError
-from pipeline.settings import VoiceSettings
+from pipeline.settings import RetrySettings, VoiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -682,7 +682,7 @@ class KokoroEngine(Engine):
 
     def __init__(
         self,
-        retry: Any = None,
+        retry: RetrySettings | None = None,
         *,
         model: Path | None = None,
         voices: Path | None = None,
