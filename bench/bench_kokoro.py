@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 SPEAK = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from pipeline.cache import SpeechCache
-from pipeline.settings import VoiceSettings
-from pipeline.speech import synthesize_missing
+from pipeline.speech.cache import SpeechCache
+from pipeline.project.settings import VoiceSettings
+from pipeline.speech.synthesis import synthesize_missing
 sentences = json.loads(sys.argv[1])
 engine, name, jobs, folder = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 voice = VoiceSettings(engine=engine, name=name, language="en")
@@ -72,7 +72,7 @@ def script_sentences(minutes: float) -> list[str]:
     """Sentences of the shipped scripts, the article first, up to ``minutes`` at 150 wpm."""
     import yaml
 
-    from pipeline.text import split_sentences
+    from pipeline.script.text import split_sentences
 
     def says(node: Any) -> list[str]:
         if isinstance(node, dict):

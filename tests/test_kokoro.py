@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipeline.cache import speech_key
+from pipeline.core.errors import EngineError
 from pipeline.engines.base import PHONEMES_END, PHONEMES_START
 from pipeline.engines.kokoro import (
     MAX_TOKENS,
@@ -32,8 +32,8 @@ from pipeline.engines.kokoro import (
     split_phonemes,
     user_data_folder,
 )
-from pipeline.errors import EngineError
-from pipeline.settings import VoiceSettings
+from pipeline.project.settings import VoiceSettings
+from pipeline.speech.key import speech_key
 
 NEURAL = all(
     importlib.util.find_spec(name) is not None
@@ -307,11 +307,11 @@ def test_the_model_is_loaded_once_per_process() -> None:
 
 @neural
 def test_rate_is_kokoro_speed_and_not_applied_again(tmp_path: Path) -> None:
-    from pipeline.cache import SpeechCache
-    from pipeline.speech import SpeechRequest, synthesize_missing
+    from pipeline.speech.cache import SpeechCache
+    from pipeline.speech.synthesis import SpeechRequest, synthesize_missing
 
     engine = KokoroEngine()
-    assert engine.handles_rate
+    assert engine.applies_rate
     text = "Rest here."
     slow_voice = VoiceSettings(engine="kokoro", name="jf_alpha", language="en", rate=0.7)
     normal = _seconds(engine.synthesize(text, VOICE).data)
@@ -382,11 +382,13 @@ def test_a_truncated_graph_is_refused(tmp_path: Path) -> None:
 
 @neural
 def test_a_graph_of_another_family_is_refused(tmp_path: Path) -> None:
-    from onnxruntime.datasets import get_example
+    from importlib.resources import as_file, files
 
-    engine = KokoroEngine(model=Path(get_example("sigmoid.onnx")))
-    with pytest.raises(EngineError, match=r"is not a Kokoro v1.0 graph: its inputs are"):
-        engine.synthesize("Hello.", VOICE)
+    # a one-node graph onnxruntime ships as an example
+    with as_file(files("onnxruntime").joinpath("datasets", "sigmoid.onnx")) as sigmoid:
+        engine = KokoroEngine(model=sigmoid)
+        with pytest.raises(EngineError, match=r"is not a Kokoro v1.0 graph: its inputs are"):
+            engine.synthesize("Hello.", VOICE)
 
 
 @neural

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.errors import EngineError
 from pipeline.engines.base import (
     PHONEMES_END,
     PHONEMES_START,
@@ -34,8 +35,7 @@ from pipeline.engines.base import (
     Engine,
     VoiceInfo,
 )
-from pipeline.errors import EngineError
-from pipeline.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import RetrySettings, VoiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -677,7 +677,7 @@ class KokoroEngine(Engine):
     """
 
     name = "kokoro"
-    handles_rate = True
+    applies_rate = True
     takes_phonemes = True
 
     def __init__(
