@@ -22,11 +22,13 @@ from pipeline.engines.kokoro import (
     MODEL_PACKAGES,
     PACKAGED_MODEL_SHA256,
     SAMPLE_RATE,
+    THREADS_ENV,
     VOICES_ENV,
     VOICES_PACKAGE,
     KokoroEngine,
     find_files,
     load_model,
+    onnx_threads,
     phoneme_voice,
     phonemize,
     split_phonemes,
@@ -421,3 +423,33 @@ def test_credits_are_given_for_the_cc_by_voices_only() -> None:
     assert "TV Nishinippon Corporation" in engine.voice_credit(kumo)
     credited = [voice.name for voice in engine.voice_list() if voice.credit]
     assert credited == ["jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+
+
+def test_the_thread_count_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert onnx_threads() == 2
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(EngineError, match="MEDITATE_KOKORO_THREADS='many' is not a thread count"):
+        onnx_threads()
+
+
+@neural
+def test_the_samples_are_the_same_in_another_process_with_one_thread() -> None:
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    child = (
+        "import hashlib, sys\n"
+        "from pipeline.engines.kokoro import KokoroEngine\n"
+        "from pipeline.project.settings import VoiceSettings\n"
+        "voice = VoiceSettings(engine='kokoro', name='jf_alpha', language='en')\n"
+        "print(hashlib.sha256(KokoroEngine().synthesize('Rest here.', voice).data).hexdigest())\n"
+    )
+    env = {**os.environ, THREADS_ENV: "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, env=env, check=True
+    )
+    here = hashlib.sha256(KokoroEngine().synthesize("Rest here.", VOICE).data).hexdigest()
+    assert done.stdout.strip() == here

@@ -476,7 +476,7 @@ def _read_model(found: Found) -> KokoroModel:
         source, digest = str(found.path), model_sha256(found)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: we report them ourselves
-    options.intra_op_num_threads = _threads()
+    options.intra_op_num_threads = onnx_threads()
     try:
         session = onnxruntime.InferenceSession(
             source, sess_options=options, providers=["CPUExecutionProvider"]
@@ -495,7 +495,7 @@ def _read_model(found: Found) -> KokoroModel:
     return KokoroModel(found, digest, session)
 
 
-def _threads() -> int:
+def onnx_threads() -> int:
     """``MEDITATE_KOKORO_THREADS`` as a count (0: onnxruntime's choice)."""
     value = os.environ.get(THREADS_ENV, "").strip()
     if not value:
