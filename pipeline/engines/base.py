@@ -77,8 +77,9 @@ class Engine(ABC):
         return {code: "" for code in self.languages()}
 
     def own_voice(self, voice: VoiceSettings) -> VoiceSettings:
-        """What of a voice enters this engine's output: the rate only if it applies it."""
-        return voice if self.applies_rate else replace(voice, rate=1.0)
+        """What of a voice enters this engine's output: the rate only if it applies it; never
+        the pitch, which conditioning applies."""
+        return replace(voice, rate=voice.rate if self.applies_rate else 1.0, pitch=0.0)
 
     def conditioning_rate(self, voice: VoiceSettings) -> float:
         """The tempo change left to conditioning after this engine has spoken."""
