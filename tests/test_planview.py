@@ -133,7 +133,7 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
         "voice": {
             "engine": "espeak", "name": "", "language": "en", "tld": "com", "rate": 1.0,
             "pitch": 0.0,
-        },  # fmt: skip
+        },
     }
     assert cues[2]["estimated"] is True and cues[2]["text"] == LONG
     assert cues[-1]["length_s"] == 0.333
