@@ -190,6 +190,9 @@ class _Synthesis:
             with self.lock:
                 self.calls += 1
             voice = job.request.voice
+            refused = job.engine.refuses(job.prepared)
+            if refused:
+                raise EngineError(refused)
             audio = job.engine.synthesize(job.prepared, job.engine.own_voice(voice))
             rate = job.engine.conditioning_rate(voice)
             samples = _condition(audio, rate, voice.pitch, self.sample_rate)
