@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import EngineError
-from pipeline.engines.base import PHONEMES_END, PHONEMES_START
 from pipeline.engines.kokoro import (
     MAX_TOKENS,
     MODEL_ENV,
@@ -93,11 +92,11 @@ def test_phonemes_match_the_reference_strings(language: str, text: str, expected
 
 def test_given_phonemes_are_spoken_as_written() -> None:
     assert KokoroEngine.takes_phonemes
-    given = f"{PHONEMES_START}klˈɑːnəpɪn{PHONEMES_END}"
+    given = "[[klˈɑːnəpɪn]]"
     assert phonemize(f"Take {given} daily.", "en-us") == "tˈeɪk klˈɑːnəpɪn dˈeɪli."
     assert phonemize(f"{given}, or clonazepam.", "en-us") == "klˈɑːnəpɪn, ɔːɹ klˈɑːneɪzpˌæm."
     # symbols outside Kokoro's vocabulary are dropped, as from espeak's phonemes
-    assert phonemize(f"{PHONEMES_START}k#l{PHONEMES_END}", "en-us") == "kl"
+    assert phonemize("[[k#l]]", "en-us") == "kl"
 
 
 def test_the_phoneme_language_follows_the_voice_accent() -> None:

@@ -27,15 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import EngineError
-from pipeline.engines.base import (
-    PHONEMES_END,
-    PHONEMES_START,
-    Availability,
-    EncodedAudio,
-    Engine,
-    VoiceInfo,
-)
+from pipeline.engines.base import Availability, EncodedAudio, Engine, VoiceInfo
 from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.script.declared import PHONEME_MARKS
 
 log = logging.getLogger(__name__)
 
@@ -554,14 +548,13 @@ def phoneme_voice(voice_name: str, language: str) -> str:
     return code
 
 
-_GIVEN_PHONEMES_RE = re.compile(
-    re.escape(PHONEMES_START) + "([^" + re.escape(PHONEMES_END) + "]*)" + re.escape(PHONEMES_END)
-)
+_GIVEN_PHONEMES_RE = re.compile(re.escape(PHONEME_MARKS[0]) + "(.*?)" + re.escape(PHONEME_MARKS[1]))
+"""IPA phonemes given in the text (a lexicon entry's ``phonemes``): ``[[klˈɑːnəpɪn]]``."""
 
 
 def phonemize(text: str, espeak_voice: str) -> str:
     """Kokoro's phoneme string for ``text``: espeak IPA with stress, punctuation kept, and any
-    phonemes given between PHONEMES_START and PHONEMES_END taken as written.
+    phonemes given between PHONEME_MARKS (``[[...]]``) taken as written.
 
     The punctuation (with the spaces around it) is cut out, the text between is phonemized
     piece by piece and the marks put back in place, then every symbol outside Kokoro's
@@ -577,7 +570,7 @@ def phonemize(text: str, espeak_voice: str) -> str:
             pieces.append(" " + "".join(symbol for symbol in part if symbol in VOCAB) + " ")
         elif part.strip():
             pieces.append(" " + _phonemize_text(part, espeak_voice) + " ")
-            # no space before punctuation that follows given phonemes: "⟦...⟧, and"
+            # no space before punctuation that follows given phonemes: "[[...]], and"
             if part[:1] in PUNCTUATION and pieces[-2:-1]:
                 pieces[-2] = pieces[-2].rstrip()
                 pieces[-1] = pieces[-1].lstrip()
