@@ -95,8 +95,11 @@ def test_given_phonemes_are_spoken_as_written() -> None:
     given = "[[klˈɑːnəpɪn]]"
     assert phonemize(f"Take {given} daily.", "en-us") == "tˈeɪk klˈɑːnəpɪn dˈeɪli."
     assert phonemize(f"{given}, or clonazepam.", "en-us") == "klˈɑːnəpɪn, ɔːɹ klˈɑːneɪzpˌæm."
-    # symbols outside Kokoro's vocabulary are dropped, as from espeak's phonemes
-    assert phonemize("[[k#l]]", "en-us") == "kl"
+    # a symbol outside Kokoro's vocabulary is refused (validation reports it at the step)
+    assert "Kokoro has no phoneme '#' (U+0023)" in KokoroEngine().refuses("Take [[k#l]] daily.")
+    assert KokoroEngine().refuses(f"Take {given} daily.") == ""
+    with pytest.raises(EngineError, match="Kokoro has no phoneme '#'"):
+        phonemize("[[k#l]]", "en-us")
 
 
 def test_the_phoneme_language_follows_the_voice_accent() -> None:

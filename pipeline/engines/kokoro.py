@@ -567,7 +567,10 @@ def phonemize(text: str, espeak_voice: str) -> str:
     pieces: list[str] = []
     for index, part in enumerate(parts):
         if index % 2:  # given phonemes
-            pieces.append(" " + "".join(symbol for symbol in part if symbol in VOCAB) + " ")
+            problem = unknown_phoneme(part)
+            if problem:
+                raise EngineError(f"kokoro: {problem}")
+            pieces.append(" " + part.strip() + " ")
         elif part.strip():
             pieces.append(" " + _phonemize_text(part, espeak_voice) + " ")
             # no space before punctuation that follows given phonemes: "[[...]], and"
@@ -575,6 +578,17 @@ def phonemize(text: str, espeak_voice: str) -> str:
                 pieces[-2] = pieces[-2].rstrip()
                 pieces[-1] = pieces[-1].lstrip()
     return " ".join("".join(pieces).split())
+
+
+def unknown_phoneme(phonemes: str) -> str:
+    """Why given phonemes cannot be spoken: a symbol outside Kokoro's vocabulary ('' if none)."""
+    for symbol in phonemes:
+        if symbol not in VOCAB:
+            return (
+                f"Kokoro has no phoneme {symbol!r} (U+{ord(symbol):04X}) in {phonemes!r}; "
+                "its symbols are espeak's IPA (klˈɑːnəpɪn)"
+            )
+    return ""
 
 
 def _phonemize_text(text: str, espeak_voice: str) -> str:
@@ -695,6 +709,14 @@ class KokoroEngine(Engine):
 
     def _table(self) -> VoiceTable:
         return load_voices(self.files().voices)
+
+    def refuses(self, text: str) -> str:
+        """Why the text cannot be spoken: a given phoneme Kokoro does not know ('' if none)."""
+        for phonemes in _GIVEN_PHONEMES_RE.findall(text):
+            problem = unknown_phoneme(phonemes)
+            if problem:
+                return problem
+        return ""
 
     def version(self) -> str:
         """``kokoro-82M v1.0 (onnxruntime 1.32.0)``."""
