@@ -12,6 +12,24 @@ from pipeline.script.declared import default
 from pipeline.script.model import Voice
 
 
+RECORDED = "recorded"
+"""The engine name of recorded human takes."""
+
+
+@dataclass(frozen=True)
+class Take:
+    """The recording of one sentence: a whole file, or a span of a step's long take."""
+
+    file: str
+    """Absolute path of the take file."""
+    sha256: str
+    """SHA-256 of the file's bytes: the take enters cache keys by content."""
+    start_s: float | None = None
+    """Start of the sentence in a long take; None: the whole file."""
+    end_s: float | None = None
+    """End of the sentence in a long take."""
+
+
 @dataclass(frozen=True)
 class VoiceSettings:
     """A complete voice, ready for an engine."""
@@ -26,6 +44,17 @@ class VoiceSettings:
     """gTTS accent domain."""
     rate: float = default("voice.rate")
     """Tempo factor applied after synthesis, pitch kept."""
+    takes: str | None = default("voice.takes")
+    """Folder of recorded takes (absolute); with engine ``recorded``, or on a fallback voice."""
+    fallback: str | None = default("voice.fallback")
+    """Engine speaking the sentences that have no take; None: a missing take is an error."""
+    take: Take | None = None
+    """The take of this sentence, chosen by planning (engine ``recorded`` only)."""
+
+    @property
+    def fills_in(self) -> bool:
+        """True for the fallback engine speaking a sentence that has no take."""
+        return self.takes is not None and self.engine != RECORDED
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ class Voice:
     """gTTS accent, the Google Translate top-level domain (``com``, ``co.uk``...)."""
     rate: float | None = None
     """Tempo factor 0.5 to 2.0, applied after synthesis with the pitch kept."""
+    takes: str | None = None
+    """Folder of recorded takes (engine ``recorded``), made absolute by the parser."""
+    fallback: str | None = None
+    """Engine speaking the sentences without a take (engine ``recorded``)."""
 
 
 @dataclass(frozen=True)
