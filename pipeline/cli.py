@@ -447,6 +447,11 @@ def render(
             f"{result.sidecar['duration_s']:.1f} s, {loudness['integrated_lufs']:.1f} LUFS, "
             f"true peak {loudness['true_peak_dbtp']:.1f} dBTP"
         )
+    if result.fallback:
+        click.echo(
+            f"{result.fallback} sentence(s) without a take, spoken by the fallback engine "
+            "(`meditate plan --takes` lists them)"
+        )
 
 
 @cli.command()
@@ -859,6 +864,9 @@ def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
         rows.append(("shard", f"{report.shard[0]}/{report.shard[1]}"))
     rows.append(("time", f"{report.elapsed_s:.1f} s ({report.jobs} process(es))"))
     rows.append(("speech", f"{report.synthesized} sentence(s) synthesized"))
+    if report.fallback:
+        rows.append(("fallback", f"{report.fallback} sentence(s) without a take, spoken by "
+                     "the fallback engine (`meditate plan --takes` lists them)"))  # fmt: skip
     if report.pruned:
         rows.append(("pruned", f"{len(report.pruned)} file(s) of {len(report.orphans)} orphan(s)"))
     elif report.orphans:

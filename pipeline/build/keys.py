@@ -62,7 +62,7 @@ def build_recipe(checked: Checked) -> dict[str, Any]:
     engines = []
     for voice in ordered_voices:
         engine = get_engine(voice.engine, settings.retry)
-        entry = {
+        entry: dict[str, Any] = {
             "voice": voice_recipe(voice),
             "engine_version": engine.version(),
             "engine_settings": engine.cache_settings(engine.own_voice(voice)),

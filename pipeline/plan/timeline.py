@@ -346,7 +346,7 @@ class _Planner:
                 self._sound(step)
             else:
                 self._section(step)
-        take_warnings = []
+        take_warnings: list[Problem] = []
         for problem in self.takes.finish():
             (self.problems if problem.severity == "error" else take_warnings).append(problem)
         if self.problems:

@@ -240,8 +240,8 @@ def format_takes(script: Script, timeline: Timeline) -> str:
         if status == "step":
             status = "step" if row["file"] else "(step)"
         elif status == "part":
-            start_s, end_s = row["span_s"]  # type: ignore[misc]
-            status = f"part {start_s:.1f}-{end_s:.1f}"
+            span: list[float] = row["span_s"]  # type: ignore[assignment]
+            status = f"part {span[0]:.1f}-{span[1]:.1f}"
         text = str(row["text"])
         text = "whole step: " + _cut(text, TEXT_WIDTH - 12) if row["status"] == "step" else text
         table.append((str(row["place"]), status, str(row["key"]), _cut(text, TEXT_WIDTH)))

@@ -11,7 +11,6 @@ from pathlib import Path
 from pipeline.script.declared import default
 from pipeline.script.model import Voice
 
-
 RECORDED = "recorded"
 """The engine name of recorded human takes."""
 
