@@ -245,7 +245,7 @@ class _ScriptParser:
             if value is not None:
                 values[setting.field.rpartition(".")[2]] = value
         if block == "voice" and "takes" in values:  # relative to the file that sets it
-            values["takes"] = str(reader.path.resolve().parent / values["takes"])
+            values["takes"] = str((reader.path.resolve().parent / values["takes"]).resolve())
         return values
 
     def _top_steps(self, node: yaml.Node) -> list[Step]:

@@ -175,20 +175,27 @@ def split_parts(mono: npt.NDArray[np.float32], rate: int) -> tuple[tuple[float, 
         from pydub import AudioSegment
         from pydub.silence import detect_nonsilent
 
+    from pipeline.speech.condition import audible_bounds
+
     pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).astype("<i2")
     segment = AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=rate, channels=1)
+    threshold_dbfs = segment.dBFS - GAP_BELOW_DB
     spans = detect_nonsilent(
-        segment,
-        min_silence_len=round(MIN_GAP_S * 1000),
-        silence_thresh=segment.dBFS - GAP_BELOW_DB,
+        segment, min_silence_len=round(MIN_GAP_S * 1000), silence_thresh=threshold_dbfs,
         seek_step=10,
-    )
-    length_s = mono.size / rate
-    return tuple(
-        (max(0.0, start / 1000 - PART_MARGIN_S), min(length_s, end / 1000 + PART_MARGIN_S))
-        for start, end in spans
-        if (end - start) / 1000 >= MIN_PART_S
-    )
+    )  # fmt: skip
+    parts = []
+    for start_ms, end_ms in spans:  # a silence shorter than MIN_GAP_S at an end stays: trim it
+        first = start_ms * rate // 1000
+        bounds = audible_bounds(mono[first : end_ms * rate // 1000], rate, threshold_dbfs)
+        if bounds is None:
+            continue
+        start_s, end_s = (first + bounds[0]) / rate, (first + bounds[1]) / rate
+        if end_s - start_s >= MIN_PART_S:
+            parts.append(
+                (max(0.0, start_s - PART_MARGIN_S), min(mono.size / rate, end_s + PART_MARGIN_S))
+            )
+    return tuple(parts)
 
 
 @dataclass(frozen=True)
