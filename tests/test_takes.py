@@ -225,7 +225,8 @@ def test_a_count_mismatch_lists_the_parts_found(project: Path) -> None:
     assert "scripts/calm.yaml:6:" in message
     assert re.search(
         r"found 2 spoken part\(s\), the step has 3 sentence\(s\): "
-        r"0\.9\d-2\.\d\d s, 3\.\d\d-4\.\d\d s \(sentences are split at silences", message
+        r"0\.9\d-2\.\d\d s, 3\.\d\d-4\.\d\d s \(sentences are split at silences",
+        message,
     ), message
 
 

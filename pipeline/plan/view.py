@@ -199,9 +199,7 @@ def take_rows(script: Script, timeline: Timeline) -> list[dict[str, object]]:
             seen_steps.add(cue.place)
             key = step_take_key(step.text)
             found = sorted(Path(voice.takes).glob(f"{glob.escape(key)}.*"))
-            rows.append(
-                _take_row(cue.place, "step", key, found[0] if found else None, step.text)
-            )
+            rows.append(_take_row(cue.place, "step", key, found[0] if found else None, step.text))
         take = voice.take
         if voice.engine != RECORDED:
             status = voice.engine
