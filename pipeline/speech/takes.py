@@ -39,6 +39,8 @@ GAP_BELOW_DB = 20.0
 """A silence is this far below the take's average level (dBFS)."""
 MIN_PART_S = 0.15
 """Sounds shorter than this between silences (clicks, breaths) are not sentences."""
+SEEK_MS = 20
+"""Step of the silence detector (the parts' ends are then refined sample by sample)."""
 PART_MARGIN_S = 0.05
 """Kept around each part of a long take, so soft onsets are not cut (conditioning trims)."""
 CLIP_LEVEL = 0.999
@@ -182,7 +184,7 @@ def split_parts(mono: npt.NDArray[np.float32], rate: int) -> tuple[tuple[float, 
     threshold_dbfs = segment.dBFS - GAP_BELOW_DB
     spans = detect_nonsilent(
         segment, min_silence_len=round(MIN_GAP_S * 1000), silence_thresh=threshold_dbfs,
-        seek_step=10,
+        seek_step=SEEK_MS,
     )  # fmt: skip
     parts = []
     for start_ms, end_ms in spans:  # a silence shorter than MIN_GAP_S at an end stays: trim it
