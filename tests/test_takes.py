@@ -361,3 +361,32 @@ def test_render_and_build_report_the_fallback(project: Path) -> None:
     built = runner.invoke(cli, ["build"])
     assert built.exit_code == 0, built.output
     assert "fallback     1 sentence(s) without a take" in built.output
+
+
+def test_breathing_cues_of_a_recorded_script_have_takes_too(project: Path) -> None:
+    folder = recorded_all(project)
+    (project / "scripts" / "calm.yaml").write_text(
+        SCRIPT + "  - breathe: {pattern: 4-2-6, cycles: 2}\n", encoding="utf-8"
+    )
+    message = problems_of(project)
+    assert "scripts/calm.yaml:7:" in message and "steps[3].breathe" in message
+    assert sentence_take_key("Breathe in") in message and "whole step" not in message
+    for words in ("Breathe in", "Hold", "Breathe out"):
+        record(folder, words)
+    cues = [cue for cue in timeline_of(project).speech if cue.breathing]
+    assert len(cues) == 6 and all(cue.voice.take for cue in cues)
+
+
+def test_takes_in_an_included_file_are_relative_to_it(project: Path) -> None:
+    record_step(project / "scripts" / "_parts" / "takes", SECOND, STEP)
+    (project / "scripts" / "_parts" / "closing.yaml").write_text(
+        f"steps:\n  - say: {{text: {SECOND}, voice: {{engine: recorded, takes: takes}}}}\n",
+        encoding="utf-8",
+    )
+    (project / "scripts" / "calm.yaml").write_text(
+        f"title: Calm\nsteps:\n  - say: {FIRST}\n  - include: _parts/closing.yaml\n",
+        encoding="utf-8",
+    )
+    speech = timeline_of(project).speech
+    assert [cue.voice.engine for cue in speech] == ["espeak"] * 2 + ["recorded"] * 3
+    assert all(cue.voice.take for cue in speech[2:])
