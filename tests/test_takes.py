@@ -246,6 +246,17 @@ def test_engine_recorded_without_takes(project: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_clipped_take_does_not_hide_a_missing_one(project: Path) -> None:
+    folder = project / "takes" / "calm"
+    loud, rate = voice(SENTENCES[0])
+    folder.mkdir(parents=True)
+    soundfile.write(folder / f"{sentence_take_key(SENTENCES[0])}.wav", np.clip(loud * 40, -1, 1),
+                    rate)  # fmt: skip
+    message = problems_of(project)
+    assert sentence_take_key(SENTENCES[1]) in message
+    assert "is clipped" not in message  # a warning, reported apart
+
+
 def test_unreadable_silent_and_clipped_takes(project: Path) -> None:
     folder = recorded_all(project)
     (folder / f"{sentence_take_key(SENTENCES[0])}.wav").write_bytes(b"RIFF not really a wav")
@@ -370,7 +381,9 @@ def test_breathing_cues_of_a_recorded_script_have_takes_too(project: Path) -> No
     )
     message = problems_of(project)
     assert "scripts/calm.yaml:7:" in message and "steps[3].breathe" in message
-    assert sentence_take_key("Breathe in") in message and "whole step" not in message
+    assert "for 3 sentence(s): " in message and "whole step" not in message
+    for words in ("Breathe in", "Hold", "Breathe out"):
+        assert sentence_take_key(words) in message
     for words in ("Breathe in", "Hold", "Breathe out"):
         record(folder, words)
     cues = [cue for cue in timeline_of(project).speech if cue.breathing]

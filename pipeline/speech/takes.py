@@ -230,6 +230,8 @@ class TakeFinder:
         self.problems: list[Problem] = []
         self._folders: dict[str, _Folder] = {}
         self._reported: set[tuple[str, str]] = set()
+        self._missing: dict[Place, tuple[str, dict[str, None], str | None]] = {}
+        """Sentences without a take by step: the folder, the texts, the step's text."""
 
     def voices(
         self, voice: VoiceSettings, texts: list[str], place: Place, step_text: str | None = None
@@ -258,32 +260,38 @@ class TakeFinder:
             for text, chosen in zip(texts, voices, strict=True)
             if chosen.engine == RECORDED and chosen.take is None
         ]
-        if missing and not self.allow_missing and not self._faulty(place):
-            self._missing(voice.takes, missing, place, step_text)
+        if missing and not self.allow_missing:
+            texts_of_step = self._missing.setdefault(place, (voice.takes, {}, step_text))[1]
+            texts_of_step.update(dict.fromkeys(missing))
         return voices
 
-    def _faulty(self, place: Place) -> bool:
-        """Whether an error about the takes of this step was reported already."""
-        return any(str(problem.place) == str(place) for problem in self.problems)
-
-    def _missing(self, takes: str, texts: list[str], place: Place, step_text: str | None) -> None:
+    def _missing_problem(
+        self, place: Place, takes: str, texts: list[str], step_text: str | None
+    ) -> MissingTake:
         shown = [text if len(text) <= 30 else text[:27].rstrip() + "..." for text in texts]
         names = ", ".join(
             f"{sentence_take_key(text)} ({short!r})"
             for text, short in zip(texts, shown, strict=True)
         )
         whole = f" (or the whole step as {step_take_key(step_text)})" if step_text else ""
-        self._problem(
+        return MissingTake(
             place,
             f"no take in {display_path(Path(takes))} for {len(texts)} sentence(s): {names}; "
             f"record them{whole}, or set 'fallback: ENGINE' "
             "(`meditate plan --takes` lists every name)",
-            MissingTake,
         )
 
     def finish(self) -> list[Problem]:
-        """Every problem found, with a warning per folder holding files no sentence used."""
+        """Every problem found: a step's missing takes in one error (unless its takes are
+        faulty, reported already), a warning per folder holding files no sentence used.
+        """
+        faulty = {p.place for p in self.problems if p.severity == "error"}
         problems = list(self.problems)
+        problems += [
+            self._missing_problem(place, takes, list(texts), step_text)
+            for place, (takes, texts, step_text) in self._missing.items()
+            if place not in faulty
+        ]
         for path, folder in self._folders.items():
             extra = sorted(
                 f"{folder.files[stem].name}" for stem in folder.files if stem not in folder.used
