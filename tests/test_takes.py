@@ -17,7 +17,7 @@ from conftest import sine, write_project
 
 from pipeline.build.keys import build_key
 from pipeline.cli import cli
-from pipeline.core.errors import ScriptError
+from pipeline.core.errors import EngineError, ScriptError
 from pipeline.engines import get_engine
 from pipeline.plan.checked import check_script, plan_checked
 from pipeline.plan.timeline import Timeline
@@ -403,3 +403,15 @@ def test_takes_in_an_included_file_are_relative_to_it(project: Path) -> None:
     speech = timeline_of(project).speech
     assert [cue.voice.engine for cue in speech] == ["espeak"] * 2 + ["recorded"] * 3
     assert all(cue.voice.take for cue in speech[2:])
+
+
+def test_a_take_changed_after_planning_is_not_cached_under_its_old_key(project: Path) -> None:
+    recorded_all(project)
+    cue = timeline_of(project).speech[0]
+    engine = get_engine("recorded")
+    assert engine.synthesize(cue.text, cue.voice).format == "wav"
+    record(project / "takes" / "calm", SENTENCES[1]).replace(
+        Path(cue.voice.take.file)  # type: ignore[union-attr]
+    )
+    with pytest.raises(EngineError, match="changed while rendering"):
+        engine.synthesize(cue.text, cue.voice)

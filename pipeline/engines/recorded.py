@@ -8,6 +8,7 @@ sentence again renders that sentence again, and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import replace
 from pathlib import Path
@@ -61,25 +62,27 @@ class RecordedEngine(Engine):
         if take is None:
             raise EngineError(f"no take for this sentence in {voice.takes}")
         path = Path(take.file)
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise EngineError(f"take {path}: {error.strerror or error}") from None
+        if hashlib.sha256(data).hexdigest() != take.sha256:  # its key holds the planned bytes
+            raise EngineError(f"take {path} changed while rendering; render again")
         if take.start_s is None:
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                raise EngineError(f"take {path}: {error.strerror or error}") from None
             return EncodedAudio(data, FORMATS.get(path.suffix.lower(), ""))
-        return EncodedAudio(_span_wav(path, take.start_s, take.end_s or 0.0), "wav")
+        return EncodedAudio(_span_wav(data, path, take.start_s, take.end_s or 0.0), "wav")
 
 
-def _span_wav(path: Path, start_s: float, end_s: float) -> bytes:
-    """``start_s`` to ``end_s`` of a long take as float WAV bytes (only that span is read)."""
+def _span_wav(data: bytes, path: Path, start_s: float, end_s: float) -> bytes:
+    """``start_s`` to ``end_s`` of a long take's bytes as float WAV bytes."""
     import soundfile
 
     try:
-        with soundfile.SoundFile(str(path)) as source:
+        with soundfile.SoundFile(io.BytesIO(data)) as source:
             rate = source.samplerate
             source.seek(round(start_s * rate))
             frames = source.read(round((end_s - start_s) * rate), dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile's errors, or the file went away
+    except Exception as error:  # libsndfile's errors
         raise EngineError(f"take {path}: cannot read it: {error}") from None
     buffer = io.BytesIO()
     soundfile.write(buffer, frames, rate, format="WAV", subtype="FLOAT")
