@@ -93,11 +93,8 @@ def voice_recipe(voice: VoiceSettings) -> dict[str, Any]:
     """A voice as the recipe holds it: the takes folder is not there (its files' content is,
     beside it), and settings left unset are left out, so recipes without takes keep their keys.
     """
-    recipe = dataclasses.asdict(voice)
-    recipe.pop("takes")
-    for name in ("fallback", "take"):
-        if recipe[name] is None:
-            recipe.pop(name)
+    recipe = voice.as_dict()
+    recipe.pop("takes", None)
     return recipe
 
 

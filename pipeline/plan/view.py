@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.core.errors import Place
@@ -158,7 +157,7 @@ def _cue_dict(cue: Cue) -> dict[str, object]:
         "place": str(cue.place),
     }
     if isinstance(cue, SpeechCue):
-        common.update(text=cue.text, estimated=cue.estimated, voice=asdict(cue.voice))
+        common.update(text=cue.text, estimated=cue.estimated, voice=cue.voice.as_dict())
     elif isinstance(cue, SoundCue):
         common.update(text=cue.asset, asset=cue.asset, gain_db=_round(cue.gain_db))
     elif isinstance(cue, PauseCue):

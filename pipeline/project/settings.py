@@ -5,8 +5,9 @@ Their defaults are the declarations' (:mod:`pipeline.script.declared`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.script.declared import default
 from pipeline.script.model import Voice
@@ -54,6 +55,14 @@ class VoiceSettings:
     def fills_in(self) -> bool:
         """True for the fallback engine speaking a sentence that has no take."""
         return self.takes is not None and self.engine != RECORDED
+
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields, those of recorded takes only when set (so other voices read as before)."""
+        fields = asdict(self)
+        for name in ("takes", "fallback", "take"):
+            if fields[name] is None:
+                del fields[name]
+        return fields
 
 
 @dataclass(frozen=True)
