@@ -415,3 +415,28 @@ def test_a_take_changed_after_planning_is_not_cached_under_its_old_key(project: 
     )
     with pytest.raises(EngineError, match="changed while rendering"):
         engine.synthesize(cue.text, cue.voice)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options"),
+    [(".wav", {"subtype": "PCM_24"}), (".flac", {}), (".mp3", {}), (".ogg", {})],
+    ids=["wav-24bit", "flac", "mp3", "ogg"],
+)
+def test_takes_of_each_format_are_conditioned_like_clips(
+    project: Path, suffix: str, options: dict[str, str]
+) -> None:
+    from pipeline.speech.condition import SPEECH_LEVEL_DBFS, condition_clip
+
+    folder = recorded_all(project)
+    samples, rate = voice(SENTENCES[0])
+    stereo = np.stack([samples, samples], axis=1) * 0.1  # quiet and stereo: levelled, mono
+    (folder / f"{sentence_take_key(SENTENCES[0])}.wav").unlink()
+    soundfile.write(folder / f"{sentence_take_key(SENTENCES[0])}{suffix}", stereo, rate, **options)
+    cue = timeline_of(project).speech[0]
+    clip = condition_clip(get_engine("recorded").synthesize(cue.text, cue.voice), 1.0, 44100)
+    assert clip.ndim == 1 and abs(clip.size / 44100 - samples.size / rate) < 0.08
+    window = 2205
+    frames = clip[: clip.size // window * window].reshape(-1, window)
+    energy = (frames.astype(np.float64) ** 2).mean(axis=1)
+    voiced = energy[energy >= energy.max() * 0.01]
+    assert abs(10 * np.log10(voiced.mean()) - SPEECH_LEVEL_DBFS) < 1.0
