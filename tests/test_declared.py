@@ -95,7 +95,7 @@ def test_the_config_layout_follows_the_declarations() -> None:
     )  # fmt: skip
     assert CONFIG_TREE["defaults"] == ("language", "voice", "background", "pauses")
     assert CONFIG_TREE["defaults.voice"] == (
-        "engine", "name", "language", "tld", "rate", "takes", "fallback",
+        "engine", "name", "language", "tld", "rate", "pitch", "takes", "fallback",
     )  # fmt: skip
 
 

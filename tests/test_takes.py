@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -323,12 +324,20 @@ def test_the_build_key_does_not_depend_on_where_the_project_lies(
     assert moved == key
 
 
-def test_a_take_plays_at_its_own_tempo(project: Path) -> None:
-    recorded_all(project)
+def test_a_take_keeps_its_tempo_and_pitch_and_the_fallback_gets_them(project: Path) -> None:
+    record(project / "takes" / "calm", SENTENCES[0])
+    (project / "scripts" / "calm.yaml").write_text(
+        SCRIPT.replace(
+            "takes: ../takes/calm}", "takes: ../takes/calm, fallback: espeak, rate: 0.8, pitch: -1}"
+        ),
+        encoding="utf-8",
+    )
+    speech = timeline_of(project).speech
+    assert (speech[0].voice.rate, speech[0].voice.pitch) == (1.0, 0.0)
+    assert (speech[1].voice.rate, speech[1].voice.pitch) == (0.8, -1.0)
     engine = get_engine("recorded")
-    take = timeline_of(project).speech[0].voice
-    slow = VoiceSettings(**{**take.__dict__, "rate": 0.8})
-    assert engine.cache_settings(engine.own_voice(slow)) == engine.cache_settings(take)
+    slow = replace(speech[0].voice, rate=0.8)
+    assert engine.cache_settings(engine.own_voice(slow)) == engine.cache_settings(speech[0].voice)
     assert engine.conditioning_rate(slow) == 1.0
 
 
@@ -425,7 +434,8 @@ def test_a_take_changed_after_planning_is_not_cached_under_its_old_key(project: 
 def test_takes_of_each_format_are_conditioned_like_clips(
     project: Path, suffix: str, options: dict[str, str]
 ) -> None:
-    from pipeline.speech.condition import SPEECH_LEVEL_DBFS, condition_clip
+    from pipeline.speech.condition import SPEECH_LOUDNESS_LUFS, condition_clip
+    from pipeline.speech.level import loudness_lufs
 
     folder = recorded_all(project)
     samples, rate = voice(SENTENCES[0])
@@ -435,8 +445,4 @@ def test_takes_of_each_format_are_conditioned_like_clips(
     cue = timeline_of(project).speech[0]
     clip = condition_clip(get_engine("recorded").synthesize(cue.text, cue.voice), 1.0, 44100)
     assert clip.ndim == 1 and abs(clip.size / 44100 - samples.size / rate) < 0.08
-    window = 2205
-    frames = clip[: clip.size // window * window].reshape(-1, window)
-    energy = (frames.astype(np.float64) ** 2).mean(axis=1)
-    voiced = energy[energy >= energy.max() * 0.01]
-    assert abs(10 * np.log10(voiced.mean()) - SPEECH_LEVEL_DBFS) < 1.0
+    assert abs(loudness_lufs(clip, 44100) - SPEECH_LOUDNESS_LUFS) < 1.0

@@ -23,10 +23,12 @@ FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg", ".opus"
 
 
 class RecordedEngine(Engine):
-    """Reads the take planning chose; speaks nothing itself. Takes keep their own tempo."""
+    """Reads the take planning chose; speaks nothing itself. Takes keep their own tempo and
+    pitch (planning gives their voices rate 1 and pitch 0), and ignore the lexicon."""
 
     name = "recorded"
     applies_rate = True
+    takes_phonemes = True  # the text is not spoken: a lexicon's phonemes are no reason to refuse
 
     def version(self) -> str:
         return "1"
@@ -41,8 +43,8 @@ class RecordedEngine(Engine):
         return []
 
     def own_voice(self, voice: VoiceSettings) -> VoiceSettings:
-        """A recording is played at its own tempo: the rate does not apply."""
-        return replace(voice, rate=1.0)
+        """A recording is played at its own tempo and pitch."""
+        return replace(voice, rate=1.0, pitch=0.0)
 
     def conditioning_rate(self, voice: VoiceSettings) -> float:
         return 1.0

@@ -43,7 +43,9 @@ class VoiceSettings:
     tld: str = default("voice.tld")
     """gTTS accent domain."""
     rate: float = default("voice.rate")
-    """Tempo factor applied after synthesis, pitch kept."""
+    """Tempo factor, pitch kept (by the engine if it applies it, else after synthesis)."""
+    pitch: float = default("voice.pitch")
+    """Pitch shift in semitones applied after synthesis, length kept."""
     takes: str | None = default("voice.takes")
     """Folder of recorded takes (absolute); with engine ``recorded``, or on a fallback voice."""
     fallback: str | None = default("voice.fallback")

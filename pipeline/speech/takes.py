@@ -200,6 +200,12 @@ def split_parts(mono: npt.NDArray[np.float32], rate: int) -> tuple[tuple[float, 
     return tuple(parts)
 
 
+def _taken(voice: VoiceSettings, take: Take) -> VoiceSettings:
+    """The voice of a sentence spoken by ``take``: a recording keeps its tempo and pitch (the
+    fallback engine, speaking the others, gets the voice's rate and pitch)."""
+    return replace(voice, take=take, rate=1.0, pitch=0.0)
+
+
 @dataclass(frozen=True)
 class MissingTake(Problem):
     """A sentence without a take and no fallback: an error (``plan --takes`` lists them)."""
@@ -404,9 +410,9 @@ class TakeFinder:
             take = self._file(folder, key, place, split=False)
             if take is None:
                 return voice
-            return replace(voice, take=Take(str(folder.files[key]), take.sha256))
+            return _taken(voice, Take(str(folder.files[key]), take.sha256))
         if part is not None:
-            return replace(voice, take=part)
+            return _taken(voice, part)
         if voice.fallback is not None:
             return replace(voice, engine=voice.fallback, take=None)
         return voice
