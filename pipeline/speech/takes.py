@@ -247,14 +247,16 @@ class TakeFinder:
             plain = replace(voice, takes=None, fallback=None, take=None)
             return [plain] * len(texts)
         if voice.takes is None:
-            self._problem(place, "engine 'recorded' needs a folder of takes: 'takes: FOLDER'")
+            message = "engine 'recorded' needs a folder of takes: 'takes: FOLDER'"
+            self._problem(place, message, once=True)
             return [voice] * len(texts)
         if voice.fallback == RECORDED:
-            self._problem(place, "'fallback' must name another engine than 'recorded'")
+            message = "'fallback' must name another engine than 'recorded'"
+            self._problem(place, message, once=True)
             return [voice] * len(texts)
         folder = self._folder(voice.takes, place)
         if folder.problem:
-            self._problem(place, folder.problem)
+            self._problem(place, folder.problem, once=True)
             return [voice] * len(texts)
         parts = self._step_parts(folder, texts, place, step_text) if step_text else None
         voices = [
@@ -320,9 +322,12 @@ class TakeFinder:
         message: str,
         kind: type[Problem] = Problem,
         severity: str = "error",
+        once: bool = False,
     ) -> None:
-        if (str(place), message) not in self._reported:
-            self._reported.add((str(place), message))
+        """Report a problem once per place (``once``: once in all, at its first place)."""
+        where = "" if once else str(place)
+        if (where, message) not in self._reported:
+            self._reported.add((where, message))
             self.problems.append(kind(place, message, severity))
 
     def _folder(self, takes: str, place: Place) -> _Folder:
