@@ -447,3 +447,20 @@ def test_takes_of_each_format_are_conditioned_like_clips(
     clip = condition_clip(get_engine("recorded").synthesize(cue.text, cue.voice), 1.0, 44100)
     assert clip.ndim == 1 and abs(clip.size / 44100 - samples.size / rate) < 0.08
     assert abs(loudness_lufs(clip, 44100) - SPEECH_LOUDNESS_LUFS) < 1.0
+
+
+def test_plan_takes_fails_on_other_errors_and_says_when_nothing_is_recorded(
+    project: Path,
+) -> None:
+    result = CliRunner().invoke(cli, ["plan", "--takes", "scripts/calm.yaml"])
+    assert result.exit_code == 1
+    assert (
+        "scripts/calm.yaml:4:10: error: steps[0].say: takes folder takes/calm does not exist"
+        in (result.output)
+    )
+    (project / "scripts" / "calm.yaml").write_text(
+        SCRIPT.replace("voice: {engine: recorded, takes: ../takes/calm}\n", ""), encoding="utf-8"
+    )
+    result = CliRunner().invoke(cli, ["plan", "--takes", "scripts/calm.yaml"])
+    assert result.exit_code == 0
+    assert result.output.startswith("no sentence is spoken by a recorded voice")
