@@ -427,8 +427,8 @@ def test_a_bad_engine_flag_is_reported_once_at_the_flag(
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if "error:" in line]
     assert errors == [
-        "command line: error: --engine: unknown engine 'espek' (known engines: espeak, gtts); "
-        "did you mean 'espeak'?"
+        "command line: error: --engine: unknown engine 'espek' "
+        "(known engines: espeak, gtts, recorded); did you mean 'espeak'?"
     ], result.output
 
 

@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "pipeline.engines"
 BUILTIN_ENGINES: dict[str, str] = {
     "espeak": "pipeline.engines.espeak:EspeakEngine",
     "gtts": "pipeline.engines.gtts:GttsEngine",
+    "recorded": "pipeline.engines.recorded:RecordedEngine",
 }
 """Engines shipped with the package: name -> ``module:Class``. They win over entry points."""
 
