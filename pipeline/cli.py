@@ -272,16 +272,27 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool, output_format:
 @click.argument("script", type=click.Path(path_type=Path))
 @output_format_option
 @click.option("--engine", help="Speech engine (overrides script and config).")
+@click.option(
+    "--takes", "takes", is_flag=True,
+    help="List the recorded takes the script needs: each name, and which are missing.",
+)  # fmt: skip
 @click.pass_obj
 @handle_errors
-def plan(state: State, script: Path, output_format: str, engine: str | None) -> None:
+def plan(state: State, script: Path, output_format: str, engine: str | None, takes: bool) -> None:
     """Show the timeline of SCRIPT: start, length, kind, text; totals vs target.
 
     Lengths are estimated until the speech is cached, exact after `meditate speak`.
     """
-    from pipeline.plan.checked import plan_script
-    from pipeline.plan.view import format_plan, plan_as_dict
+    from pipeline.plan.checked import plan_script, plan_takes
+    from pipeline.plan.view import format_plan, format_takes, plan_as_dict, take_rows
 
+    if takes:
+        parsed, timeline = plan_takes(script, state.project(script), {"voice.engine": engine})
+        if output_format == "json":
+            click.echo(json.dumps({"takes": take_rows(parsed, timeline)}, indent=2))
+        else:
+            click.echo(format_takes(parsed, timeline))
+        return
     timeline = plan_script(script, state.project(script), {"voice.engine": engine})
     if output_format == "json":
         click.echo(json.dumps(plan_as_dict(timeline), indent=2))
@@ -473,6 +484,11 @@ def render(
         click.echo(
             f"{result.sidecar['duration_s']:.1f} s, {loudness['integrated_lufs']:.1f} LUFS, "
             f"true peak {loudness['true_peak_dbtp']:.1f} dBTP"
+        )
+    if result.fallback:
+        click.echo(
+            f"{result.fallback} sentence(s) without a take, spoken by the fallback engine "
+            "(`meditate plan --takes` lists them)"
         )
 
 
@@ -891,6 +907,9 @@ def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
         rows.append(("shard", f"{report.shard[0]}/{report.shard[1]}"))
     rows.append(("time", f"{report.elapsed_s:.1f} s ({report.jobs} process(es))"))
     rows.append(("speech", f"{report.synthesized} sentence(s) synthesized"))
+    if report.fallback:
+        rows.append(("fallback", f"{report.fallback} sentence(s) without a take, spoken by "
+                     "the fallback engine (`meditate plan --takes` lists them)"))  # fmt: skip
     if report.pruned:
         rows.append(("pruned", f"{len(report.pruned)} file(s) of {len(report.orphans)} orphan(s)"))
     elif report.orphans:

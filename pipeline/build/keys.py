@@ -12,6 +12,7 @@ from typing import Any
 from pipeline import __version__
 from pipeline.core.errors import BuildError
 from pipeline.plan.validate import Checked
+from pipeline.project.settings import RECORDED, VoiceSettings
 from pipeline.script.model import SayStep, SoundStep
 
 KEY_VERSION = "2"
@@ -61,13 +62,19 @@ def build_recipe(checked: Checked) -> dict[str, Any]:
     engines = []
     for voice in ordered_voices:
         engine = get_engine(voice.engine, settings.retry)
-        engines.append(
-            {
-                "voice": dataclasses.asdict(voice),
-                "engine_version": engine.version(),
-                "engine_settings": engine.cache_settings(engine.own_voice(voice)),
-            }
-        )
+        entry: dict[str, Any] = {
+            "voice": voice_recipe(voice),
+            "engine_version": engine.version(),
+            "engine_settings": engine.cache_settings(engine.own_voice(voice)),
+        }
+        if voice.engine == RECORDED and voice.takes is not None:
+            entry["takes"] = _takes_recipe(Path(voice.takes))
+            if voice.fallback is not None:  # the voice that fills in for missing takes
+                stand_in = dataclasses.replace(voice, engine=voice.fallback)
+                fallback = get_engine(voice.fallback, settings.retry)
+                entry["fallback_version"] = fallback.version()
+                entry["fallback_settings"] = fallback.cache_settings(fallback.own_voice(stand_in))
+        engines.append(entry)
     recipe: dict[str, Any] = {
         "key_version": KEY_VERSION,
         "generator": __version__,
@@ -82,9 +89,28 @@ def build_recipe(checked: Checked) -> dict[str, Any]:
     return recipe
 
 
+def voice_recipe(voice: VoiceSettings) -> dict[str, Any]:
+    """A voice as the recipe holds it: the takes folder is not there (its files' content is,
+    beside it), and settings left unset are left out, so recipes without takes keep their keys.
+    """
+    recipe = voice.as_dict()
+    recipe.pop("takes", None)
+    return recipe
+
+
+def _takes_recipe(folder: Path) -> list[tuple[str, str]]:
+    """Every file of a takes folder by name, with its content's hash (none if no folder)."""
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [(path.name, _file_sha256(path)) for path in files]
+
+
 def _shaping_settings(checked: Checked) -> dict[str, Any]:
     """The resolved settings that change the audio or its sidecar (not where files go)."""
     settings = dataclasses.asdict(checked.settings)
+    settings["voice"] = voice_recipe(checked.settings.voice)
     for where in ("root", "config_path", "scripts_dir", "output_dir", "cache_dir", "assets_dir"):
         settings.pop(where, None)
     settings["retry"] = None  # how we ask an online engine does not change what it says

@@ -50,6 +50,8 @@ class TrackOutcome:
     """Calls to an engine's ``synthesize`` for it."""
     retries: int = 0
     """Times it was rendered again because the process rendering it died (killed, out of memory)."""
+    fallback: int = 0
+    """Sentences without a recorded take, spoken by the voice's fallback engine."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class _Rendered:
     synthesized: int = 0
     engine_calls: int = 0
     retries: int = 0
+    fallback: int = 0
 
 
 def render_all(
@@ -129,6 +132,7 @@ def render_all(
             rendered.synthesized,
             rendered.engine_calls,
             rendered.retries,
+            fallback=rendered.fallback,
         )
         outcomes.append(outcome)
         emit(BuildEvent("finished", len(outcomes), len(todo), outcome.track_id, outcome=outcome))
@@ -433,6 +437,7 @@ def _render_one(
         time.monotonic() - started,
         result.speech.synthesized,
         result.speech.engine_calls,
+        fallback=result.fallback,
     )
 
 

@@ -84,6 +84,11 @@ class RenderResult:
     timeline: Timeline = field(repr=False)
     """The timeline rendered."""
 
+    @property
+    def fallback(self) -> int:
+        """Sentences without a recorded take, spoken by their voice's fallback engine."""
+        return sum(cue.voice.fills_in for cue in self.timeline.speech)
+
 
 def render_script(
     path: Path,

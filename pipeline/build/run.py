@@ -105,6 +105,11 @@ class BuildReport:
         return sum(track.synthesized for track in self.tracks)
 
     @property
+    def fallback(self) -> int:
+        """Sentences without a recorded take spoken by a fallback engine, over every track."""
+        return sum(track.fallback for track in self.tracks)
+
+    @property
     def engine_calls(self) -> int:
         """Engine ``synthesize`` calls, over every track."""
         return sum(track.engine_calls for track in self.tracks)

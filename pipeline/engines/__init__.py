@@ -26,6 +26,7 @@ BUILTIN_ENGINES: dict[str, str] = {
     "espeak": "pipeline.engines.espeak:EspeakEngine",
     "gtts": "pipeline.engines.gtts:GttsEngine",
     "kokoro": "pipeline.engines.kokoro:KokoroEngine",
+    "recorded": "pipeline.engines.recorded:RecordedEngine",
 }
 """Engines shipped with the package: name -> ``module:Class``. They win over entry points."""
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.core.errors import ScriptError, UsageError
+from pipeline.core.errors import Problem, ScriptError, UsageError
 from pipeline.core.fileio import display_path
 from pipeline.plan.timeline import SpeechCue, Timeline, plan
 from pipeline.plan.validate import Checked, sound_lengths, validate_paths
@@ -72,6 +72,12 @@ def replan(planned: Planned) -> Planned:
 
 def check_script(path: Path, project: Project, flags: dict[str, object] | None = None) -> Checked:
     """Validate the one script a single-track command works on (not a folder, not a partial)."""
+    check_script_path(path)
+    return check_scripts([path], project, flags)[0]
+
+
+def check_script_path(path: Path) -> None:
+    """A UsageError unless ``path`` may be a script a single-track command works on."""
     if path.is_dir():
         raise UsageError(
             f"{display_path(path)}: error: a folder; give one script file (build takes folders)"
@@ -81,7 +87,6 @@ def check_script(path: Path, project: Project, flags: dict[str, object] | None =
             f"{display_path(path)}: error: a partial (its name or folder starts with '_'); "
             "use a script that includes it"
         )
-    return check_scripts([path], project, flags)[0]
 
 
 def plan_script(path: Path, project: Project, flags: dict[str, object] | None = None) -> Timeline:
@@ -89,6 +94,41 @@ def plan_script(path: Path, project: Project, flags: dict[str, object] | None = 
     timeline = plan_checked(check_script(path, project, flags)).timeline
     log_warnings(timeline)
     return timeline
+
+
+def plan_takes(
+    path: Path, project: Project, flags: dict[str, object] | None = None
+) -> tuple[Script, Timeline]:
+    """A script and its timeline where sentences without a take are allowed (``plan --takes``
+    shows them); any other error is raised, warnings are logged.
+    """
+    from pipeline.plan.validate import validate_file
+    from pipeline.project.config import resolve
+    from pipeline.script.parse import read_script
+    from pipeline.speech.takes import MissingTake
+
+    check_script_path(path)
+    problems: list[Problem] = []
+    layer = flags_layer(flags or {})
+    validate_file(path, project, problems, flags=layer)
+    blocking = [p for p in problems if p.severity == "error" and not isinstance(p, MissingTake)]
+    if blocking:
+        raise ScriptError(blocking)
+    root = project.root if path.resolve().is_relative_to(project.root) else path.parent.resolve()
+    script = read_script(path, root, [])
+    if script is None:  # pragma: no cover - validate_file reported it
+        raise ScriptError(problems)
+    settings = resolve(project, script, None, layer)
+    lengths = CachedLengths(
+        SpeechCache(settings.cache_dir),
+        lexicon=settings.lexicon,
+        sample_rate=settings.sample_rate,
+        sound=sound_lengths(script, settings),
+        retry=settings.retry,
+    )
+    timeline = plan(script, settings, lengths, allow_missing_takes=True)
+    log_warnings(timeline)
+    return script, timeline
 
 
 def log_warnings(timeline: Timeline) -> None:

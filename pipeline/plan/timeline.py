@@ -21,6 +21,7 @@ from pipeline.script.model import (
     SoundStep,
 )
 from pipeline.script.text import Sentence, split_say, word_count
+from pipeline.speech.takes import TakeFinder
 
 logger = logging.getLogger(__name__)
 
@@ -181,14 +182,18 @@ def breath_phase_names(phase_count: int) -> tuple[str, ...]:
     return ("in", "hold", "out", "hold")[:phase_count]
 
 
-def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
+def plan(
+    script: Script, settings: Settings, lengths: Lengths, *, allow_missing_takes: bool = False
+) -> Timeline:
     """The timeline of a script: every cue at its exact time, flexible pauses meeting the target.
 
-    ``settings`` are already resolved for this script. Pure: lengths come from ``lengths``,
-    estimated from words per minute where speech is not measured yet.
+    ``settings`` are already resolved for this script. Pure but for the takes of ``recorded``
+    voices, which it looks up (:mod:`pipeline.speech.takes`): lengths come from ``lengths``,
+    estimated from words per minute where speech is not measured yet. A sentence without a
+    take is an error unless ``allow_missing_takes`` (``plan --takes``).
     """
     speech_s = _SpeechLengths(lengths, settings)
-    natural_planner = _Planner(script, settings, speech_s, 1.0)
+    natural_planner = _Planner(script, settings, speech_s, 1.0, allow_missing_takes)
     natural = natural_planner.run()
     target_s = script.duration_s
     if target_s is None:
@@ -197,7 +202,8 @@ def plan(script: Script, settings: Settings, lengths: Lengths) -> Timeline:
     if scale == 1.0:
         return natural
     timeline = replace(
-        _Planner(script, settings, speech_s, scale).run(), natural_length_s=natural.length_s
+        _Planner(script, settings, speech_s, scale, allow_missing_takes).run(),
+        natural_length_s=natural.length_s,
     )
     if scale > MAX_PAUSE_STRETCH:
         timeline = replace(
@@ -302,9 +308,15 @@ class _Planner:
     """One pass over the steps with flexible pauses scaled by ``scale``."""
 
     def __init__(
-        self, script: Script, settings: Settings, lengths: _SpeechLengths, scale: float
+        self,
+        script: Script,
+        settings: Settings,
+        lengths: _SpeechLengths,
+        scale: float,
+        allow_missing_takes: bool = False,
     ) -> None:
         self.script = script
+        self.takes = TakeFinder(allow_missing=allow_missing_takes)
         self.settings = settings
         self.lengths = lengths
         self.scale = scale
@@ -334,6 +346,9 @@ class _Planner:
                 self._sound(step)
             else:
                 self._section(step)
+        take_warnings: list[Problem] = []
+        for problem in self.takes.finish():
+            (self.problems if problem.severity == "error" else take_warnings).append(problem)
         if self.problems:
             raise ScriptError(self.problems)
         self.ends.append((self.now_s + self.settings.tail_s, self.flexible_s))
@@ -348,7 +363,7 @@ class _Planner:
             pause_scale=self.scale,
             lead_in_s=self.settings.lead_in_s,
             tail_s=self.settings.tail_s,
-            warnings=tuple(self.warnings.values()),
+            warnings=(*take_warnings, *self.warnings.values()),
         )
 
     def _section(self, step: SectionStep) -> None:
@@ -395,8 +410,13 @@ class _Planner:
         sentences = self._sentences(step)
         if not sentences:
             return
-        voice = voice_for(step.voice, self.settings)
-        for index, sentence in enumerate(sentences):
+        voices = self.takes.voices(
+            voice_for(step.voice, self.settings),
+            [sentence.text for sentence in sentences],
+            step.place,
+            step.text,
+        )
+        for index, (sentence, voice) in enumerate(zip(sentences, voices, strict=True)):
             if sentence.pause_before_s is not None:
                 self.now_s += sentence.pause_before_s
             elif index > 0:
@@ -451,7 +471,7 @@ class _Planner:
     def _breathe(self, step: BreatheStep) -> None:
         if self.after_speech:
             self.now_s += self.settings.paragraph_pause_s
-        voice = voice_for(None, self.settings)
+        script_voice = voice_for(None, self.settings)
         names = breath_phase_names(len(step.phases_s))
         reported: set[int] = set()
         for cycle in range(1, step.cycles + 1):
@@ -470,6 +490,7 @@ class _Planner:
                 )
                 words = _cue_words(step.cues, name)
                 if words:
+                    voice = self.takes.voices(script_voice, [words], step.place)[0]
                     length_s, estimated = self._speech(words, voice, step.place)
                     if length_s > phase_s + _EXACT_S and index not in reported:
                         reported.add(index)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import glob
+from pathlib import Path
 
 from pipeline.core.errors import Place
+from pipeline.core.fileio import display_path
 from pipeline.core.units import format_clock
 from pipeline.plan.timeline import BreathPhaseCue, Cue, PauseCue, SoundCue, SpeechCue, Timeline
+from pipeline.script.model import SayStep, Script
 
 TEXT_WIDTH = 50
 """Characters of text shown per row before it is cut with '...'."""
@@ -154,7 +157,7 @@ def _cue_dict(cue: Cue) -> dict[str, object]:
         "place": str(cue.place),
     }
     if isinstance(cue, SpeechCue):
-        common.update(text=cue.text, estimated=cue.estimated, voice=asdict(cue.voice))
+        common.update(text=cue.text, estimated=cue.estimated, voice=cue.voice.as_dict())
     elif isinstance(cue, SoundCue):
         common.update(text=cue.asset, asset=cue.asset, gain_db=_round(cue.gain_db))
     elif isinstance(cue, PauseCue):
@@ -173,3 +176,90 @@ def _cut(text: str, width: int) -> str:
 def _round(seconds: float) -> float:
     """Three decimals, as JSON shows them."""
     return round(seconds, 3)
+
+
+def take_rows(script: Script, timeline: Timeline) -> list[dict[str, object]]:
+    """Each sentence spoken by a ``recorded`` voice (or its fallback) and each ``say`` step of
+    one, in order: where, its take's key, what speaks it (``take``, ``step`` take, the fallback
+    engine's name, or ``missing``), the file, and the text.
+    """
+    from pipeline.project.settings import RECORDED
+    from pipeline.speech.takes import sentence_take_key, step_take_key
+
+    steps = {step.place: step for step in script.steps if isinstance(step, SayStep)}
+    rows: list[dict[str, object]] = []
+    seen_steps: set[Place] = set()
+    for cue in timeline.speech:
+        voice = cue.voice
+        if voice.takes is None:
+            continue
+        step = steps.get(cue.place)
+        if step is not None and cue.place not in seen_steps and not cue.breathing:
+            seen_steps.add(cue.place)
+            key = step_take_key(step.text)
+            found = sorted(Path(voice.takes).glob(f"{glob.escape(key)}.*"))
+            rows.append(_take_row(cue.place, "step", key, found[0] if found else None, step.text))
+        take = voice.take
+        if voice.engine != RECORDED:
+            status = voice.engine
+        elif take is None:
+            status = "missing"
+        else:
+            status = "take" if take.start_s is None else "part"
+        file = Path(take.file) if take is not None else None
+        row = _take_row(cue.place, status, sentence_take_key(cue.text), file, cue.text)
+        if take is not None and take.start_s is not None:
+            row["span_s"] = [round(take.start_s, 3), round(take.end_s or 0.0, 3)]
+        rows.append(row)
+    return rows
+
+
+def _take_row(
+    place: Place, status: str, key: str, file: Path | None, text: str
+) -> dict[str, object]:
+    return {
+        "place": str(place),
+        "key": key,
+        "status": status,
+        "file": None if file is None else str(display_path(file)),
+        "text": " ".join(text.split()),
+    }
+
+
+def format_takes(script: Script, timeline: Timeline) -> str:
+    """The takes a script needs, as a table, then how many sentences have one."""
+    rows = take_rows(script, timeline)
+    if not rows:
+        return "no sentence is spoken by a recorded voice (voice: {engine: recorded, takes: ...})"
+    table = [("where", "status", "key (file name without its extension)", "text")]
+    for row in rows:
+        status = str(row["status"])
+        if status == "step":
+            status = "step" if row["file"] else "(step)"
+        elif status == "part":
+            span: list[float] = row["span_s"]  # type: ignore[assignment]
+            status = f"part {span[0]:.1f}-{span[1]:.1f}"
+        text = str(row["text"])
+        text = "whole step: " + _cut(text, TEXT_WIDTH - 12) if row["status"] == "step" else text
+        table.append((str(row["place"]), status, str(row["key"]), _cut(text, TEXT_WIDTH)))
+    widths = [max(len(row[column]) for row in table) for column in range(3)]
+    lines = [
+        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip()
+        for a, b, c, d in table
+    ]
+    sentences = [row for row in rows if row["status"] != "step"]
+    counts = {
+        "take": sum(row["status"] == "take" for row in sentences),
+        "part": sum(row["status"] == "part" for row in sentences),
+        "missing": sum(row["status"] == "missing" for row in sentences),
+    }
+    fallback = len(sentences) - sum(counts.values())
+    folders = sorted({str(display_path(Path(str(cue.voice.takes)))) for cue in timeline.speech
+                      if cue.voice.takes is not None})  # fmt: skip
+    lines += [
+        "",
+        f"takes     {', '.join(folders)}",
+        f"sentences {len(sentences)}: {counts['take']} with their own take, {counts['part']} "
+        f"from a step's take, {fallback} by the fallback engine, {counts['missing']} missing",
+    ]
+    return "\n".join(lines)

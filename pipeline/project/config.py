@@ -308,6 +308,8 @@ def resolve(
             value = merged[setting.key]
             if setting.value is FOLDER:
                 value = project.root / value
+            elif setting.key == "voice.takes":  # a script's is absolute already
+                value = str((project.root / value).resolve())
             groups[group][name] = tuple(value) if isinstance(value, list) else value
     top = groups[""]
     voice = groups["voice"]

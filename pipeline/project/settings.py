@@ -5,11 +5,29 @@ Their defaults are the declarations' (:mod:`pipeline.script.declared`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.script.declared import default
 from pipeline.script.model import Voice
+
+RECORDED = "recorded"
+"""The engine name of recorded human takes."""
+
+
+@dataclass(frozen=True)
+class Take:
+    """The recording of one sentence: a whole file, or a span of a step's long take."""
+
+    file: str
+    """Absolute path of the take file."""
+    sha256: str
+    """SHA-256 of the file's bytes: the take enters cache keys by content."""
+    start_s: float | None = None
+    """Start of the sentence in a long take; None: the whole file."""
+    end_s: float | None = None
+    """End of the sentence in a long take."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,25 @@ class VoiceSettings:
     """Tempo factor, pitch kept (by the engine if it applies it, else after synthesis)."""
     pitch: float = default("voice.pitch")
     """Pitch shift in semitones applied after synthesis, length kept."""
+    takes: str | None = default("voice.takes")
+    """Folder of recorded takes (absolute); with engine ``recorded``, or on a fallback voice."""
+    fallback: str | None = default("voice.fallback")
+    """Engine speaking the sentences that have no take; None: a missing take is an error."""
+    take: Take | None = None
+    """The take of this sentence, chosen by planning (engine ``recorded`` only)."""
+
+    @property
+    def fills_in(self) -> bool:
+        """True for the fallback engine speaking a sentence that has no take."""
+        return self.takes is not None and self.engine != RECORDED
+
+    def as_dict(self) -> dict[str, Any]:
+        """Its fields, those of recorded takes only when set (so other voices read as before)."""
+        fields = asdict(self)
+        for name in ("takes", "fallback", "take"):
+            if fields[name] is None:
+                del fields[name]
+        return fields
 
 
 @dataclass(frozen=True)

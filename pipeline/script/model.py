@@ -28,6 +28,10 @@ class Voice:
     """Tempo factor 0.5 to 2.0, the pitch kept."""
     pitch: float | None = None
     """Pitch shift in semitones, -12 to 12, the length kept."""
+    takes: str | None = None
+    """Folder of recorded takes (engine ``recorded``), made absolute by the parser."""
+    fallback: str | None = None
+    """Engine speaking the sentences without a take (engine ``recorded``)."""
 
 
 @dataclass(frozen=True)

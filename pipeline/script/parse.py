@@ -244,6 +244,8 @@ class _ScriptParser:
             value = read_setting(reader, value_node, f"{key_path}.{key}", setting.value)
             if value is not None:
                 values[setting.field.rpartition(".")[2]] = value
+        if block == "voice" and "takes" in values:  # relative to the file that sets it
+            values["takes"] = str((reader.path.resolve().parent / values["takes"]).resolve())
         return values
 
     def _top_steps(self, node: yaml.Node) -> list[Step]:
