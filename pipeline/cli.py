@@ -673,14 +673,19 @@ def _echo_engine_details(info: EngineInfo) -> None:
     """Every voice of one engine with its languages, then every language with its name."""
     import textwrap
 
+    for line in info.details:
+        click.echo(f"  {line}")
     if info.voice_list:
         click.echo(f"  voices ({len(info.voice_list)}): name, languages, description")
         width = max(len(voice.name) for voice in info.voice_list)
         for voice in info.voice_list:
+            licence = f" [{voice.licence}]" if voice.licence else ""
             click.echo(
                 f"    {voice.name:<{width}}  {', '.join(voice.languages) or '-'}"
-                f"{'  ' + voice.description if voice.description else ''}"
+                f"{'  ' + voice.description if voice.description else ''}{licence}"
             )
+            if voice.credit:
+                click.echo(f"    {'':<{width}}  credit: {voice.credit}")
     if info.language_names and any(label for _, label in info.language_names):
         click.echo(f"  languages ({len(info.language_names)}): code, name")
         width = max(len(code) for code, _ in info.language_names)

@@ -428,7 +428,7 @@ def test_a_bad_engine_flag_is_reported_once_at_the_flag(
     errors = [line for line in result.output.splitlines() if "error:" in line]
     assert errors == [
         "command line: error: --engine: unknown engine 'espek' "
-        "(known engines: espeak, gtts, recorded); did you mean 'espeak'?"
+        "(known engines: espeak, gtts, kokoro, recorded); did you mean 'espeak'?"
     ], result.output
 
 

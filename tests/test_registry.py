@@ -172,7 +172,7 @@ def test_entry_point_metadata_failure_keeps_builtins(monkeypatch: pytest.MonkeyP
         raise RuntimeError("corrupt METADATA")
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-    assert engine_names() == ["espeak", "gtts", "recorded"]
+    assert engine_names() == ["espeak", "gtts", "kokoro", "recorded"]
 
 
 def test_engines_name_lists_every_voice_with_its_languages() -> None:

@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "pipeline.engines"
 BUILTIN_ENGINES: dict[str, str] = {
     "espeak": "pipeline.engines.espeak:EspeakEngine",
     "gtts": "pipeline.engines.gtts:GttsEngine",
+    "kokoro": "pipeline.engines.kokoro:KokoroEngine",
     "recorded": "pipeline.engines.recorded:RecordedEngine",
 }
 """Engines shipped with the package: name -> ``module:Class``. They win over entry points."""
@@ -53,6 +54,8 @@ class EngineInfo:
     """Every voice with its languages (with ``details`` only)."""
     language_names: tuple[tuple[str, str], ...] = ()
     """Every language code with its name, where known (with ``details`` only)."""
+    details: tuple[str, ...] = ()
+    """Extra lines the engine reports, e.g. where its files were found (with ``details`` only)."""
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-friendly form for ``meditate engines --format json``."""
@@ -62,14 +65,22 @@ class EngineInfo:
             "reason": self.reason,
             "version": self.version,
             "voices": [
-                {"name": v.name, "languages": list(v.languages), "description": v.description}
+                {
+                    "name": v.name,
+                    "languages": list(v.languages),
+                    "description": v.description,
+                    "licence": v.licence,
+                    "credit": v.credit,
+                }
                 for v in self.voice_list
             ]
-            or [{"name": name, "languages": [], "description": ""} for name in self.voices],
-            "languages": [
-                {"code": code, "name": label} for code, label in self.language_names
-            ]
+            or [
+                {"name": name, "languages": [], "description": "", "licence": "", "credit": ""}
+                for name in self.voices
+            ],
+            "languages": [{"code": code, "name": label} for code, label in self.language_names]
             or [{"code": code, "name": ""} for code in self.languages],
+            "details": list(self.details),
         }
         return payload
 
@@ -198,9 +209,11 @@ def _describe(name: str, details: bool = False) -> EngineInfo:
     languages = attempt("languages", engine.languages) or []
     voice_list: list[VoiceInfo] = []
     language_names: dict[str, str] = {}
+    lines: list[str] = []
     if details:
         voice_list = attempt("voices", engine.voice_list) or []
         language_names = attempt("languages", engine.language_names) or {}
+        lines = attempt("details", engine.details) or []
     return EngineInfo(
         name,
         usable,
@@ -210,4 +223,5 @@ def _describe(name: str, details: bool = False) -> EngineInfo:
         tuple(languages),
         tuple(voice_list),
         tuple(language_names.items()),
+        tuple(lines),
     )

@@ -39,6 +39,10 @@ class VoiceInfo:
     """Language codes it speaks, preferred first."""
     description: str = ""
     """A human name, e.g. ``English (America)``."""
+    licence: str = ""
+    """The licence of the voice's data, where the engine knows it (``Apache-2.0``...)."""
+    credit: str = ""
+    """The credit line its licence asks for wherever its speech is published; empty if none."""
 
 
 class Engine(ABC):
@@ -79,6 +83,14 @@ class Engine(ABC):
     def language_names(self) -> dict[str, str]:
         """Every language code with its name, where the engine knows it."""
         return {code: "" for code in self.languages()}
+
+    def details(self) -> list[str]:
+        """Extra lines for ``meditate engines NAME``: where its files were found, and such."""
+        return []
+
+    def voice_credit(self, voice: VoiceSettings) -> str:
+        """The credit line the licence of this voice asks for (empty if none)."""
+        return ""
 
     def refuses(self, text: str) -> str:
         """Why this engine cannot speak a prepared text ('' if it can); validation reports it

@@ -271,6 +271,12 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_Info.restype = ctypes.c_char_p
     lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_VoiceStruct))
+    lib.espeak_TextToPhonemes.argtypes = [
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     if hasattr(lib, "espeak_ng_SetRandSeed"):
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         lib.espeak_ng_SetRandSeed.restype = None
@@ -661,6 +667,53 @@ def _unknown_voice_message(requested: str, catalog: _Catalog) -> str:
         f"espeak: unknown voice or language '{requested}'{hint} "
         "(`meditate engines espeak` lists them all)"
     )
+
+
+_PHONEMES_IPA = 0x02
+_PHONEME_SEPARATOR = ord("_") << 8
+"""``espeak_TextToPhonemes`` mode: IPA, with '_' between phonemes (removed afterwards; asking
+for a separator keeps espeak from gluing some phonemes together, as phonemizer does)."""
+
+
+def text_to_phonemes(chunks: list[str], voice: str) -> list[str]:
+    """The IPA phonemes of each text chunk read by espeak voice ``voice``, stress marks kept.
+
+    espeak answers one clause at a time (dropping the punctuation); the clauses of a chunk are
+    joined by a space, the '_' phoneme separators removed and spaces collapsed. One fresh
+    library instance serves all the chunks, like a synthesis.
+    """
+    selected = resolve_voice(voice)
+
+    def read_as(name: str) -> Callable[[ctypes.CDLL, int], list[str]]:
+        def read(lib: ctypes.CDLL, sample_rate: int) -> list[str]:
+            if lib.espeak_SetVoiceByName(name.encode("utf-8")) != 0:
+                raise EngineError(f"espeak: cannot select voice '{selected}'")
+            return [_phonemes_of(lib, chunk) for chunk in chunks]
+
+        return read
+
+    data, name = _voice_in_mirror(selected)
+    try:
+        return _isolated(read_as(name), data)
+    except EngineError:
+        if data == _paths()[1]:
+            raise
+        _data_mirror.cache_clear()
+        return _isolated(read_as(selected), _paths()[1])
+
+
+def _phonemes_of(lib: ctypes.CDLL, text: str) -> str:
+    """One chunk through ``espeak_TextToPhonemes``, clause by clause."""
+    encoded = text.replace("\x00", " ").encode("utf-8")
+    buffer = ctypes.c_char_p(encoded)  # espeak moves this pointer along ``encoded``
+    pointer = ctypes.pointer(buffer)
+    clauses: list[str] = []
+    while pointer.contents.value is not None:
+        result = lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEMES_IPA | _PHONEME_SEPARATOR)
+        if result:
+            clauses.append(result.decode("utf-8", "replace"))
+    joined = " ".join(clauses).replace("\n", " ").replace("_", "")
+    return " ".join(joined.split())
 
 
 class EspeakEngine(Engine):
