@@ -183,11 +183,13 @@ def sidecar(
     root: Path,
     loudness_range_lu: float | None = None,
     captions: str | None = None,
+    credits: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``<id>.json`` sidecar (``docs/outputs.md``), from plain inputs. Pure.
 
     ``files`` are ``file_info`` entries; loudness figures are those measured on the encoded
-    file; ``voice`` is the script's resolved voice; ``source.path`` is made relative to ``root``.
+    file; ``voice`` is the script's resolved voice; ``source.path`` is made relative to ``root``;
+    ``credits`` are the lines the voices' licences ask for (the key is left out when none do).
     """
     loudness: dict[str, float] = {
         "integrated_lufs": round(integrated_lufs, 2),
@@ -215,6 +217,8 @@ def sidecar(
         "build_key": build_key,
         "generator": GENERATOR,
     }
+    if credits:
+        data["credits"] = list(credits)
     data[SEAL] = sidecar_digest(data)
     return data
 

@@ -364,7 +364,17 @@ class _Track:
             build_key=options.build_key,
             root=settings.root,
             captions=captions,
+            credits=self.credits(),
         )
+
+    def credits(self) -> list[str]:
+        """The credit lines the licences of the track's voices ask for, each once."""
+        from pipeline.engines import get_engine
+
+        retry = self.checked.settings.retry
+        voices = dict.fromkeys(cue.voice for cue in self.timeline.speech)
+        lines = (get_engine(voice.engine, retry).voice_credit(voice) for voice in voices)
+        return list(dict.fromkeys(line for line in lines if line))
 
 
 class _Sources:
