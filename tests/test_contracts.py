@@ -82,9 +82,9 @@ def test_a_gtts_without_its_internals_is_an_error_that_names_them(
 
 def _gtts_engine(url: str) -> Any:
     from pipeline.engines.gtts import GttsEngine
-    from pipeline.project.settings import RetrySettings
+    from pipeline.project.settings import EngineSettings
 
-    return GttsEngine(RetrySettings(tries=1, timeout_s=5.0, endpoint=url))
+    return GttsEngine(EngineSettings(tries=1, timeout_s=5.0, endpoint=url))
 
 
 def test_http_client_internals_still_open_the_engine_connections() -> None:

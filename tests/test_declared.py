@@ -91,7 +91,7 @@ def test_each_variable_sets_its_setting(setting: Setting) -> None:
 def test_the_config_layout_follows_the_declarations() -> None:
     assert CONFIG_TREE[""] == (
         "scripts", "output", "cache", "assets", "defaults", "master", "formats",
-        "bitrate", "sample_rate", "channels", "lexicon", "words_per_minute", "gtts",
+        "bitrate", "sample_rate", "channels", "lexicon", "words_per_minute", "gtts", "engines",
     )  # fmt: skip
     assert CONFIG_TREE["defaults"] == ("language", "voice", "background", "pauses")
     assert CONFIG_TREE["defaults.voice"] == (

@@ -24,7 +24,7 @@ from pipeline.core.errors import EngineError
 from pipeline.core.ffmpeg import decode
 from pipeline.engines.base import Engine
 from pipeline.engines.gtts import MAX_CHARS, GttsEngine, extract_audio
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 from pipeline.script.text import split_for_limit
 from pipeline.speech.key import speech_key
 
@@ -45,9 +45,9 @@ def fake() -> Iterator[FakeGtts]:
         yield server
 
 
-def fast(endpoint: str, **changes: object) -> RetrySettings:
+def fast(endpoint: str, **changes: object) -> EngineSettings:
     """Retry settings scaled down so that every fault resolves in well under a second."""
-    retry = RetrySettings(
+    retry = EngineSettings(
         tries=5,
         backoff_min_s=0.01,
         backoff_max_s=0.02,
@@ -485,7 +485,8 @@ def test_a_custom_endpoint_enters_the_cache_key(fake: FakeGtts) -> None:
     assert key(custom) == key(GttsEngine(fast(fake.url + "/")))
     assert key(custom) != key(GttsEngine(fast("http://127.0.0.1:1")))
     # Google's own address for the accent, written out, is the default
-    assert key(GttsEngine(RetrySettings(endpoint="https://translate.google.co.uk/"))) == key(google)
+    written_out = EngineSettings(endpoint="https://translate.google.co.uk/")
+    assert key(GttsEngine(written_out)) == key(google)
 
 
 @pytest.mark.parametrize(
@@ -530,6 +531,6 @@ def test_extract_audio_reads_google_answers() -> None:
 
 @pytest.mark.network
 def test_real_google_endpoint() -> None:
-    engine = GttsEngine(RetrySettings(tries=2, timeout_s=15.0))
+    engine = GttsEngine(EngineSettings(tries=2, timeout_s=15.0))
     audio = engine.synthesize("Take a slow breath in.", VoiceSettings(engine="gtts"))
     assert 0.5 < seconds(audio.data) < 5.0

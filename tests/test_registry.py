@@ -21,7 +21,7 @@ from pipeline.engines import (
     get_engine,
 )
 from pipeline.engines.base import Availability, EncodedAudio, Engine
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 
 
 class FakeEngine(StubEngine):
@@ -32,7 +32,7 @@ class FakeEngine(StubEngine):
     LANGUAGES = ("en", "fr")
     instances = 0
 
-    def __init__(self, retry: RetrySettings | None = None) -> None:
+    def __init__(self, retry: EngineSettings | None = None) -> None:
         super().__init__(retry)
         type(self).instances += 1
 
@@ -130,10 +130,10 @@ def test_builtin_name_is_not_shadowed_by_entry_point(plugins: None) -> None:
 
 
 def test_retry_settings_reach_the_engine(plugins: None) -> None:
-    retry = RetrySettings(tries=2)
+    retry = EngineSettings(tries=2)
     engine = get_engine("fake", retry)
     assert engine.retry == retry
-    assert get_engine("fake", RetrySettings(tries=2)) is engine
+    assert get_engine("fake", EngineSettings(tries=2)) is engine
 
 
 def test_one_instance_under_threads(plugins: None) -> None:

@@ -18,7 +18,7 @@ from pipeline.engines import clear_engine_cache, get_engine
 from pipeline.engines.base import EncodedAudio
 from pipeline.plan.checked import speech_requests
 from pipeline.plan.timeline import PauseCue, SpeechCue, Timeline
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 from pipeline.speech.cache import SpeechCache
 from pipeline.speech.key import speech_key
 from pipeline.speech.lengths import CachedLengths
@@ -40,7 +40,7 @@ class ToneEngine(StubEngine):
 
     VOICES = ("low", "high")
 
-    def __init__(self, retry: RetrySettings | None = None) -> None:
+    def __init__(self, retry: EngineSettings | None = None) -> None:
         super().__init__(retry)
         self.calls: list[str] = []
         self.fail: dict[str, BaseException] = {}

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.core.errors import EngineError
 from pipeline.engines.base import Engine, VoiceInfo
-from pipeline.project.settings import RetrySettings
+from pipeline.project.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ BUILTIN_ENGINES: dict[str, str] = {
 }
 """Engines shipped with the package: name -> ``module:Class``. They win over entry points."""
 
-_instances: dict[tuple[str, RetrySettings], Engine] = {}
+_instances: dict[tuple[str, EngineSettings], Engine] = {}
 _instances_lock = threading.Lock()
 
 
@@ -141,9 +141,9 @@ def _load_class(name: str) -> type[Engine]:
     return loaded
 
 
-def get_engine(name: str, retry: RetrySettings | None = None) -> Engine:
+def get_engine(name: str, retry: EngineSettings | None = None) -> Engine:
     """The process-wide instance of engine ``name``; EngineError if unknown or not loadable."""
-    settings = retry or RetrySettings()
+    settings = retry or EngineSettings()
     key = (name, settings)
     engine = _instances.get(key)
     if engine is not None:

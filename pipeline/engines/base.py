@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 from pipeline.script.declared import PHONEME_MARKS
 
 
@@ -57,8 +57,8 @@ class Engine(ABC):
     """True if the engine speaks at ``voice.rate`` itself; otherwise it is given rate 1 and
     conditioning changes the tempo, pitch kept."""
 
-    def __init__(self, retry: RetrySettings | None = None) -> None:
-        self.retry = retry or RetrySettings()
+    def __init__(self, retry: EngineSettings | None = None) -> None:
+        self.retry = retry or EngineSettings()
 
     @abstractmethod
     def version(self) -> str:

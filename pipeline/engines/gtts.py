@@ -35,7 +35,7 @@ from typing import Any
 
 from pipeline.core.errors import EngineError
 from pipeline.engines.base import Availability, EncodedAudio, Engine
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 from pipeline.script.text import split_for_limit
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class GttsEngine(Engine):
 
     def __init__(
         self,
-        retry: RetrySettings | None = None,
+        retry: EngineSettings | None = None,
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] | None = None,

@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.core.errors import EngineError
 from pipeline.engines.base import Availability, EncodedAudio, Engine, VoiceInfo
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 from pipeline.script.declared import PHONEME_MARKS
 
 log = logging.getLogger(__name__)
@@ -689,16 +689,16 @@ class KokoroEngine(Engine):
 
     def __init__(
         self,
-        retry: RetrySettings | None = None,
+        retry: EngineSettings | None = None,
         *,
         model: Path | None = None,
         voices: Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(retry)
-        self.model_path = model
+        self.model_path = model or self.retry.kokoro_model
         """The graph named by the project config, if any."""
-        self.voices_path = voices
+        self.voices_path = voices or self.retry.kokoro_voices
         """The voices file named by the project config, if any."""
         self.environ = environ
         """The environment to look in (default: the process's)."""

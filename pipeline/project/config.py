@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from pipeline.core.errors import ConfigError, Place, UsageError
-from pipeline.project.settings import BackgroundSettings, RetrySettings, Settings, VoiceSettings
+from pipeline.project.settings import BackgroundSettings, EngineSettings, Settings, VoiceSettings
 from pipeline.script.declared import FOLDER, SETTINGS, keys_under
 from pipeline.script.model import Script, Voice
 from pipeline.script.nodes import Reader, is_null, items, read_config_file
@@ -323,7 +323,7 @@ def resolve(
         background=(
             BackgroundSettings(**groups["background"]) if "asset" in groups["background"] else None
         ),
-        retry=RetrySettings(**groups["retry"]),
+        retry=EngineSettings(**groups["retry"]),
     )
 
 

@@ -84,8 +84,9 @@ class BackgroundSettings:
 
 
 @dataclass(frozen=True)
-class RetrySettings:
-    """Throttling and retries for online engines."""
+class EngineSettings:
+    """What every engine is given: throttling and retries for online engines, and where a
+    neural engine's files are."""
 
     tries: int = default("gtts.tries")
     """Attempts per sentence, the first included."""
@@ -101,6 +102,10 @@ class RetrySettings:
     """Minimum time between the starts of two requests."""
     endpoint: str = default("gtts.endpoint")
     """Base URL instead of ``https://translate.google.{tld}`` (tests, proxies); empty: Google."""
+    kokoro_model: Path | None = None
+    """The Kokoro graph named by the project (else the engine looks it up)."""
+    kokoro_voices: Path | None = None
+    """The Kokoro voices file named by the project (else the engine looks it up)."""
 
 
 @dataclass(frozen=True)
@@ -151,5 +156,5 @@ class Settings:
     """Whole-word respellings applied before synthesis."""
     words_per_minute: float = default("words_per_minute")
     """Speaking speed used to estimate speech lengths before synthesis."""
-    retry: RetrySettings = field(default_factory=RetrySettings)
+    retry: EngineSettings = field(default_factory=EngineSettings)
     """Online engine throttling and retries."""

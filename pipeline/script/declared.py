@@ -366,6 +366,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gtts.endpoint", Address(), "", "retry.endpoint",
             "Base URL instead of https://translate.google.{tld} (tests, proxies); empty: Google.",
             env="MEDITATE_GTTS_ENDPOINT"),
+    Setting("engines.kokoro.model", FOLDER, None, "retry.kokoro_model",
+            "The Kokoro ONNX graph (relative to the project root); else MEDITATE_KOKORO_MODEL, "
+            "the user data folder, the installed packages."),
+    Setting("engines.kokoro.voices", FOLDER, None, "retry.kokoro_voices",
+            "The Kokoro voices file (.bin or .npz, relative to the project root); else "
+            "MEDITATE_KOKORO_VOICES, the user data folder, the installed packages."),
 )  # fmt: skip
 
 SETTING: Mapping[str, Setting] = {setting.key: setting for setting in SETTINGS}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pipeline.core.errors import EngineError
 from pipeline.engines import get_engine
 from pipeline.engines.base import Engine
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 from pipeline.script.text import Lexicon
 from pipeline.speech.cache import SpeechCache
 from pipeline.speech.key import sentence_key
@@ -26,7 +26,7 @@ class CachedLengths:
         lexicon: Lexicon,
         sample_rate: int,
         sound: Callable[[str], float],
-        retry: RetrySettings | None = None,
+        retry: EngineSettings | None = None,
     ) -> None:
         self.cache = cache
         self.lexicon = lexicon

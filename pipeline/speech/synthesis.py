@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from pipeline.core.errors import AudioError, EngineError, PipelineError
 from pipeline.engines import get_engine
 from pipeline.engines.base import EncodedAudio, Engine
-from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import EngineSettings, VoiceSettings
 from pipeline.script.text import Lexicon
 from pipeline.speech.cache import SpeechCache
 from pipeline.speech.key import Unspeakable, sentence_key
@@ -76,7 +76,7 @@ def synthesize_missing(
     *,
     lexicon: Lexicon,
     sample_rate: int,
-    retry: RetrySettings | None = None,
+    retry: EngineSettings | None = None,
     jobs: int = 1,
     progress: ProgressCallback | None = None,
 ) -> SpeakReport:
@@ -118,7 +118,7 @@ def _missing_jobs(
     cache: SpeechCache,
     lexicon: Lexicon,
     sample_rate: int,
-    retry: RetrySettings | None,
+    retry: EngineSettings | None,
 ) -> _Missing:
     """Key every request, drop repeats and count what the cache already holds."""
     pending: dict[str, _Job] = {}
@@ -218,7 +218,7 @@ class _Synthesis:
         raise _failure(self.jobs[index].request, first) from None
 
 
-def _engine_for(request: SpeechRequest, retry: RetrySettings | None) -> Engine:
+def _engine_for(request: SpeechRequest, retry: EngineSettings | None) -> Engine:
     try:
         return get_engine(request.voice.engine, retry)
     except EngineError as error:
