@@ -1,0 +1,1 @@
+"""Quality checks of spoken audio: transcription (ASR) and comparison with the script."""
