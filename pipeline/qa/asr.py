@@ -416,9 +416,9 @@ class WhisperTranscriber:
 def load_transcriber(model: str | Path | None = None, **options: Any) -> Transcriber:
     """The default transcriber (faster-whisper); AsrUnavailable saying what to install."""
     try:
-        importlib.metadata.version("faster-whisper")
-    except importlib.metadata.PackageNotFoundError:
+        import faster_whisper  # noqa: F401 - only whether it imports
+    except ImportError as error:
         raise AsrUnavailable(
-            f"speech recognition needs faster-whisper: install it with `{INSTALL_HINT}`"
+            f"speech recognition needs faster-whisper ({error}): install it with `{INSTALL_HINT}`"
         ) from None
     return WhisperTranscriber(model, **options)

@@ -375,7 +375,7 @@ def char_rates(
     rates = []
     for chars, length in measured:
         rate = CharRate(chars, length)
-        if median and chars >= thresholds.min_chars_for_ratio:
+        if median and chars >= thresholds.min_chars_for_ratio and length > 0:
             rate = CharRate(chars, length, rate.per_s / median)
         rates.append(rate)
     return rates
