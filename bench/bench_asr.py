@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.cache import SpeechCache  # noqa: E402
-from pipeline.config import load_project  # noqa: E402
-from pipeline.planning import check_script, plan_checked  # noqa: E402
+from pipeline.plan.checked import check_script, plan_checked, speech_requests  # noqa: E402
+from pipeline.project.config import load_project  # noqa: E402
 from pipeline.qa.asr import Transcript, WhisperTranscriber  # noqa: E402
 from pipeline.qa.compare import check_words, word_recall  # noqa: E402
-from pipeline.speech import speech_requests, synthesize_missing  # noqa: E402
-from pipeline.text import Lexicon  # noqa: E402
+from pipeline.script.text import Lexicon  # noqa: E402
+from pipeline.speech.cache import SpeechCache  # noqa: E402
+from pipeline.speech.synthesis import synthesize_missing  # noqa: E402
 
 if TYPE_CHECKING:
     import numpy as np

@@ -15,9 +15,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipeline.build import BuildReport, build, check
-from pipeline.config import load_project
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.build.run import BuildReport, build, check
+from pipeline.core.ffmpeg import ffmpeg_exe
+from pipeline.project.config import load_project
 
 NOOP_SCRIPTS = 200
 RENDER_SCRIPTS = 8

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cache import SpeechCache
+from pipeline.speech.cache import SpeechCache
 
 SAMPLE_RATE = 44100
 ENTRIES = 2000

@@ -23,15 +23,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.encode import Encoder
-from pipeline.ffmpeg import ffmpeg_exe
-from pipeline.master import (
+from pipeline.audio.encode import Encoder
+from pipeline.audio.master import (
     TruePeakLimiter,
     limiter_ceiling_dbtp,
     measure_file,
     measure_stream,
     static_gain_db,
 )
+from pipeline.core.ffmpeg import ffmpeg_exe
 
 RATE = 44100
 CHANNELS = 2

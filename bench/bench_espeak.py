@@ -113,7 +113,7 @@ def speech_path(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
 
 def speak_command(rate: float, sample_rate: int, jobs: int) -> dict[str, float]:
     """``meditate speak`` on the paragraph as a script, in a fresh project; wall and audio."""
-    from pipeline.cache import SpeechCache
+    from pipeline.speech.cache import SpeechCache
 
     with tempfile.TemporaryDirectory(prefix="bench-espeak-cli-") as folder:
         project = Path(folder)

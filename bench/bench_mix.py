@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.errors import Place
-from pipeline.mix import mix
-from pipeline.settings import BackgroundSettings, VoiceSettings
-from pipeline.timeline import Cue, SoundCue, SpeechCue, Timeline
+from pipeline.audio.mix import mix
+from pipeline.core.errors import Place
+from pipeline.plan.timeline import Cue, SoundCue, SpeechCue, Timeline
+from pipeline.project.settings import BackgroundSettings, VoiceSettings
 
 SAMPLE_RATE = 44100
 CHANNELS = 2

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.core.ffmpeg import ffmpeg_exe
 
 RATE = 44100
 SENTENCES = [

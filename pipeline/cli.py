@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from pipeline.build import BuildEvent, BuildReport
-    from pipeline.config import Project
+    from pipeline.build.pool import BuildEvent
+    from pipeline.build.run import BuildReport
     from pipeline.engines import EngineInfo
-    from pipeline.script.validate import Report
+    from pipeline.plan.validate import Report
+    from pipeline.project.config import Project
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("pipeline")
@@ -39,7 +40,7 @@ class State:
 
     def project(self, start: Path | None = None) -> Project:
         """The project of ``--config``, else the one found from ``start``."""
-        from pipeline.config import load_project
+        from pipeline.project.config import load_project
 
         return load_project(self.config, start)
 
@@ -78,7 +79,7 @@ def handle_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from pipeline.errors import PipelineError
+        from pipeline.core.errors import PipelineError
 
         try:
             return command(*args, **kwargs)
@@ -210,7 +211,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, config: Path | None) -> N
 
 
 def _echo_report(report: Report, output_format: str, strict: bool, quiet: bool = False) -> None:
-    from pipeline.fileio import display_path
+    from pipeline.core.fileio import display_path
 
     if output_format == "json":
         payload = {
@@ -256,7 +257,7 @@ def validate(state: State, paths: tuple[Path, ...], strict: bool, output_format:
 
     With no PATH, the project's scripts folder is checked.
     """
-    from pipeline.script.validate import validate_paths
+    from pipeline.plan.validate import validate_paths
 
     project = state.project(paths[0] if paths else None)
     if not paths:
@@ -278,8 +279,8 @@ def plan(state: State, script: Path, output_format: str, engine: str | None) -> 
 
     Lengths are estimated until the speech is cached, exact after `meditate speak`.
     """
-    from pipeline.planning import plan_script
-    from pipeline.planview import format_plan, plan_as_dict
+    from pipeline.plan.checked import plan_script
+    from pipeline.plan.view import format_plan, plan_as_dict
 
     timeline = plan_script(script, state.project(script), {"voice.engine": engine})
     if output_format == "json":
@@ -296,7 +297,7 @@ def plan(state: State, script: Path, output_format: str, engine: str | None) -> 
 @handle_errors
 def schema(state: State, output: Path | None) -> None:
     """Print the JSON Schema of the script format (for editors' YAML plugins)."""
-    from pipeline.fileio import write_text_atomic
+    from pipeline.core.fileio import write_text_atomic
     from pipeline.script.schema import script_schema
 
     text = json.dumps(script_schema(), indent=2) + "\n"
@@ -304,7 +305,7 @@ def schema(state: State, output: Path | None) -> None:
         click.echo(text, nl=False)
     else:
         if not output.parent.is_dir():
-            from pipeline.errors import UsageError
+            from pipeline.core.errors import UsageError
 
             raise UsageError(
                 f"{output}: error: -o: the folder '{output.parent}' does not exist; create it first"
@@ -327,10 +328,10 @@ def schema(state: State, output: Path | None) -> None:
 @handle_errors
 def new(state: State, script_id: str, template: str, folder: Path | None) -> None:
     """Create a new script SCRIPT_ID from a template; never overwrites."""
-    from pipeline.config import resolve
-    from pipeline.fileio import display_path
+    from pipeline.core.fileio import display_path
+    from pipeline.project.config import resolve
+    from pipeline.project.templates import create_script
     from pipeline.script.schema import PROJECT_SCHEMA
-    from pipeline.script.templates import create_script
 
     settings = resolve(state.project(folder))
     scripts_dir = settings.scripts_dir
@@ -357,7 +358,7 @@ def speak(state: State, paths: tuple[Path, ...], engine: str | None, jobs: int) 
     With no PATH, the project's scripts folder. Run it ahead of a render, e.g. overnight
     for gtts; afterwards `meditate plan` shows measured lengths.
     """
-    from pipeline.speech import speak_scripts
+    from pipeline.build.speak import speak_scripts
 
     project = state.project(paths[0] if paths else None)
     paths = paths or (_scripts_dir(project),)
@@ -401,10 +402,10 @@ def render(
     synthesizing only its own sentences (all of them when it holds a flexible
     pause of a script with a target duration).
     """
-    from pipeline.errors import UsageError
-    from pipeline.fileio import display_path
-    from pipeline.render import render_script
-    from pipeline.units import parse_duration
+    from pipeline.build.render import render_script
+    from pipeline.core.errors import UsageError
+    from pipeline.core.fileio import display_path
+    from pipeline.core.units import parse_duration
 
     preview_s = None
     if preview is not None:
@@ -476,8 +477,8 @@ def build(
     rendered if one is invalid. A track is up to date when its sidecar holds the build key
     of its current inputs and its files are intact. Exit status 1 if a track failed.
     """
-    from pipeline import build as building
-    from pipeline.fileio import display_path
+    from pipeline.build import run as building
+    from pipeline.core.fileio import display_path
 
     project = state.project(paths[0] if paths else None)
     wait_s = _duration_option("--wait", wait)
@@ -531,8 +532,8 @@ def check(
     Validates and compares build keys with sidecars; synthesizes and writes nothing.
     With no PATH, the project's scripts folder.
     """
-    from pipeline.build import check as check_outputs
-    from pipeline.fileio import display_path
+    from pipeline.build.run import check as check_outputs
+    from pipeline.core.fileio import display_path
 
     project = state.project(paths[0] if paths else None)
     report = check_outputs(
@@ -587,8 +588,8 @@ def engines(names: tuple[str, ...], show_all: bool, output_format: str) -> None:
 
     With NAME (or --all), every voice with the languages it speaks, and every language.
     """
+    from pipeline.core.errors import EngineError, UsageError
     from pipeline.engines import describe_engines
-    from pipeline.errors import EngineError, UsageError
 
     details = show_all or bool(names) or output_format == "json"
     try:
@@ -647,11 +648,11 @@ def assets(state: State) -> None:
     """List the asset catalog: name, kind, length, loop, licence, description.
 
     The built-in catalog, extended or overridden by the project's own assets folder.
-    Regenerate the built-in files with `python -m pipeline.assetgen`.
+    Regenerate the built-in files with `python -m pipeline.audio.assetgen`.
     """
-    from pipeline.assets import list_assets
-    from pipeline.config import resolve
-    from pipeline.units import format_clock
+    from pipeline.core.units import format_clock
+    from pipeline.project.assets import list_assets
+    from pipeline.project.config import resolve
 
     rows = list_assets(resolve(state.project()).assets_dir)
     click.echo(f"{'name':<10} {'kind':<9} {'length':>7}  {'loop':<4}  {'licence':<9}  description")
@@ -679,8 +680,8 @@ def cache() -> None:
 @handle_errors
 def cache_info(state: State) -> None:
     """Entries and size of the speech cache, and the hits and misses of the last run."""
-    from pipeline.cache import SpeechCache
-    from pipeline.config import resolve
+    from pipeline.project.config import resolve
+    from pipeline.speech.cache import SpeechCache
 
     info = SpeechCache(resolve(state.project()).cache_dir).info()
     click.echo(f"cache: {info.root}")
@@ -712,7 +713,7 @@ def cache_prune(
     Every script of the project's scripts folder keeps its clips; PATH adds scripts kept
     elsewhere (drafts) whose clips are kept too. It never narrows what is kept.
     """
-    from pipeline.speech import prune_cache
+    from pipeline.build.prune import prune_cache
 
     project = state.project(paths[0] if paths else None)
     report = prune_cache(project, paths, engines=engines, dry_run=dry_run)
@@ -752,7 +753,7 @@ def _size(count: int) -> str:
 @handle_errors
 def inspect_command(audio: Path, plot: Path | None, output_format: str) -> None:
     """Measure an audio file: duration, loudness, true peak, clipping, silences, chapters."""
-    from pipeline.analysis import format_inspection, inspect_audio, inspection_as_dict
+    from pipeline.audio.analysis import format_inspection, inspect_audio, inspection_as_dict
 
     info = inspect_audio(audio, plot=plot)
     if output_format == "json":
@@ -762,8 +763,8 @@ def inspect_command(audio: Path, plot: Path | None, output_format: str) -> None:
 
 
 def _duration_option(option: str, text: str) -> float:
-    from pipeline.errors import UsageError
-    from pipeline.units import parse_duration
+    from pipeline.core.errors import UsageError
+    from pipeline.core.units import parse_duration
 
     try:
         return parse_duration(text)
@@ -835,7 +836,7 @@ class _BuildDisplay:
 
 def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
     """The table at the end of a build: counts, time, catalog, orphans."""
-    from pipeline.fileio import display_path
+    from pipeline.core.fileio import display_path
 
     rows = [("built", str(report.built)), ("up to date", str(report.up_to_date)),
             ("failed", str(report.failed))]  # fmt: skip
@@ -865,7 +866,7 @@ def _echo_build_summary(report: BuildReport, quiet: bool = False) -> None:
 
 
 def _scripts_dir(project: Project) -> Path:
-    from pipeline.config import scripts_dir
+    from pipeline.project.config import scripts_dir
 
     return scripts_dir(project)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.ffmpeg import run_ffmpeg
+from pipeline.core.ffmpeg import run_ffmpeg
 
 
 def read_chapters(path: Path) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from pipeline.engines.base import Availability, EncodedAudio, Engine
-from pipeline.settings import VoiceSettings
+from pipeline.project.settings import VoiceSettings
 
 Samples = np.ndarray[Any, np.dtype[np.float32]]
 

@@ -40,8 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
+from pipeline.core.ffmpeg import run_ffmpeg
 from pipeline.engines.gtts import MAX_RESPONSE_BYTES
-from pipeline.ffmpeg import run_ffmpeg
 
 RPC_PATH = "/_/TranslateWebserverUi/data/batchexecute"
 SAMPLE_RATE = 24000

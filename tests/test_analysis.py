@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.analysis import (
+from pipeline.audio.analysis import (
     Inspection,
     _Scanner,
     format_inspection,
@@ -18,9 +18,9 @@ from pipeline.analysis import (
     inspection_as_dict,
     parse_ffmetadata_chapters,
 )
-from pipeline.errors import AudioError, PipelineError
-from pipeline.ffmpeg import ffmpeg_exe, run_ffmpeg
-from pipeline.master import measure_file
+from pipeline.audio.master import measure_file
+from pipeline.core.errors import AudioError, PipelineError
+from pipeline.core.ffmpeg import ffmpeg_exe, run_ffmpeg
 
 SR = 44100
 CHAPTERS = (("Arriving", 0.0), ("Quiet; still = calm", 3.0), ("Return", 5.0))

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import assetgen
-from pipeline.assets import (
+from pipeline.audio import assetgen
+from pipeline.core.errors import AudioError, ConfigError
+from pipeline.core.ffmpeg import ffmpeg_exe
+from pipeline.project.assets import (
     Asset,
     AssetLookupError,
     asset_length_s,
@@ -23,8 +25,6 @@ from pipeline.assets import (
     load_catalog,
     project_catalog,
 )
-from pipeline.errors import AudioError, ConfigError
-from pipeline.ffmpeg import ffmpeg_exe
 
 BUILTIN_BEDS = ("rain", "ocean", "drone")
 BUILTIN_ONE_SHOTS = ("bowl", "chime", "gong")
@@ -68,7 +68,7 @@ def test_catalog_has_every_spec_asset(catalog: dict[str, Asset]) -> None:
         assert asset.level_db == 0.0
         assert asset.name in assetgen.RECIPES
     text = (builtin_assets_dir() / "catalog.yaml").read_text(encoding="utf-8")
-    assert "python -m pipeline.assetgen" in text
+    assert "python -m pipeline.audio.assetgen" in text
     total_bytes = sum(asset.file.stat().st_size for asset in catalog.values())
     assert total_bytes < 5_000_000
 
@@ -351,7 +351,7 @@ def test_validate_probes_the_codec_of_project_files_only(
     catalog: dict[str, Asset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The shipped files are decoded by the tests above; a project's own file is probed."""
-    import pipeline.assets as assets
+    import pipeline.project.assets as assets
 
     probed: list[str] = []
     monkeypatch.setattr(assets, "_decodes", lambda path, *rest: probed.append(path))

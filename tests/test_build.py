@@ -19,26 +19,23 @@ import pytest
 from click.testing import CliRunner
 from conftest import signal_when, start_meditate, tmpfs, write_project
 
-from pipeline.build import (
-    BUILT,
-    FAILED,
-    NOT_STARTED,
-    UP_TO_DATE,
+from pipeline.build.keys import build_key
+from pipeline.build.lock import build_lock
+from pipeline.build.run import (
     BuildReport,
     build,
-    build_key,
-    build_lock,
     check,
     parse_shard,
     rebuild_catalog,
     shard_scripts,
 )
-from pipeline.cache import SUFFIX, SpeechCache
+from pipeline.build.state import BUILT, FAILED, NOT_STARTED, UP_TO_DATE
 from pipeline.cli import cli
-from pipeline.config import Project, load_project
-from pipeline.errors import BuildError, ScriptError, UsageError
-from pipeline.fileio import display_path
-from pipeline.planning import check_scripts
+from pipeline.core.errors import BuildError, ScriptError, UsageError
+from pipeline.core.fileio import display_path
+from pipeline.plan.checked import check_scripts
+from pipeline.project.config import Project, load_project
+from pipeline.speech.cache import SUFFIX, SpeechCache
 
 CONFIG = "sample_rate: 16000\nchannels: 1\nformats: [wav]\ncache: cache\n"
 BROKEN_CATALOG = """\
@@ -580,7 +577,7 @@ def test_ids_that_collide_with_the_projects_own_files_are_refused_at_their_place
         f"{shown}/sleep/b.yaml:2:5: error: id: duplicate id 'one', also used by {shown}/one.yaml"
     ) in result.output
     with pytest.raises(ScriptError, match="reserved"):
-        from pipeline.render import render_script
+        from pipeline.build.render import render_script
 
         render_script(tmp_path / "scripts" / "a.yaml", project, output_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -673,7 +670,7 @@ def test_a_hand_edited_sidecar_is_stale_with_its_reason(tmp_path: Path) -> None:
 
 
 def write_catalog_tracks(out: Path) -> list[str]:
-    from pipeline.build import write_catalog
+    from pipeline.build.state import write_catalog
 
     write_catalog(out)
     catalog = json.loads((out / "catalog.json").read_text(encoding="utf-8"))

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from conftest import StubEngine, sine
 
-from pipeline.cache import HEADER, SUFFIX, SpeechCache, speech_key
 from pipeline.engines.base import Engine
-from pipeline.settings import VoiceSettings
+from pipeline.project.settings import VoiceSettings
+from pipeline.speech.cache import HEADER, SUFFIX, SpeechCache
+from pipeline.speech.key import speech_key
 
 RATE = 22050
 
@@ -38,7 +39,7 @@ class KeyEngine(StubEngine):
 @pytest.fixture
 def condition() -> types.ModuleType:
     """The conditioning module, whose version enters every key."""
-    return importlib.import_module("pipeline.condition")
+    return importlib.import_module("pipeline.speech.key")
 
 
 def _key(cache_engine: Engine | None = None, **changes: Any) -> str:
@@ -111,7 +112,7 @@ def test_truncated_entry_is_detected_deleted_and_redone(
     path = cache.path(key)
     with open(path, "r+b") as handle:
         handle.truncate(path.stat().st_size - 1000)
-    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.speech.cache"):
         assert cache.length_s(key) is None
     assert "corrupt" in caplog.text and not path.exists()
     cache.put(key, samples, RATE)
@@ -166,7 +167,7 @@ def test_every_header_field_is_checked(
         data[offset + min(1, size - 1)] ^= 0x08
         path.write_bytes(bytes(data))
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+        with caplog.at_level(logging.WARNING, logger="pipeline.speech.cache"):
             assert read(key) in (None, False), (field, read.__name__)
         assert "corrupt" in caplog.text, (field, read.__name__)
         assert not path.exists()
@@ -197,7 +198,7 @@ def test_an_entry_of_another_format_version_is_a_quiet_miss(
     old = struct.pack("<4sHHIIQ", b"MSPC", 1, 1, RATE, zlib.crc32(payload), len(payload) // 2)
     cache.path(key).parent.mkdir(parents=True)
     cache.path(key).write_bytes(old + payload)
-    with caplog.at_level(logging.INFO, logger="pipeline.cache"):
+    with caplog.at_level(logging.INFO, logger="pipeline.speech.cache"):
         assert cache.length_s(key) is None and cache.get(key) is None
         assert not cache.verify(key)
     assert caplog.text == ""
@@ -273,7 +274,7 @@ def test_a_payload_that_disagrees_with_its_header_is_a_miss(
     struct.pack_into("<I", header, HEADER.size - 4, crc)
     cache.path(key).write_bytes(bytes(header) + payload)
     assert cache.verify(key)  # the checksums are right
-    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.speech.cache"):
         assert cache.get(key) is None
     assert "disagrees with its header" in caplog.text
 
@@ -315,7 +316,7 @@ def test_concurrent_writers_leave_a_valid_entry(
         writer.start()
     reader = SpeechCache(tmp_path)
     seen: set[float] = set()
-    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.speech.cache"):
         while any(writer.is_alive() for writer in writers):
             loaded = reader.get(key)
             if loaded is not None:

@@ -157,7 +157,7 @@ def test_sidecars_are_readable_by_others(tmp_path: Path) -> None:
     import os
     import stat
 
-    from pipeline.fileio import write_text_atomic
+    from pipeline.core.fileio import write_text_atomic
 
     previous = os.umask(0o022)
     try:
@@ -293,7 +293,7 @@ def test_single_script_commands_refuse_folders_and_partials(
 
 
 def test_paths_outside_the_current_folder_are_shown_whole(tmp_path: Path) -> None:
-    from pipeline.fileio import display_path
+    from pipeline.core.fileio import display_path
 
     assert display_path(Path("/dev/null")) == Path("/dev/null")
     assert display_path(Path.cwd() / "a" / "b.yaml") == Path("a/b.yaml")
@@ -574,7 +574,7 @@ PRINTING = [
 
 @pytest.fixture
 def piped_project(tmp_path: Path) -> Path:
-    from pipeline.ffmpeg import run_ffmpeg
+    from pipeline.core.ffmpeg import run_ffmpeg
 
     script = "title: S\nsteps:\n  - say: Hello there.\n  - pause: 1s\n"
     write_project(tmp_path, PIPE_CONFIG, {"s.yaml": script})

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import sine, wav_audio
 
-from pipeline.condition import atempo_chain, condition_clip, resample
+from pipeline.core.errors import AudioError
 from pipeline.engines.base import EncodedAudio
-from pipeline.errors import AudioError
+from pipeline.speech.condition import atempo_chain, condition_clip, resample
 
 SOURCE_RATE = 22050
 TONE_S = 1.0
@@ -71,7 +71,7 @@ def test_atempo_adds_at_most_one_window_at_an_abrupt_onset(rate: float) -> None:
 @pytest.mark.parametrize("rate", [0.5, 0.8, 1.25, 2.0])
 def test_rate_scales_real_speech_without_cutting_its_ends(rate: float) -> None:
     from pipeline.engines.espeak import EspeakEngine
-    from pipeline.settings import VoiceSettings
+    from pipeline.project.settings import VoiceSettings
 
     text = "Let your shoulders soften, and notice the gentle rhythm of the breath."
     audio = EspeakEngine().synthesize(text, VoiceSettings())
@@ -122,7 +122,7 @@ def test_garbage_is_an_audio_error(data: bytes) -> None:
 
 
 def test_mp3_engine_output_is_decoded() -> None:
-    from pipeline.ffmpeg import run_ffmpeg
+    from pipeline.core.ffmpeg import run_ffmpeg
 
     mp3 = run_ffmpeg(["-f", "wav", "-i", "pipe:0", "-f", "mp3", "pipe:1"], _wav(_tone()).data)
     clip = condition_clip(EncodedAudio(mp3, "mp3"), 1.0, 44100)
@@ -177,12 +177,12 @@ def test_resampling_removes_what_the_lower_rate_cannot_hold() -> None:
 
 
 def test_an_espeak_wav_needs_no_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.condition
+    import pipeline.speech.condition
 
     def no_ffmpeg(*args: object, **kwargs: object) -> bytes:
         raise AssertionError("ffmpeg was called")
 
-    monkeypatch.setattr(pipeline.condition, "run_ffmpeg", no_ffmpeg)
+    monkeypatch.setattr(pipeline.speech.condition, "run_ffmpeg", no_ffmpeg)
     clip = condition_clip(_wav(_tone()), 1.0, 44100)
     assert clip.size == pytest.approx(TONE_S * 44100, abs=0.010 * 44100)
 
@@ -194,7 +194,7 @@ def test_garbage_wav_is_named() -> None:
 
 @pytest.mark.parametrize(("source", "target"), [(22050, 44100), (24000, 48000), (16000, 44100)])
 def test_only_the_audible_span_is_resampled_with_its_real_edges(source: int, target: int) -> None:
-    from pipeline.condition import _resample_span
+    from pipeline.speech.condition import _resample_span
 
     rng = np.random.default_rng(7)
     samples = (rng.standard_normal(source) * 0.1).astype(np.float32)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import (
+from pipeline.core.errors import ConfigError, UsageError
+from pipeline.project.config import (
     environment_layer,
     find_config,
     flags_layer,
@@ -14,7 +15,6 @@ from pipeline.config import (
     read_config,
     resolve,
 )
-from pipeline.errors import ConfigError, UsageError
 from pipeline.script.parse import read_script
 
 CONFIG = """\
@@ -252,7 +252,7 @@ def test_a_scripts_folder_in_the_temporary_folder_makes_no_project_of_it(
 ) -> None:
     import tempfile
 
-    from pipeline.config import find_root_by_scripts
+    from pipeline.project.config import find_root_by_scripts
 
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "s.yaml").write_text("title: S\nsteps: [say: Hi.]\n")

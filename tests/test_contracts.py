@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - the test extra installs tomli there
     import tomli as tomllib
 
-from pipeline.errors import EngineError
+from pipeline.core.errors import EngineError
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
@@ -82,7 +82,7 @@ def test_a_gtts_without_its_internals_is_an_error_that_names_them(
 
 def _gtts_engine(url: str) -> Any:
     from pipeline.engines.gtts import GttsEngine
-    from pipeline.settings import RetrySettings
+    from pipeline.project.settings import RetrySettings
 
     return GttsEngine(RetrySettings(tries=1, timeout_s=5.0, endpoint=url))
 
@@ -91,7 +91,7 @@ def test_http_client_internals_still_open_the_engine_connections() -> None:
     """If this fails, CPython changed http.client.HTTPConnection._create_connection."""
     from fake_gtts import FakeGtts
 
-    from pipeline.settings import VoiceSettings
+    from pipeline.project.settings import VoiceSettings
 
     with FakeGtts() as server:
         audio = _gtts_engine(server.url).synthesize("Rest.", VoiceSettings(engine="gtts"))
@@ -107,7 +107,7 @@ def test_a_python_whose_http_client_skips_the_hook_is_an_error_that_names_it(
 
     from fake_gtts import FakeGtts
 
-    from pipeline.settings import VoiceSettings
+    from pipeline.project.settings import VoiceSettings
 
     def connect(self: http.client.HTTPConnection) -> None:
         self.sock = socket.create_connection((self.host, self.port), self.timeout)
@@ -122,7 +122,7 @@ def test_mutagen_is_capped_as_the_adapter_says() -> None:
     """mutagen had no upper bound although its private ID3._write orders every chapter."""
     import mutagen
 
-    from pipeline.encode import MUTAGEN_RANGE
+    from pipeline.audio.encode import MUTAGEN_RANGE
 
     assert _requirement("mutagen") == f"mutagen{MUTAGEN_RANGE}"
     low, high = (bound.lstrip("<>=") for bound in MUTAGEN_RANGE.split(","))
@@ -142,8 +142,8 @@ def test_mutagen_internals_still_order_the_chapters(tmp_path: Path, fmt: str) ->
     import mutagen
     from chapters_by_ffmpeg import read_chapters
 
-    from pipeline.encode import TrackTags, tag_file
-    from pipeline.ffmpeg import ffmpeg_exe
+    from pipeline.audio.encode import TrackTags, tag_file
+    from pipeline.core.ffmpeg import ffmpeg_exe
 
     path = tmp_path / f"quiet.{fmt}"
     subprocess.run(
@@ -162,8 +162,8 @@ def test_a_mutagen_that_does_not_call_its_writer_is_an_error() -> None:
     """Had mutagen stopped calling ID3._write, chapters would silently be in size order."""
     import mutagen.id3
 
-    from pipeline.encode import save_in_chapter_order
-    from pipeline.errors import AudioError
+    from pipeline.audio.encode import save_in_chapter_order
+    from pipeline.core.errors import AudioError
 
     with pytest.raises(AudioError, match=r"mutagen [\d.]+ no longer writes ID3 frames through"):
         save_in_chapter_order(mutagen.id3.ID3(), lambda: None)

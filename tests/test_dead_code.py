@@ -60,10 +60,10 @@ def test_public_names_are_used_by_the_package() -> None:
 
 
 STAGED = {
-    "render.py": "render_checked",
-    "speech.py": "synthesize_missing",
-    "build.py": "build",
-    "analysis.py": "_analyse",
+    "build/render.py": "render_checked",
+    "speech/synthesis.py": "synthesize_missing",
+    "build/run.py": "build",
+    "audio/analysis.py": "_analyse",
 }
 """Functions that once held every stage of their job (issue 12.3), by module."""
 SCREEN_LINES = 40

@@ -97,15 +97,16 @@ def test_readme_module_table_matches_the_layout() -> None:
     named: set[str] = set()
     for line in readme.splitlines():
         if line.startswith("| `pipeline/"):
-            cell = line.split("|")[1]
-            named.update(name.removeprefix("pipeline/") for name in re.findall(r"`([^`]+)`", cell))
-    package = ROOT / "pipeline"
+            package_cell, modules_cell = line.split("|")[1:3]
+            package = re.findall(r"`pipeline/([^`]*)`", package_cell)[0]
+            modules = re.findall(r"`([^`]+)`", modules_cell)
+            named.update(package + module for module in modules or [""])
+    root = ROOT / "pipeline"
     present = {
-        path.name + ("/" if path.is_dir() else "")
-        for path in package.iterdir()
-        if (path.suffix == ".py" and not path.name.startswith("__"))
-        or (path.is_dir() and (path / "__init__.py").is_file())
-    }
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name != "__init__.py" or path.parent.name == "engines"
+    } - {"__main__.py"}
     assert sorted(present - named) == [], "modules missing from the README's module table"
     assert sorted(named - present) == [], "the README's module table names modules that are gone"
 

@@ -13,15 +13,9 @@ import pytest
 from chapters_by_ffmpeg import read_chapters
 from conftest import sine
 
-from pipeline.encode import (
-    FORMATS,
-    Encoder,
-    TrackTags,
-    remove_stale_temporaries,
-    tag_file,
-)
-from pipeline.errors import AudioError
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.audio.encode import FORMATS, Encoder, TrackTags, remove_stale_temporaries, tag_file
+from pipeline.core.errors import AudioError
+from pipeline.core.ffmpeg import ffmpeg_exe
 
 RATE = 44100
 TAGS = TrackTags(

@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from pipeline.core.errors import EngineError
 from pipeline.engines.espeak import EspeakEngine, resolve_voice
-from pipeline.errors import EngineError
-from pipeline.settings import VoiceSettings
+from pipeline.project.settings import VoiceSettings
 
 TEXTS = (
     "Hello world.",

@@ -16,23 +16,16 @@ from chapters_by_ffmpeg import read_chapters
 from click.testing import CliRunner
 from conftest import write_project
 
-from pipeline.cache import SpeechCache
+from pipeline.build.render import render_script
+from pipeline.build.speak import speak_scripts
 from pipeline.cli import cli
-from pipeline.config import load_project
-from pipeline.errors import UsageError
-from pipeline.excerpt import (
-    CUT_FADE_S,
-    SNAP_S,
-    Window,
-    find_chapter,
-    needed_speech,
-    snap_end,
-)
-from pipeline.ffmpeg import decode
-from pipeline.planning import check_script, plan_checked
-from pipeline.render import render_script
-from pipeline.speech import speak_scripts
-from pipeline.timeline import Chapter, PauseCue, SpeechCue, Timeline
+from pipeline.core.errors import UsageError
+from pipeline.core.ffmpeg import decode
+from pipeline.plan.checked import check_script, plan_checked
+from pipeline.plan.excerpt import CUT_FADE_S, SNAP_S, Window, find_chapter, needed_speech, snap_end
+from pipeline.plan.timeline import Chapter, PauseCue, SpeechCue, Timeline
+from pipeline.project.config import load_project
+from pipeline.speech.cache import SpeechCache
 
 RATE = 44100
 CONFIG = f"""\
@@ -156,14 +149,14 @@ def test_no_section_without_chapters_or_title() -> None:
 
 
 def speech(start_s: float, length_s: float, text: str) -> SpeechCue:
-    from pipeline.errors import Place
-    from pipeline.settings import VoiceSettings
+    from pipeline.core.errors import Place
+    from pipeline.project.settings import VoiceSettings
 
     return SpeechCue(start_s, length_s, text, VoiceSettings(), "", Place(Path("x")), True)
 
 
 def pause(start_s: float, length_s: float, *, flexible: bool) -> PauseCue:
-    from pipeline.errors import Place
+    from pipeline.core.errors import Place
 
     return PauseCue(start_s, length_s, flexible, "", Place(Path("x")))
 

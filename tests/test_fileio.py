@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import fileio
-from pipeline.fileio import atomic_writer
+from pipeline.core import fileio
+from pipeline.core.fileio import atomic_writer
 
 
 def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:

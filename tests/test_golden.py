@@ -224,11 +224,11 @@ def test_a_plan_warning_from_an_included_file_names_the_script_that_included_it(
 def test_a_render_error_at_an_included_step_names_the_script_that_included_it(
     tmp_path: Path,
 ) -> None:
-    from pipeline.cache import SpeechCache
-    from pipeline.config import load_project
-    from pipeline.errors import AudioError
-    from pipeline.planning import check_script, plan_checked
-    from pipeline.render import _Sources
+    from pipeline.build.render import _Sources
+    from pipeline.core.errors import AudioError
+    from pipeline.plan.checked import check_script, plan_checked
+    from pipeline.project.config import load_project
+    from pipeline.speech.cache import SpeechCache
 
     _hebrew_project(tmp_path)
     checked = check_script(

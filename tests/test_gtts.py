@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from fake_gtts import FakeGtts, batchexecute_answer, tone_mp3
 
-from pipeline.cache import speech_key
+from pipeline.core.errors import EngineError
+from pipeline.core.ffmpeg import decode
 from pipeline.engines.base import Engine
 from pipeline.engines.gtts import MAX_CHARS, GttsEngine, extract_audio
-from pipeline.errors import EngineError
-from pipeline.ffmpeg import decode
-from pipeline.settings import RetrySettings, VoiceSettings
-from pipeline.text import split_for_limit
+from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.script.text import split_for_limit
+from pipeline.speech.key import speech_key
 
 VOICE = VoiceSettings(engine="gtts", language="en", tld="co.uk")
 CLIP_S = len(decode(tone_mp3(0.5), 24000, 1, "mp3")) / 24000

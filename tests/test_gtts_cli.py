@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from fake_gtts import FakeGtts
 
-from pipeline.cache import SUFFIX
 from pipeline.cli import cli
 from pipeline.engines import clear_engine_cache
+from pipeline.speech.cache import SUFFIX
 
 SCRIPT = """\
 title: Online voice

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.encode import Encoder
-from pipeline.master import (
+from pipeline.audio.encode import Encoder
+from pipeline.audio.master import (
     SILENCE_LUFS,
     TruePeakLimiter,
     limiter_ceiling_dbtp,

@@ -12,10 +12,11 @@ import numpy.typing as npt
 import pytest
 from conftest import sine
 
-from pipeline.errors import AudioError, Place
-from pipeline.mix import DuckSpan, Ramp, duck_spans, excerpt, mix, track_frames
-from pipeline.settings import BackgroundSettings, VoiceSettings
-from pipeline.timeline import Chapter, Cue, PauseCue, SoundCue, SpeechCue, Timeline
+from pipeline.audio.mix import DuckSpan, Ramp, duck_spans, mix, track_frames
+from pipeline.core.errors import AudioError, Place
+from pipeline.plan.excerpt import excerpt
+from pipeline.plan.timeline import Chapter, Cue, PauseCue, SoundCue, SpeechCue, Timeline
+from pipeline.project.settings import BackgroundSettings, VoiceSettings
 
 SR = 8000
 PLACE = Place(Path("test.yaml"))

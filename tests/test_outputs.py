@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from pipeline.errors import Place
-from pipeline.outputs import (
+from pipeline.build.outputs import (
     GENERATOR,
     MAX_CUE_CHARS,
     caption_pieces,
@@ -24,9 +23,10 @@ from pipeline.outputs import (
     vtt_timestamp,
     write_json_atomic,
 )
+from pipeline.core.errors import Place
+from pipeline.plan.timeline import BreathPhaseCue, Chapter, PauseCue, SoundCue, SpeechCue, Timeline
+from pipeline.project.settings import BackgroundSettings, VoiceSettings
 from pipeline.script.model import Script
-from pipeline.settings import BackgroundSettings, VoiceSettings
-from pipeline.timeline import BreathPhaseCue, Chapter, PauseCue, SoundCue, SpeechCue, Timeline
 
 PLACE = Place(Path("scripts/calm.yaml"))
 VOICE = VoiceSettings(engine="espeak", name="en-us", language="en", rate=0.9)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import Problem
+from pipeline.core.errors import Problem
 from pipeline.script.load import LoadFailed, compose_text
 from pipeline.script.model import (
     BreathCues,
@@ -73,7 +73,7 @@ def test_full_script(tmp_path: Path) -> None:
     assert (script.background.asset, script.background.gain_db) == ("rain", -18.0)
     assert (script.background.fade_in_s, script.background.fade_out_s) == (5.0, 10.0)
     assert script.background.duck_db == 10.0
-    assert (script.pauses.sentence_s, script.pauses.paragraph_s) == (0.8, 2.0)
+    assert (script.sentence_pause_s, script.paragraph_pause_s) == (0.8, 2.0)
     steps = script.steps
     assert isinstance(steps[0], SectionStep) and steps[0].title == "Arriving"
     assert isinstance(steps[1], SoundStep) and (
@@ -243,7 +243,7 @@ def test_a_script_with_errors_is_read_as_far_as_it_goes(tmp_path: Path) -> None:
     draft = read_script(tmp_path / "s.yaml", tmp_path, draft_problems)
     assert draft is not None and messages(draft_problems) == messages(problems)
     assert [type(step).__name__ for step in draft.steps] == ["SoundStep"]  # the bad pause is out
-    assert draft.title == "T" and draft.pauses.sentence_s is None
+    assert draft.title == "T" and draft.sentence_pause_s is None
 
 
 MERGED = """\

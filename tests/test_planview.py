@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import Place
-from pipeline.planview import format_plan, plan_as_dict
+from pipeline.core.errors import Place
+from pipeline.plan.timeline import Timeline, plan
+from pipeline.plan.view import format_plan, plan_as_dict
+from pipeline.project.settings import BackgroundSettings, Settings, VoiceSettings
 from pipeline.script.model import (
     BreathCues,
     BreatheStep,
@@ -18,8 +20,6 @@ from pipeline.script.model import (
     SectionStep,
     SoundStep,
 )
-from pipeline.settings import BackgroundSettings, Settings, VoiceSettings
-from pipeline.timeline import Timeline, plan
 
 PATH = Path("x.yaml")
 LONG = "This sentence is deliberately much longer than fifty characters so that the plan cuts it."
@@ -149,8 +149,8 @@ def test_a_pause_stretched_too_far_is_a_warning_in_the_json() -> None:
 def test_plan_logs_a_stretch_warning_at_the_duration_key(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pipeline.config import load_project
-    from pipeline.planning import plan_script
+    from pipeline.plan.checked import plan_script
+    from pipeline.project.config import load_project
 
     (tmp_path / "meditate.yaml").write_text("cache: cache\n", encoding="utf-8")
     path = tmp_path / "hi.yaml"

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.core.errors import AudioError, PipelineError
 from pipeline.engines.espeak import EspeakEngine
-from pipeline.errors import AudioError, PipelineError
+from pipeline.project.settings import VoiceSettings
 from pipeline.qa import asr
 from pipeline.qa.asr import (
     MODEL_ENV,
@@ -33,7 +34,6 @@ from pipeline.qa.asr import (
 )
 from pipeline.qa.check import check_sentences
 from pipeline.qa.compare import check_words
-from pipeline.settings import VoiceSettings
 
 
 def _model_folder(root: Path, *names: str) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import StubEngine
 
+from pipeline.core.errors import EngineError
 from pipeline.engines import (
     EngineInfo,
     clear_engine_cache,
@@ -20,8 +21,7 @@ from pipeline.engines import (
     get_engine,
 )
 from pipeline.engines.base import Availability, EncodedAudio, Engine
-from pipeline.errors import EngineError
-from pipeline.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import RetrySettings, VoiceSettings
 
 
 class FakeEngine(StubEngine):

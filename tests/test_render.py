@@ -19,14 +19,14 @@ import numpy.typing as npt
 import pytest
 from chapters_by_ffmpeg import read_chapters
 
-from pipeline.config import load_project
-from pipeline.excerpt import CUT_FADE_S, SNAP_S
-from pipeline.ffmpeg import decode
-from pipeline.master import measure_file
-from pipeline.mix import LOOP_CROSSFADE_S, mix
-from pipeline.outputs import sha256_file
-from pipeline.render import RenderResult, _Sources, render_script
-from pipeline.timeline import BreathPhaseCue, PauseCue, SoundCue, SpeechCue, Timeline
+from pipeline.audio.master import measure_file
+from pipeline.audio.mix import LOOP_CROSSFADE_S, mix
+from pipeline.build.outputs import sha256_file
+from pipeline.build.render import RenderResult, _Sources, render_script
+from pipeline.core.ffmpeg import decode
+from pipeline.plan.excerpt import CUT_FADE_S, SNAP_S
+from pipeline.plan.timeline import BreathPhaseCue, PauseCue, SoundCue, SpeechCue, Timeline
+from pipeline.project.config import load_project
 
 RATE = 44100
 TARGET_LUFS = -16.0
@@ -169,7 +169,7 @@ def test_no_clipped_samples(renders: Renders) -> None:
 
 
 def test_default_bed_sits_at_least_18_db_under_the_voice_during_speech(renders: Renders) -> None:
-    from pipeline.planning import check_scripts, plan_checked
+    from pipeline.plan.checked import check_scripts, plan_checked
 
     project = load_project(renders.root / "meditate.yaml")
     checked = check_scripts([renders.root / "scripts" / "calm.yaml"], project)[0]
@@ -298,7 +298,7 @@ def test_no_clicks_at_clip_joins_or_track_edges(renders: Renders) -> None:
 
 def test_bed_loops_without_a_click(renders: Renders) -> None:
     """A bed-only mix longer than two loops: the jumps at each wrap are like the rest."""
-    from pipeline.assets import builtin_assets_dir, load_asset_audio, load_catalog
+    from pipeline.project.assets import builtin_assets_dir, load_asset_audio, load_catalog
 
     asset = load_catalog(builtin_assets_dir())["rain"]
     audio = load_asset_audio(asset, RATE, 2)
@@ -439,8 +439,10 @@ def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders
 def test_prefetch_decodes_assets_and_measures_codecs_before_the_mix(
     renders: Renders, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipeline import assets, encode, ffmpeg
-    from pipeline.planning import check_scripts, plan_checked
+    from pipeline.audio import encode
+    from pipeline.core import ffmpeg
+    from pipeline.plan.checked import check_scripts, plan_checked
+    from pipeline.project import assets
 
     project = load_project(renders.root / "meditate.yaml")
     checked = check_scripts([renders.root / "scripts" / "calm.yaml"], project)[0]
@@ -516,7 +518,7 @@ def test_text_not_in_its_voice_s_language_is_a_warning_in_render_and_plan(
     renders: Renders, caplog: pytest.LogCaptureFixture
 ) -> None:
     # issue 11 F-language: Hebrew read by an Arabic voice lasts many times its estimate
-    from pipeline.planning import plan_script
+    from pipeline.plan.checked import plan_script
 
     path = renders.root / "scripts" / "hebrew.yaml"
     path.write_text(

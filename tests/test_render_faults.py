@@ -20,13 +20,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import mounted, signal_when, start_meditate, tmpfs, write_project
 
+from pipeline.audio.encode import remove_stale_temporaries
+from pipeline.build.outputs import sha256_file
+from pipeline.build.render import render_script
 from pipeline.cli import cli
-from pipeline.config import load_project
-from pipeline.encode import remove_stale_temporaries
-from pipeline.errors import AudioError, PipelineError
-from pipeline.ffmpeg import decode, run_ffmpeg
-from pipeline.outputs import sha256_file
-from pipeline.render import render_script
+from pipeline.core.errors import AudioError, PipelineError
+from pipeline.core.ffmpeg import decode, run_ffmpeg
+from pipeline.project.config import load_project
 
 RATE = 44100
 GOOD_ASSET = "level_db: 0, licence: CC0-1.0, description: test"
@@ -269,7 +269,7 @@ def test_an_encoder_that_cannot_start_reports_why_not_its_clean_up(
     read_only: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Removing temporaries that were never made must not hide (or add to) the first error."""
-    from pipeline.encode import Encoder, TrackTags
+    from pipeline.audio.encode import Encoder, TrackTags
 
     encoder = Encoder(read_only, "calm", ["mp3", "ogg"], tags=TrackTags(title="Calm"))
     with pytest.raises(AudioError, match=r"cannot prepare encoding into .*read-only"):
@@ -331,7 +331,7 @@ def test_a_render_killed_while_encoding_leaves_no_final_file_and_reruns(
 def test_sparse_speech_is_not_crushed_to_reach_the_target(
     root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pipeline.master import measure_file
+    from pipeline.audio.master import measure_file
 
     sparse = script("Sparse", "{asset: rain, fade_out: 2s}", "  - say: Rest.\n  - pause: 40s\n")
     (root / "scripts" / "sparse.yaml").write_text(sparse, encoding="utf-8")
@@ -347,7 +347,7 @@ def test_sparse_speech_is_not_crushed_to_reach_the_target(
 def test_a_short_peaky_track_is_encoded_again_to_reach_the_target(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pipeline.master import measure_file
+    from pipeline.audio.master import measure_file
 
     # five seconds of speech, 16 kHz mono: limiting its peaks costs 0.6 LU at the first try
     (tmp_path / "meditate.yaml").write_text(

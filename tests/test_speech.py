@@ -6,6 +6,7 @@ import importlib.metadata
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +14,16 @@ import numpy as np
 import pytest
 from conftest import StubEngine, sine, wav_audio
 
-from pipeline.cache import SpeechCache
+from pipeline.core.errors import AudioError, EngineError, Place
 from pipeline.engines import clear_engine_cache, get_engine
 from pipeline.engines.base import EncodedAudio
-from pipeline.errors import AudioError, EngineError, Place
-from pipeline.settings import RetrySettings, VoiceSettings
-from pipeline.speech import (
-    CachedLengths,
-    SpeechRequest,
-    speech_requests,
-    synthesize_missing,
-)
-from pipeline.timeline import PauseCue, SpeechCue, Timeline
+from pipeline.plan.checked import speech_requests
+from pipeline.plan.timeline import PauseCue, SpeechCue, Timeline
+from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.speech.cache import SpeechCache
+from pipeline.speech.key import speech_key
+from pipeline.speech.lengths import CachedLengths
+from pipeline.speech.synthesis import SpeechRequest, synthesize_missing
 
 RATE = 22050
 ENGINE_RATE = 16000
@@ -125,6 +124,25 @@ def test_second_run_calls_no_engine(engine: ToneEngine, tmp_path: Path) -> None:
         0,
         0,
     )
+
+
+@pytest.mark.parametrize("applies_rate", [False, True])
+def test_an_engine_sees_the_rate_only_if_it_applies_it(
+    engine: ToneEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, applies_rate: bool
+) -> None:
+    seen: list[VoiceSettings] = []
+    speak = engine.synthesize
+    monkeypatch.setattr(engine, "applies_rate", applies_rate)
+    monkeypatch.setattr(
+        engine, "synthesize", lambda text, voice: seen.append(voice) or speak(text, voice)
+    )
+    cache = SpeechCache(tmp_path)
+    fast = replace(VOICE, rate=1.25)
+    _speak(cache, _requests(SCRIPT[:1], fast))
+    assert [voice.rate for voice in seen] == [1.25 if applies_rate else 1.0]
+    key = speech_key(engine, fast, SCRIPT[0], RATE)
+    tempo = 1.0 if applies_rate else 1.25  # what conditioning did to the engine's clip
+    assert cache.length_s(key) == pytest.approx(tone_length_s(SCRIPT[0]) / tempo, abs=0.03)
 
 
 def test_editing_one_sentence_synthesizes_exactly_one(engine: ToneEngine, tmp_path: Path) -> None:
@@ -303,10 +321,10 @@ def test_espeak_end_to_end(tmp_path: Path) -> None:
 NUMPY_PROBE = r"""
 import json, sys
 from pathlib import Path
-from pipeline.cache import SpeechCache
+from pipeline.speech.cache import SpeechCache
 from pipeline.engines.espeak import EspeakEngine
-from pipeline.settings import VoiceSettings
-from pipeline.speech import synthesize_missing
+from pipeline.project.settings import VoiceSettings
+from pipeline.speech.synthesis import synthesize_missing
 
 seen = []
 synthesize = EspeakEngine.synthesize
@@ -461,7 +479,7 @@ def test_a_changed_sample_rate_field_is_warned_and_synthesized_again(
     """Two bytes of a clip's sample-rate field changed gave it a wrong length, unwarned."""
     import json
 
-    from pipeline.cache import SUFFIX
+    from pipeline.speech.cache import SUFFIX
 
     measured = json.loads(_cli("plan", "--format", "json", "scripts/calm.yaml").stdout)
     assert measured["estimated"] == 0
@@ -470,7 +488,7 @@ def test_a_changed_sample_rate_field_is_warned_and_synthesized_again(
         data[8] ^= 0x10  # the sample rate's low bytes: 16000 Hz read as 11904 Hz
         data[9] ^= 0x10
         entry.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING, logger="pipeline.cache"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.speech.cache"):
         planned = _cli("plan", "--format", "json", "scripts/calm.yaml")
     assert planned.exit_code == 0, planned.stderr
     assert caplog.text.count("is corrupt (header checksum mismatch)") == 2

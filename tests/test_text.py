@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.text import (
+from pipeline.script.text import (
     Sentence,
     TextIssue,
     apply_lexicon,

@@ -7,7 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import Place, ScriptError
+from pipeline.core.errors import Place, ScriptError
+from pipeline.plan.timeline import (
+    MAX_PAUSE_STRETCH,
+    BreathPhaseCue,
+    Chapter,
+    PauseCue,
+    SoundCue,
+    SpeechCue,
+    Timeline,
+    estimate_speech_s,
+    plan,
+)
+from pipeline.project.config import voice_for
+from pipeline.project.settings import BackgroundSettings, Settings, VoiceSettings
 from pipeline.script.model import (
     BreathCues,
     BreatheStep,
@@ -18,19 +31,6 @@ from pipeline.script.model import (
     SoundStep,
     Step,
     Voice,
-)
-from pipeline.settings import BackgroundSettings, Settings, VoiceSettings
-from pipeline.timeline import (
-    MAX_PAUSE_STRETCH,
-    BreathPhaseCue,
-    Chapter,
-    PauseCue,
-    SoundCue,
-    SpeechCue,
-    Timeline,
-    estimate_speech_s,
-    plan,
-    resolve_voice,
 )
 
 PATH = Path("x.yaml")
@@ -392,12 +392,12 @@ def test_an_estimated_cue_longer_than_its_phase_is_an_error_too() -> None:
 def test_resolve_voice_layers_forced_over_step_over_script() -> None:
     script_voice = VoiceSettings(engine="espeak", name="en-us", language="en", tld="com", rate=0.9)
     settings = Settings(voice=script_voice)
-    assert resolve_voice(None, settings) == script_voice
+    assert voice_for(None, settings) == script_voice
     step_voice = Voice(name="en-gb", rate=0.8)
-    assert resolve_voice(step_voice, settings) == VoiceSettings("espeak", "en-gb", "en", "com", 0.8)
+    assert voice_for(step_voice, settings) == VoiceSettings("espeak", "en-gb", "en", "com", 0.8)
     forced = Settings(voice=script_voice, forced_voice=Voice(engine="gtts", rate=1.25))
-    assert resolve_voice(step_voice, forced) == VoiceSettings("gtts", "en-gb", "en", "com", 1.25)
-    assert resolve_voice(Voice(tld="co.uk"), forced) == VoiceSettings(
+    assert voice_for(step_voice, forced) == VoiceSettings("gtts", "en-gb", "en", "com", 1.25)
+    assert voice_for(Voice(tld="co.uk"), forced) == VoiceSettings(
         "gtts", "en-us", "en", "co.uk", 1.25
     )
 
@@ -592,10 +592,10 @@ def test_every_template_meets_its_default_duration_within_the_stretch_limit(
     template: str, tmp_path: Path
 ) -> None:
     # issue 11 D10: the templates stretched their pauses x2.85 to x5.05
-    from pipeline.config import load_project
-    from pipeline.planning import plan_checked
-    from pipeline.script.templates import create_script
-    from pipeline.script.validate import validate_paths
+    from pipeline.plan.checked import plan_checked
+    from pipeline.plan.validate import validate_paths
+    from pipeline.project.config import load_project
+    from pipeline.project.templates import create_script
 
     (tmp_path / "meditate.yaml").write_text("cache: cache\n", encoding="utf-8")
     path = create_script(tmp_path / "scripts", "new-one", template)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.units import format_clock, parse_duration, parse_gain
+from pipeline.core.units import format_clock, parse_duration, parse_gain
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.core.errors import EngineError
 from pipeline.engines.base import Engine, VoiceInfo
-from pipeline.errors import EngineError
-from pipeline.settings import RetrySettings
+from pipeline.project.settings import RetrySettings
 
 log = logging.getLogger(__name__)
 

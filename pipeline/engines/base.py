@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pipeline.settings import RetrySettings, VoiceSettings
+from pipeline.project.settings import RetrySettings, VoiceSettings
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class Engine(ABC):
 
     name: str = ""
     """Registry name."""
+    applies_rate: bool = False
+    """True if the engine speaks at ``voice.rate`` itself; otherwise it is given rate 1 and
+    conditioning changes the tempo, pitch kept."""
 
     def __init__(self, retry: RetrySettings | None = None) -> None:
         self.retry = retry or RetrySettings()
@@ -73,10 +76,18 @@ class Engine(ABC):
         """Every language code with its name, where the engine knows it."""
         return {code: "" for code in self.languages()}
 
+    def own_voice(self, voice: VoiceSettings) -> VoiceSettings:
+        """What of a voice enters this engine's output: the rate only if it applies it."""
+        return voice if self.applies_rate else replace(voice, rate=1.0)
+
+    def conditioning_rate(self, voice: VoiceSettings) -> float:
+        """The tempo change left to conditioning after this engine has spoken."""
+        return 1.0 if self.applies_rate else voice.rate
+
     @abstractmethod
     def cache_settings(self, voice: VoiceSettings) -> dict[str, str]:
-        """The voice settings that change its output (rate is applied later, by conditioning)."""
+        """The voice settings that change its output (given :meth:`own_voice`)."""
 
     @abstractmethod
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
-        """Speak one prepared sentence."""
+        """Speak one prepared sentence (``voice`` is :meth:`own_voice` of the requested one)."""

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from pipeline.core.errors import EngineError
 from pipeline.engines.base import Availability, EncodedAudio, Engine, VoiceInfo
-from pipeline.errors import EngineError
-from pipeline.settings import VoiceSettings
+from pipeline.project.settings import VoiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -528,7 +528,7 @@ def _read_stored_voices(path: str) -> tuple[str, tuple[EspeakVoice, ...]] | None
 
 def _store_voices(path: str, library_version: str, voices: tuple[EspeakVoice, ...]) -> None:
     """Keep the voice list for the next process (atomically; a failure only costs time)."""
-    from pipeline.fileio import atomic_writer
+    from pipeline.core.fileio import atomic_writer
 
     record = {
         "library_version": library_version,

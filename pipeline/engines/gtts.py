@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from pipeline.core.errors import EngineError
 from pipeline.engines.base import Availability, EncodedAudio, Engine
-from pipeline.errors import EngineError
-from pipeline.settings import RetrySettings, VoiceSettings
-from pipeline.text import split_for_limit
+from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.script.text import split_for_limit
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline.errors import AudioError, PipelineError
+from pipeline.core.errors import AudioError, PipelineError
 
 if TYPE_CHECKING:
     import numpy as np

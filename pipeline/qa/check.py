@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from pipeline.qa.asr import Transcriber, Transcript
-    from pipeline.text import Lexicon
+    from pipeline.script.text import Lexicon
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from pipeline.text import Lexicon
+    from pipeline.script.text import Lexicon
 
 Status = Literal["ok", "warn", "fail"]
 

@@ -1,0 +1,1 @@
+"""Scripts as written: YAML loading with positions, the script model, parsing, text, schema."""

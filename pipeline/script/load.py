@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import Place, Problem
+from pipeline.core.errors import Place, Problem
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _RESOLVER: Any = yaml.resolver.Resolver()

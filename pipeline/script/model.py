@@ -1,6 +1,6 @@
 """The script model: frozen dataclasses, one per concept of the script format (docs/scripts.md).
 
-Values that may be left to project defaults are ``None`` here; `pipeline.config`
+Values that may be left to project defaults are ``None`` here; `pipeline.project.config`
 resolves them into complete settings.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import Place
+from pipeline.core.errors import Place
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,6 @@ class Voice:
     """gTTS accent, the Google Translate top-level domain (``com``, ``co.uk``...)."""
     rate: float | None = None
     """Tempo factor 0.5 to 2.0, applied after synthesis with the pitch kept."""
-
-    def merged_over(self, base: Voice) -> Voice:
-        """This voice with its unset fields taken from ``base``."""
-        return Voice(
-            engine=self.engine if self.engine is not None else base.engine,
-            name=self.name if self.name is not None else base.name,
-            language=self.language if self.language is not None else base.language,
-            tld=self.tld if self.tld is not None else base.tld,
-            rate=self.rate if self.rate is not None else base.rate,
-        )
 
 
 @dataclass(frozen=True)
@@ -54,20 +44,6 @@ class Background:
     """Extra attenuation while speech plays; 0 turns ducking off."""
     place: Place | None = field(default=None, compare=False)
     """Where the background is declared."""
-
-
-@dataclass(frozen=True)
-class Pauses:
-    """Default gaps of speech."""
-
-    sentence_s: float | None = None
-    """Gap between sentences inside one ``say``."""
-    paragraph_s: float | None = None
-    """Gap at a blank line inside ``say`` and between consecutive spoken steps."""
-    lead_in_s: float | None = None
-    """Silence before the first step."""
-    tail_s: float | None = None
-    """Silence after the last step (a sound still ringing then rings out first)."""
 
 
 @dataclass(frozen=True)
@@ -181,8 +157,14 @@ class Script:
     """Bed under the track, or ``None``."""
     background_off: bool = False
     """``background: null`` given explicitly: no bed even if the project has one."""
-    pauses: Pauses = Pauses()
-    """Default gaps."""
+    sentence_pause_s: float | None = None
+    """Gap between sentences inside one ``say``."""
+    paragraph_pause_s: float | None = None
+    """Gap at a blank line inside ``say`` and between consecutive spoken steps."""
+    lead_in_s: float | None = None
+    """Silence before the first step."""
+    tail_s: float | None = None
+    """Silence after the last step (a sound still ringing then rings out first)."""
     steps: tuple[Step, ...] = ()
     """Steps in play order, includes expanded."""
     includes: tuple[Path, ...] = ()

@@ -11,8 +11,8 @@ from typing import TypeVar
 import yaml
 from yaml.constructor import SafeConstructor
 
-from pipeline.errors import ConfigError, Place, Problem
-from pipeline.fileio import display_path
+from pipeline.core.errors import ConfigError, Place, Problem
+from pipeline.core.fileio import display_path
 from pipeline.script.load import LoadFailed, load_document, place_of
 
 T = TypeVar("T")

@@ -5,18 +5,20 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from pipeline import text as textprep
-from pipeline.errors import Place, Problem
-from pipeline.fileio import display_path
+from pipeline.core.errors import Place, Problem
+from pipeline.core.fileio import display_path
+from pipeline.core.units import parse_duration
+from pipeline.script import text as textprep
+from pipeline.script.declared import GAIN, SETTING, Seconds, Text, Value, keys_under
 from pipeline.script.load import Document, LoadFailed, load_document
 from pipeline.script.model import (
     Background,
     BreathCues,
     BreatheStep,
-    Pauses,
     PauseStep,
     SayStep,
     Script,
@@ -26,7 +28,6 @@ from pipeline.script.model import (
     Voice,
 )
 from pipeline.script.nodes import Reader, describe, is_null, items, scalar
-from pipeline.units import parse_duration, parse_gain
 
 SCRIPT_KEYS = (
     "id",
@@ -42,9 +43,8 @@ SCRIPT_KEYS = (
     "pauses",
     "steps",
 )
-VOICE_KEYS = ("engine", "name", "language", "tld", "rate")
-BACKGROUND_KEYS = ("asset", "gain", "fade_in", "fade_out", "duck")
-PAUSES_KEYS = ("sentence", "paragraph", "lead_in", "tail")
+VOICE_KEYS = keys_under("voice")
+BACKGROUND_KEYS = keys_under("background")
 STEP_KINDS = ("say", "sound", "pause", "breathe", "section", "include")
 SAY_KEYS = ("text", "voice")
 SOUND_KEYS = ("asset", "gain", "wait")
@@ -58,12 +58,12 @@ PRESETS: dict[str, tuple[float, ...]] = {
 DEFAULT_CYCLES = 4
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-LANGUAGE_PATTERN = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 MAX_PAUSE_S = 3600.0
 MAX_TARGET_S = 6 * 3600.0
 MAX_PHASE_S = 60.0
 MAX_CYCLES = 100
-GAIN_RANGE_DB = (-60.0, 12.0)
+WAIT = Seconds(0.0, MAX_PAUSE_S, "length (s)")
+"""How far a sound step advances the timeline."""
 
 
 def is_partial(path: Path) -> bool:
@@ -156,7 +156,8 @@ class _ScriptParser:
             voice_place=self.reader.place(values["voice"], "voice") if "voice" in values else None,
             background=self._background(values["background"]) if "background" in values else None,
             background_off="background" in values and is_null(values["background"]),
-            pauses=self._pauses(values["pauses"]) if "pauses" in values else Pauses(),
+            **(self._settings(self.reader, values["pauses"], "pauses", "pauses") or {}
+               if "pauses" in values else {}),
             steps=tuple(steps),
             includes=tuple(self.includes),
         )
@@ -198,11 +199,7 @@ class _ScriptParser:
         return (self.reader.text(values[key], key, allow_empty=True) or "").strip()
 
     def _language(self, node: yaml.Node, key_path: str) -> str | None:
-        value = self.reader.text(node, key_path)
-        if value is not None and not LANGUAGE_PATTERN.match(value):
-            self.reader.error(node, key_path, f"expected a language code like 'en', got {value!r}")
-            return None
-        return value
+        return read_setting(self.reader, node, key_path, SETTING["language"].value)  # type: ignore[no-any-return]
 
     def _tags(self, node: yaml.Node) -> tuple[str, ...]:
         tags: list[str] = []
@@ -217,27 +214,8 @@ class _ScriptParser:
         return self.reader.in_range(node, "duration", seconds, 1.0, MAX_TARGET_S, "duration (s)")
 
     def voice(self, reader: Reader, node: yaml.Node, key_path: str) -> Voice:
-        entries = reader.mapping(node, key_path, VOICE_KEYS)
-        if entries is None:
-            return Voice()
-        values = dict(items(entries))
-        rate = None
-        if "rate" in values:
-            rate = reader.convert(values["rate"], f"{key_path}.rate", _number)
-            rate = reader.in_range(values["rate"], f"{key_path}.rate", rate, 0.5, 2.0, "rate")
-        return Voice(
-            engine=reader.text(values["engine"], f"{key_path}.engine")
-            if "engine" in values
-            else None,
-            name=reader.text(values["name"], f"{key_path}.name") if "name" in values else None,
-            language=(
-                self._language(values["language"], f"{key_path}.language")
-                if "language" in values
-                else None
-            ),
-            tld=reader.text(values["tld"], f"{key_path}.tld") if "tld" in values else None,
-            rate=rate,
-        )
+        values = self._settings(reader, node, key_path, "voice")
+        return Voice(**values) if values is not None else Voice()
 
     def _background(self, node: yaml.Node) -> Background | None:
         reader = self.reader
@@ -246,55 +224,27 @@ class _ScriptParser:
         if isinstance(node, yaml.ScalarNode):
             asset = reader.text(node, "background")
             return Background(asset, place=reader.place(node, "background")) if asset else None
-        values = reader.values(node, "background", BACKGROUND_KEYS, "asset")
-        if values is None:
+        nodes = reader.values(node, "background", BACKGROUND_KEYS, "asset")
+        values = self._settings(reader, node, "background", "background")
+        if nodes is None or values is None or values.get("asset") is None:
             return None
-        asset = reader.text(values["asset"], "background.asset")
-        gain = self._gain(reader, values.get("gain"), "background.gain")
-        duck = None
-        if "duck" in values:
-            duck = reader.convert(values["duck"], "background.duck", parse_gain)
-            duck = reader.in_range(values["duck"], "background.duck", duck, 0.0, 40.0, "duck (dB)")
-        if asset is None:
-            return None
-        return Background(
-            asset=asset,
-            gain_db=gain,
-            fade_in_s=self._seconds(reader, values.get("fade_in"), "background.fade_in", 600.0),
-            fade_out_s=self._seconds(reader, values.get("fade_out"), "background.fade_out", 600.0),
-            duck_db=duck,
-            place=reader.place(values["asset"], "background.asset"),
-        )
+        return Background(**values, place=reader.place(nodes["asset"], "background.asset"))
 
-    def _pauses(self, node: yaml.Node) -> Pauses:
-        entries = self.reader.mapping(node, "pauses", PAUSES_KEYS)
+    def _settings(
+        self, reader: Reader, node: yaml.Node, key_path: str, block: str
+    ) -> dict[str, Any] | None:
+        """A block of script settings (``voice``, ``background``, ``pauses``) by model field;
+        None (reported) if it is not a mapping. A value in error is left out."""
+        entries = reader.mapping(node, key_path, keys_under(block))
         if entries is None:
-            return Pauses()
-        values = dict(items(entries))
-        return Pauses(
-            sentence_s=self._seconds(self.reader, values.get("sentence"), "pauses.sentence", 60.0),
-            paragraph_s=self._seconds(
-                self.reader, values.get("paragraph"), "pauses.paragraph", 60.0
-            ),
-            lead_in_s=self._seconds(self.reader, values.get("lead_in"), "pauses.lead_in", 60.0),
-            tail_s=self._seconds(self.reader, values.get("tail"), "pauses.tail", 60.0),
-        )
-
-    @staticmethod
-    def _seconds(
-        reader: Reader, node: yaml.Node | None, key_path: str, maximum_s: float
-    ) -> float | None:
-        if node is None:
             return None
-        seconds = reader.convert(node, key_path, parse_duration)
-        return reader.in_range(node, key_path, seconds, 0.0, maximum_s, "length (s)")
-
-    @staticmethod
-    def _gain(reader: Reader, node: yaml.Node | None, key_path: str) -> float | None:
-        if node is None:
-            return None
-        gain = reader.convert(node, key_path, parse_gain)
-        return reader.in_range(node, key_path, gain, *GAIN_RANGE_DB, "gain (dB)")
+        values: dict[str, Any] = {}
+        for key, value_node in items(entries):
+            setting = SETTING[f"{block}.{key}"]
+            value = read_setting(reader, value_node, f"{key_path}.{key}", setting.value)
+            if value is not None:
+                values[setting.field.rpartition(".")[2]] = value
+        return values
 
     def _top_steps(self, node: yaml.Node) -> list[Step]:
         steps = self.steps(self.reader, node, "steps", [self.document.path.resolve()])
@@ -379,8 +329,12 @@ class _ScriptParser:
         if values is None:
             return None
         asset = reader.text(values["asset"], f"{key_path}.asset")
-        gain = self._gain(reader, values.get("gain"), f"{key_path}.gain")
-        wait = self._seconds(reader, values.get("wait"), f"{key_path}.wait", MAX_PAUSE_S)
+        gain = None
+        if "gain" in values:
+            gain = read_setting(reader, values["gain"], f"{key_path}.gain", GAIN)
+        wait = None
+        if "wait" in values:
+            wait = read_setting(reader, values["wait"], f"{key_path}.wait", WAIT)
         if (
             asset is None
             or ("gain" in values and gain is None)
@@ -547,7 +501,18 @@ class _ScriptParser:
         return self._partial_steps(document, [*chain, target], included_from)
 
 
-def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
+def read_setting(reader: Reader, node: yaml.Node, key_path: str, kind: Value) -> Any:
+    """A script's value of a declared kind, range checked; None (reported) if invalid."""
+    if isinstance(kind, Text):
+        text = reader.text(node, key_path)
+        if text is None:
+            return None
+        try:
+            return kind.convert(text)
+        except ValueError as error:
+            reader.error(node, key_path, str(error))
+            return None
+    value = reader.convert(node, key_path, kind.convert)
+    if kind.low is None or kind.high is None:
+        return value
+    return reader.in_range(node, key_path, value, kind.low, kind.high, kind.what)

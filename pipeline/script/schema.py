@@ -5,20 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.script.declared import DURATION_PATTERN, GAIN_PATTERN, SETTING, keys_under
 from pipeline.script.parse import PRESETS
 
 SCHEMA_ID = "https://smart-meditation.app/schema/meditate-script.schema.json"
 """The schema's ``$id``: a name for it, not an address it is served at."""
 PROJECT_SCHEMA = Path("schema") / "meditate-script.schema.json"
 """Where a project keeps its copy, relative to its root (``meditate new`` points scripts at it)."""
-DURATION = (
-    r"^\s*(\d+(\.\d+)?|(\d+:)?\d{1,2}:\d{1,2}(\.\d+)?|((\d+(\.\d+)?|\.\d+)\s*(ms|h|m|s))+)\s*$"
-)
-GAIN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*([dD][bB])?\s*$"
 
 
 def _duration(description: str, flexible: bool = False) -> dict[str, Any]:
-    pattern = DURATION[:-4] + r"\+?\s*$" if flexible else DURATION
+    pattern = DURATION_PATTERN[:-4] + r"\+?\s*$" if flexible else DURATION_PATTERN
     return {
         "description": description,
         "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": pattern}],
@@ -28,7 +25,7 @@ def _duration(description: str, flexible: bool = False) -> dict[str, Any]:
 def _gain(description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "anyOf": [{"type": "number"}, {"type": "string", "pattern": GAIN}],
+        "anyOf": [{"type": "number"}, {"type": "string", "pattern": GAIN_PATTERN}],
     }
 
 
@@ -43,40 +40,23 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
     return schema
 
 
+def _block(name: str) -> dict[str, Any]:
+    """The properties of a block of script settings, from their declarations."""
+    return {key: SETTING[f"{name}.{key}"].schema() for key in keys_under(name)}
+
+
 def _step(kind: str, value: dict[str, Any]) -> dict[str, Any]:
     return _object({kind: value}, [kind])
 
 
 def script_schema() -> dict[str, Any]:
     """The schema: structure and value forms; semantic checks stay with ``meditate validate``."""
-    voice = _object(
-        {
-            "engine": {"type": "string", "description": "Speech engine: espeak, gtts, ..."},
-            "name": {"type": "string", "description": "Engine-specific voice name."},
-            "language": {"type": "string", "description": "Language code, e.g. en."},
-            "tld": {"type": "string", "description": "gTTS accent: com, co.uk, com.au, ..."},
-            "rate": {
-                "type": "number",
-                "minimum": 0.5,
-                "maximum": 2.0,
-                "description": "Tempo factor.",
-            },
-        }
-    )
+    voice = _object(_block("voice"))
     background = {
         "anyOf": [
             {"type": "null"},
             {"type": "string", "description": "Catalog name or path of a bed."},
-            _object(
-                {
-                    "asset": {"type": "string"},
-                    "gain": _gain("Level relative to the catalog level."),
-                    "fade_in": _duration("Fade-in length."),
-                    "fade_out": _duration("Fade-out length, ending at the end of the track."),
-                    "duck": _gain("Extra attenuation under speech; 0dB is off."),
-                },
-                ["asset"],
-            ),
+            _object(_block("background"), ["asset"]),
         ]
     }
     cues = {
@@ -155,16 +135,7 @@ def script_schema() -> dict[str, Any]:
         "duration": _duration("Target length; flexible pauses are scaled to meet it."),
         "voice": voice,
         "background": background,
-        "pauses": _object(
-            {
-                "sentence": _duration("Gap between sentences."),
-                "paragraph": _duration("Gap between paragraphs."),
-                "lead_in": _duration("Silence before the first step (default 1s)."),
-                "tail": _duration(
-                    "Silence after the last step (default 2s); a sound still ringing rings out."
-                ),
-            }
-        ),
+        "pauses": _object(_block("pauses")),
         "steps": steps,
     }
     return {

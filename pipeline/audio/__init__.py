@@ -1,0 +1,1 @@
+"""Audio from a timeline: mixing, mastering, encoding with tags, and analysis."""

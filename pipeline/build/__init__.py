@@ -1,0 +1,1 @@
+"""Commands over many scripts: render, incremental builds, outputs and catalog, speak, prune."""

@@ -1,0 +1,1 @@
+"""Foundation every layer may use: errors, units, atomic files, child processes and ffmpeg."""

@@ -1,0 +1,1 @@
+"""Spoken clips: their cache keys, the speech cache, conditioning, lengths and synthesis."""
