@@ -15,6 +15,7 @@ from pipeline.qa.compare import (
     normalize,
     reference_slots,
     speech_length_s,
+    spelling_key,
     spoken_chars,
     word_recall,
 )
@@ -279,3 +280,33 @@ def test_thresholds_are_parameters() -> None:
 def test_inconsistent_thresholds_are_refused(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Thresholds(**options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("word", "key"),
+    [
+        ("behavioural", "behavioral"),
+        ("colours", "colors"),
+        ("favourite", "favorite"),
+        ("realised", "realized"),
+        ("organisation", "organization"),
+        ("analyse", "analyze"),
+        ("centre", "center"),
+        ("metres", "meters"),
+        ("four", "four"),
+        ("your", "your"),
+        ("hour", "hour"),
+        ("rise", "rise"),
+    ],
+)
+def test_british_spellings_key_as_american(word: str, key: str) -> None:
+    assert spelling_key(word) == key
+
+
+def test_a_british_script_matches_an_american_transcript_and_shows_its_own_words() -> None:
+    script = "Cognitive behavioural therapy helps you realise your favourite colour."
+    heard = "Cognitive behavioral therapy helps you realize your favorite color, four."
+    check = check_words(script, heard)
+    assert (check.missing, check.extra) == ((), ("four",))
+    assert check.steps[1].script == "behavioural"
+    assert check.steps[1].heard == "behavioral"

@@ -9,6 +9,7 @@ either its written form or its respelling, so a respelt word counts when either 
 from __future__ import annotations
 
 import functools
+import re
 import statistics
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,6 +57,27 @@ def normalize(text: str) -> str:
 def words(text: str) -> tuple[str, ...]:
     """The normalised words of a text."""
     return tuple(normalize(text).split())
+
+
+_BRITISH = (
+    (re.compile(r"iour"), "ior"),  # behaviour, behavioural
+    (re.compile(r"(?<=[lvnbmp])our(s|ed|ing|ful|ite|able|ably|al|ly)?$"), r"or\1"),  # colour
+    (re.compile(r"(?<=\w{3})is(e|es|ed|ing|ation|ations)$"), r"iz\1"),  # realise, organisation
+    (re.compile(r"(?<=\w{3})ys(e|es|ed|ing)$"), r"yz\1"),  # analyse, paralysed
+    (re.compile(r"(?<=\w{2})tre(s)?$"), r"ter\1"),  # centre, metres
+)
+
+
+def spelling_key(word: str) -> str:
+    """A word with British spellings made American (``behavioural`` -> ``behavioral``), so
+    the recogniser's spelling matches the script's; words of four letters or fewer stay
+    (``four`` never becomes ``for``).
+    """
+    if len(word) <= 4:
+        return word
+    for pattern, replacement in _BRITISH:
+        word = pattern.sub(replacement, word)
+    return word
 
 
 # --- reference slots: script words, some with accepted respellings -----------------------
@@ -141,7 +163,8 @@ class Step:
 def align(slots: Sequence[Slot], heard: Sequence[str]) -> list[Step]:
     """A minimal-cost alignment of script slots and heard words (Levenshtein on words).
 
-    A slot matches any of its forms at no cost; substituting or deleting a slot costs its
+    A slot matches any of its forms at no cost (British and American spellings alike, see
+    :func:`spelling_key`); substituting or deleting a slot costs its
     written length; an extra heard word costs 1. Ties prefer matches, then substitutions.
     """
     rows, columns = len(slots), len(heard)
@@ -151,6 +174,7 @@ def align(slots: Sequence[Slot], heard: Sequence[str]) -> list[Step]:
         [("equal", 0)] * (columns + 1) for _ in range(rows + 1)
     ]
     cost[0][0] = 0.0
+    heard_keys = [spelling_key(word) for word in heard]
     for column in range(1, columns + 1):
         cost[0][column] = float(column)
         back[0][column] = ("insert", 1)
@@ -158,6 +182,7 @@ def align(slots: Sequence[Slot], heard: Sequence[str]) -> list[Step]:
         slot = slots[row - 1]
         weight = float(len(slot.written))
         current, previous = cost[row], cost[row - 1]
+        forms = [tuple(spelling_key(word) for word in form) for form in slot.forms]
         for column in range(columns + 1):
             best = previous[column] + weight
             move: tuple[Operation, int] = ("delete", 0)
@@ -166,12 +191,12 @@ def align(slots: Sequence[Slot], heard: Sequence[str]) -> list[Step]:
                     best, move = current[column - 1] + 1, ("insert", 1)
                 if len(slot.written) == 1 and previous[column - 1] + 1 <= best:
                     best, move = previous[column - 1] + 1, ("substitute", 1)
-            for form in slot.forms:
+            for form in forms:
                 size = len(form)
                 if (
                     size <= column
                     and previous[column - size] <= best
-                    and tuple(heard[column - size : column]) == form
+                    and tuple(heard_keys[column - size : column]) == form
                 ):
                     best, move = previous[column - size], ("equal", size)
             current[column] = best
