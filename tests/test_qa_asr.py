@@ -68,8 +68,8 @@ def test_the_packaged_model_is_the_default(tmp_path: Path) -> None:
     ("names", "missing"),
     [
         (("config.json", "tokenizer.json"), "missing model.bin"),
-        (("model.bin", "config.json"), "missing tokenizer.json or vocabulary.txt"),
-        ((), "missing model.bin, config.json, tokenizer.json or vocabulary.txt"),
+        (("model.bin", "config.json", "vocabulary.txt"), "missing tokenizer.json"),
+        ((), "missing model.bin, config.json, tokenizer.json"),
     ],
 )
 def test_a_folder_that_is_not_a_model_is_named(

