@@ -327,3 +327,14 @@ def test_whisper_tiny_hears_espeak_sentence_by_sentence(whisper: WhisperTranscri
         assert all(0 <= word.start_s <= word.end_s <= length_s + 1e-3 for word in transcript.words)
         assert transcript.text == " ".join(word.text for word in transcript.words)
     assert "faster-whisper" in whisper.identity()
+
+
+def test_a_failing_decoder_is_an_audio_error_not_a_traceback(tmp_path: Path) -> None:
+    class Broken:
+        def transcribe(self, *args: object, **options: object) -> object:
+            raise RuntimeError("out of memory")
+
+    transcriber = WhisperTranscriber(_model_folder(tmp_path / "m", *FULL))
+    transcriber._model = Broken()  # a model that loaded, then fails while decoding
+    with pytest.raises(AudioError, match=r"speech recognition failed .*: out of memory"):
+        transcriber.transcribe([np.ones(1600, dtype=np.float32) * 0.1], 16000)

@@ -395,16 +395,19 @@ class WhisperTranscriber:
         temperature 0 is deterministic; ``fallback`` adds Whisper's sampled retries.
         """
         model = self._load()
-        segments, _info = model.transcribe(
-            audio,
-            language=self.language,
-            beam_size=self.beam_size,
-            temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if fallback else 0.0,
-            vad_filter=False,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-        )
-        segments = list(segments)
+        try:
+            segments, _info = model.transcribe(
+                audio,
+                language=self.language,
+                beam_size=self.beam_size,
+                temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if fallback else 0.0,
+                vad_filter=False,
+                word_timestamps=True,
+                condition_on_previous_text=False,
+            )
+            segments = list(segments)
+        except (RuntimeError, ValueError) as error:
+            raise AudioError(f"speech recognition failed ({self.model_path}): {error}") from None
         words = [
             Word(word.word.strip(), float(word.start), float(word.end), float(word.probability))
             for segment in segments
