@@ -96,11 +96,15 @@ def catalog_scripts() -> list[Path]:
     return [ARTICLE, *others]
 
 
-def timed(transcriber: WhisperTranscriber, clips: Clips) -> tuple[list[Transcript], float]:
-    """Transcripts of the clips and the wall seconds they took."""
-    start = time.perf_counter()
+def timed(transcriber: WhisperTranscriber, clips: Clips) -> tuple[list[Transcript], float, float]:
+    """Transcripts of the clips, the wall seconds and the CPU seconds (all threads) they took.
+
+    On a shared machine the wall time grows with the others' load; the CPU time hardly does,
+    and CPU seconds / cores is what the wall time would be on an idle machine at best.
+    """
+    start, cpu = time.perf_counter(), time.process_time()
     transcripts = transcriber.transcribe(clips.clips, clips.sample_rate)
-    return transcripts, time.perf_counter() - start
+    return transcripts, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -137,13 +141,16 @@ def main() -> None:
             transcriber.transcribe(speech.clips[:1], speech.sample_rate)
             load_s = time.perf_counter() - start
             name = "packed 30 s windows" if batch else "one call per clip"
-            _, wall_s = timed(transcriber, speech)
+            _, wall_s, cpu_s = timed(transcriber, speech)
+            cores = transcriber.threads
             print(
                 f"{name}: {wall_s:.1f} s for {speech.audio_s:.0f} s of speech = "
-                f"{wall_s / speech.audio_s:.3f} of its length (target <= 0.100); "
-                f"model load and first clip {load_s:.1f} s; beam {options.beam}"
+                f"{wall_s / speech.audio_s:.3f} of its length (target <= 0.100); CPU {cpu_s:.1f} s "
+                f"on {cores} threads = {cpu_s / cores / speech.audio_s:.3f} on an idle machine; "
+                f"model load and first clip {load_s:.1f} s; beam {options.beam}; "
+                f"load average now {os.getloadavg()[0]:.1f}"
             )
-            transcripts, wall_s = timed(transcriber, article)
+            transcripts, wall_s, _ = timed(transcriber, article)
             heard = [transcript.text for transcript in transcripts]
             recall = word_recall(article.texts, heard, article.lexicon)
             bare = word_recall(article.texts, heard)
