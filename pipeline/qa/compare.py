@@ -99,7 +99,11 @@ class Slot:
 
 
 def _lexicon_entries(lexicon: Lexicon) -> tuple[tuple[str, str], ...]:
-    return tuple(lexicon.items()) if isinstance(lexicon, Mapping) else tuple(lexicon)
+    """(word, respelling) pairs; an entry giving phonemes instead (issue 13) keeps the word
+    alone, since a recogniser writes no phonemes.
+    """
+    pairs = lexicon.items() if isinstance(lexicon, Mapping) else lexicon
+    return tuple((word, spoken if isinstance(spoken, str) else "") for word, spoken in pairs)
 
 
 @functools.lru_cache(maxsize=64)
