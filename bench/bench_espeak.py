@@ -58,10 +58,10 @@ PARAGRAPH = (
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from pipeline.cache import SpeechCache
-from pipeline.settings import VoiceSettings
-from pipeline.speech import synthesize_missing
-from pipeline.text import split_sentences
+from pipeline.project.settings import VoiceSettings
+from pipeline.script.text import split_sentences
+from pipeline.speech.cache import SpeechCache
+from pipeline.speech.synthesis import synthesize_missing
 t1 = time.perf_counter()
 text, rate, sample_rate, jobs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 sentences = split_sentences(text)

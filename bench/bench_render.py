@@ -206,11 +206,11 @@ warnings.filterwarnings("ignore", category=RuntimeWarning)
 from pathlib import Path
 import numpy as np
 from pydub import AudioSegment
-from pipeline.config import load_project
-from pipeline.planning import check_scripts, plan_checked
-from pipeline.render import _Sources
-from pipeline.timeline import SoundCue, SpeechCue
-from pipeline.ffmpeg import ffmpeg_exe
+from pipeline.build.render import _Sources
+from pipeline.core.ffmpeg import ffmpeg_exe
+from pipeline.plan.checked import check_scripts, plan_checked
+from pipeline.plan.timeline import SoundCue, SpeechCue
+from pipeline.project.config import load_project
 
 script, out = Path(sys.argv[1]), Path(sys.argv[2])
 checked = check_scripts([script], load_project(script.parent.parent / "meditate.yaml"))[0]

@@ -372,6 +372,44 @@ def speak(state: State, paths: tuple[Path, ...], engine: str | None, jobs: int) 
     )
 
 
+@cli.command("say")
+@click.argument("text")
+@click.option("--voice", "voices", multiple=True,
+              help="ENGINE, ENGINE:NAME or :NAME (default: the project's voice); repeat it "
+                   "to hear voices one after another.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("say.wav"), show_default=True,
+              help="The audio file; its suffix names the format (wav, mp3, ogg...).")  # fmt: skip
+@click.option("--rate", help="Tempo factor, e.g. 0.85 (overrides config).")
+@click.option("--pitch", help="Pitch shift in semitones, e.g. -1 (overrides config).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Sentences synthesized at once.")  # fmt: skip
+@click.pass_obj
+@handle_errors
+def say_command(
+    state: State,
+    text: str,
+    voices: tuple[str, ...],
+    output: Path,
+    rate: str | None,
+    pitch: str | None,
+    jobs: int,
+) -> None:
+    """Speak TEXT in one or several voices into one file: an audition of a voice or a word.
+
+    The same synthesis, lexicon and conditioning as a render, through the speech cache.
+    """
+    from pipeline.build.say import label, say
+    from pipeline.core.fileio import display_path
+    from pipeline.core.units import format_clock
+
+    flags: dict[str, object] = {"voice.rate": rate, "voice.pitch": pitch}
+    audition = say(text, state.project(None), output, voices, flags, jobs=jobs)
+    for take in audition.takes:
+        state.say(f"{format_clock(take.start_s)}  {label(take.voice)} ({take.length_s:.1f} s)")
+    state.say(f"wrote {display_path(audition.path)} ({audition.synthesized} synthesized)")
+
+
 @cli.command()
 @click.argument("script", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),

@@ -94,7 +94,7 @@ def test_the_config_layout_follows_the_declarations() -> None:
         "bitrate", "sample_rate", "channels", "lexicon", "words_per_minute", "gtts",
     )  # fmt: skip
     assert CONFIG_TREE["defaults"] == ("language", "voice", "background", "pauses")
-    assert CONFIG_TREE["defaults.voice"] == ("engine", "name", "language", "tld", "rate")
+    assert CONFIG_TREE["defaults.voice"] == ("engine", "name", "language", "tld", "rate", "pitch")
 
 
 def test_the_script_schema_takes_each_script_setting_from_its_declaration() -> None:

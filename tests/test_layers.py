@@ -169,3 +169,21 @@ def test_imports_inside_functions_and_relative_imports_count() -> None:
         "pipeline.core",
         "pipeline.core.errors",
     }
+
+
+def test_every_module_path_written_in_code_strings_and_docs_exists() -> None:
+    """Code run in child processes, ``python -m`` lines and docs name modules as text,
+    where no import checker sees them."""
+    import re
+
+    pattern = re.compile(r"(?:from|import|-m)\s+(pipeline(?:\.[a-z_]+)*)")
+    root = PACKAGE.parent
+    texts = [*root.glob("tests/*.py"), *root.glob("bench/*.py"), *PACKAGE.rglob("*.py")]
+    texts += [root / "README.md", *root.glob("docs/*.md")]
+    missing = sorted(
+        f"{path.relative_to(root)}: {name}"
+        for path in texts
+        for name in pattern.findall(path.read_text(encoding="utf-8"))
+        if name not in MODULES
+    )
+    assert missing == []

@@ -270,12 +270,12 @@ def test_merge_keys_share_blocks_and_own_keys_win(tmp_path: Path) -> None:
 def test_an_error_inside_a_merged_mapping_is_reported_where_it_is_written(
     tmp_path: Path,
 ) -> None:
-    text = MERGED.replace("rate: 0.8}", "rate: fast, pitch: 3}").replace("rate: 1.2, ", "")
+    text = MERGED.replace("rate: 0.8}", "rate: fast, speed: 3}").replace("rate: 1.2, ", "")
     _, problems = parse(tmp_path, text)
     assert {m.split(" ", 1)[0] for m in messages(problems)} == {"3:56", "3:62"}
     assert any("steps[1].say.voice.rate" in m for m in messages(problems)) is False
     assert any(
-        m.startswith("3:62 steps[1].say.voice.pitch: unknown key") for m in messages(problems)
+        m.startswith("3:62 steps[1].say.voice.speed: unknown key") for m in messages(problems)
     )
 
 

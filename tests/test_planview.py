@@ -130,7 +130,10 @@ def test_json_has_every_cue_rounded_and_round_trips() -> None:
         "section": "Arriving",
         "estimated": False,
         "place": "x.yaml:3:3",
-        "voice": {"engine": "espeak", "name": "", "language": "en", "tld": "com", "rate": 1.0},
+        "voice": {
+            "engine": "espeak", "name": "", "language": "en", "tld": "com", "rate": 1.0,
+            "pitch": 0.0,
+        },
     }
     assert cues[2]["estimated"] is True and cues[2]["text"] == LONG
     assert cues[-1]["length_s"] == 0.333

@@ -312,8 +312,9 @@ def test_a_british_script_matches_an_american_transcript_and_shows_its_own_words
     assert check.steps[1].heard == "behavioral"
 
 
-def test_a_lexicon_entry_with_phonemes_accepts_the_word_itself() -> None:
-    lexicon = [("Klonopin", {"phonemes": "klˈɑːnəpɪn"})]
+@pytest.mark.parametrize("spoken", [{"phonemes": "klˈɑːnəpɪn"}, "[[klˈɑːnəpɪn]]"])
+def test_a_lexicon_entry_with_phonemes_accepts_the_word_itself(spoken: object) -> None:
+    lexicon = [("Klonopin", spoken)]
     slots = reference_slots("Klonopin works.", lexicon)  # type: ignore[arg-type]
     assert slots[0].forms == (("klonopin",),)
     assert check_words("Klonopin works.", "Klonopin works", lexicon).wer == 0.0  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ file under a final name, and some through the command line (exit 1, no traceback
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -359,7 +360,7 @@ def test_a_short_peaky_track_is_encoded_again_to_reach_the_target(
     out = tmp_path / "out"
     with caplog.at_level("INFO", logger="pipeline"):
         render(tmp_path, "peaky", out)
-    assert "peaky: -16.6 LUFS after limiting; encoding again" in caplog.text
+    assert re.search(r"peaky: -1[67]\.\d LUFS after limiting; encoding again", caplog.text)
     assert "target" not in caplog.text  # no warning: the second try is within 0.5 LU
     loudness = measure_file(out / "peaky.wav")
     assert abs(loudness.integrated_lufs - -16.0) <= 0.5

@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from conftest import StubEngine, sine, wav_audio
 
@@ -23,6 +22,7 @@ from pipeline.project.settings import RetrySettings, VoiceSettings
 from pipeline.speech.cache import SpeechCache
 from pipeline.speech.key import speech_key
 from pipeline.speech.lengths import CachedLengths
+from pipeline.speech.level import loudness_lufs
 from pipeline.speech.synthesis import SpeechRequest, synthesize_missing
 
 RATE = 22050
@@ -178,7 +178,7 @@ def test_lengths_measured_after_synthesis(engine: ToneEngine, tmp_path: Path) ->
     assert measured_slow == pytest.approx(tone_length_s(SCRIPT[0]) / 0.8, rel=0.1)  # atempo
     clip = cache.get(lengths.key(SCRIPT[0], VOICE) or "")
     assert clip is not None and len(clip) / RATE == pytest.approx(measured, abs=1e-6)
-    assert float(np.max(np.abs(clip))) == pytest.approx(0.1 * 2**0.5, abs=0.01)  # leveled
+    assert loudness_lufs(clip, RATE) == pytest.approx(-20.0, abs=0.1)  # levelled
     assert lengths.speech(SCRIPT[0], VoiceSettings(engine="nosuch")) is None
 
 

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
 from pipeline.project.settings import RetrySettings, VoiceSettings
+from pipeline.script.declared import PHONEME_MARKS
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class Engine(ABC):
 
     name: str = ""
     """Registry name."""
+    takes_phonemes: bool = False
+    """True if ``[[...]]`` spans of IPA phonemes (lexicon ``{phonemes: ...}`` entries) in its
+    text are spoken as such; otherwise :meth:`refuses` such a text."""
     applies_rate: bool = False
     """True if the engine speaks at ``voice.rate`` itself; otherwise it is given rate 1 and
     conditioning changes the tempo, pitch kept."""
@@ -76,9 +80,21 @@ class Engine(ABC):
         """Every language code with its name, where the engine knows it."""
         return {code: "" for code in self.languages()}
 
+    def refuses(self, text: str) -> str:
+        """Why this engine cannot speak a prepared text ('' if it can); validation reports it
+        at the step."""
+        if not self.takes_phonemes and PHONEME_MARKS[0] in text:
+            return (
+                f"{self.name} takes no phonemes, and the lexicon gives phonemes for a word "
+                "here: give that word a respelling, or use an engine that takes phonemes "
+                "(espeak, kokoro)"
+            )
+        return ""
+
     def own_voice(self, voice: VoiceSettings) -> VoiceSettings:
-        """What of a voice enters this engine's output: the rate only if it applies it."""
-        return voice if self.applies_rate else replace(voice, rate=1.0)
+        """What of a voice enters this engine's output: the rate only if it applies it; never
+        the pitch, which conditioning applies."""
+        return replace(voice, rate=voice.rate if self.applies_rate else 1.0, pitch=0.0)
 
     def conditioning_rate(self, voice: VoiceSettings) -> float:
         """The tempo change left to conditioning after this engine has spoken."""

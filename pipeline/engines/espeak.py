@@ -44,6 +44,7 @@ from typing import TypeVar
 
 from pipeline.core.errors import EngineError
 from pipeline.engines.base import Availability, EncodedAudio, Engine, VoiceInfo
+from pipeline.engines.ipa import espeak_text
 from pipeline.project.settings import VoiceSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ T = TypeVar("T")
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
 _CHARS_UTF8 = 1
+_PHONEMES = 0x100
+"""espeakPHONEMES: ``[[...]]`` in the text is espeak phoneme input."""
 _POS_CHARACTER = 1
 _RATE = 1
 SPEAKING_RATE_WPM = 115
@@ -664,6 +667,15 @@ class EspeakEngine(Engine):
     """Offline, deterministic speech from libespeak-ng, at its native 22050 Hz."""
 
     name = "espeak"
+    takes_phonemes = True
+
+    def refuses(self, text: str) -> str:
+        """Why the text cannot be spoken: an IPA symbol with no espeak name ('' if none)."""
+        try:
+            espeak_text(text)
+        except ValueError as error:
+            return str(error)
+        return ""
 
     def version(self) -> str:
         """``espeak-ng 1.52.0 (espeakng-loader 0.2.4)``."""
@@ -714,7 +726,12 @@ class EspeakEngine(Engine):
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
         """Speak one prepared sentence; WAV bytes, 16-bit mono at 22050 Hz."""
         selected = self._voice_for(voice)
-        encoded = text.replace("\x00", " ").encode("utf-8")
+        try:
+            spoken = espeak_text(text)
+        except ValueError as error:
+            raise EngineError(f"espeak: {error}") from None
+        encoded = spoken.replace("\x00", " ").encode("utf-8")
+        flags = _CHARS_UTF8 | (_PHONEMES if spoken != text else 0)
 
         def speak_as(name: str) -> Callable[[ctypes.CDLL, int], tuple[bytes, int]]:
             def speak(lib: ctypes.CDLL, sample_rate: int) -> tuple[bytes, int]:
@@ -726,7 +743,7 @@ class EspeakEngine(Engine):
                     if hasattr(lib, "espeak_ng_SetRandSeed"):  # else seeded from the clock
                         lib.espeak_ng_SetRandSeed(NOISE_SEED)
                     status = lib.espeak_Synth(
-                        encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                        encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, flags, None, None
                     )
                     if status != 0:
                         raise EngineError(f"espeak: synthesis failed (status {status})")

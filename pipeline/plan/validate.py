@@ -448,13 +448,39 @@ def _check_voices(
         if script_fault is not None:
             problems.append(Problem(script.voice_place.at("voice"), script_fault))
     seen: set[VoiceSettings] = set()
+    faulty: set[VoiceSettings] = set()
     for cue in timeline.speech:
         if cue.voice in seen:
             continue
         seen.add(cue.voice)
         message = fault(cue.voice)
-        if message is not None and message != script_fault:
-            problems.append(Problem(cue.place.at(cue.place.key_path or "voice"), message))
+        if message is not None:
+            faulty.add(cue.voice)
+            if message != script_fault:
+                problems.append(Problem(cue.place.at(cue.place.key_path or "voice"), message))
+    _check_texts(timeline, settings, faulty, problems)
+
+
+def _check_texts(
+    timeline: Timeline, settings: Settings, faulty: set[VoiceSettings], problems: list[Problem]
+) -> None:
+    """Every sentence must be one its engine can speak (e.g. phonemes only to engines that
+    take them); reported once per step and reason."""
+    from pipeline.engines import get_engine
+    from pipeline.script.text import prepare_for_engine
+
+    reported: set[tuple[Place, str]] = set()
+    for cue in timeline.speech:
+        if cue.voice in faulty:
+            continue
+        try:
+            prepared = prepare_for_engine(cue.text, settings.lexicon)
+        except ValueError:
+            continue  # the text review reports it
+        why = get_engine(cue.voice.engine, settings.retry).refuses(prepared)
+        if why and (cue.place, why) not in reported:
+            reported.add((cue.place, why))
+            problems.append(Problem(cue.place, why))
 
 
 def sound_lengths(script: Script, settings: Settings) -> Callable[[str], float]:

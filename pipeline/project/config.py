@@ -190,7 +190,7 @@ def _read_value(
     if isinstance(node, yaml.SequenceNode):
         raw = [scalar(item) for item in node.value if isinstance(item, yaml.ScalarNode)]
     elif isinstance(node, yaml.MappingNode):
-        raw = {scalar(k): scalar(v) for k, v in node.value if isinstance(v, yaml.ScalarNode)}
+        raw = {scalar(k): _plain(v) for k, v in node.value}
     else:
         raw = scalar(node)
     try:
@@ -198,6 +198,15 @@ def _read_value(
     except ValueError as error:
         reader.error(node, key_path, str(error))
     places[flat] = reader.place(node, key_path)
+
+
+def _plain(node: yaml.Node) -> object:
+    """A scalar's value, or a mapping of scalars (a lexicon entry's ``{phonemes: ...}``)."""
+    from pipeline.script.nodes import scalar
+
+    if isinstance(node, yaml.MappingNode):
+        return {scalar(k): _plain(v) for k, v in node.value}
+    return scalar(node) if isinstance(node, yaml.ScalarNode) else None
 
 
 def environment_layer(environ: Mapping[str, str] | None = None) -> Layer:

@@ -25,7 +25,9 @@ class VoiceSettings:
     tld: str = default("voice.tld")
     """gTTS accent domain."""
     rate: float = default("voice.rate")
-    """Tempo factor applied after synthesis, pitch kept."""
+    """Tempo factor, pitch kept (by the engine if it applies it, else after synthesis)."""
+    pitch: float = default("voice.pitch")
+    """Pitch shift in semitones applied after synthesis, length kept."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from pipeline.qa.numbers import spell_numbers
+from pipeline.script.declared import PHONEME_MARKS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,11 +100,15 @@ class Slot:
 
 
 def _lexicon_entries(lexicon: Lexicon) -> tuple[tuple[str, str], ...]:
-    """(word, respelling) pairs; an entry giving phonemes instead (issue 13) keeps the word
-    alone, since a recogniser writes no phonemes.
+    """(word, respelling) pairs; an entry giving phonemes instead (``[[klˈɑːnəpɪn]]``, or
+    ``{phonemes: ...}`` unconverted) keeps the word alone, since a recogniser writes no phonemes.
     """
+    start = PHONEME_MARKS[0]
     pairs = lexicon.items() if isinstance(lexicon, Mapping) else lexicon
-    return tuple((word, spoken if isinstance(spoken, str) else "") for word, spoken in pairs)
+    return tuple(
+        (word, spoken if isinstance(spoken, str) and not spoken.startswith(start) else "")
+        for word, spoken in pairs
+    )
 
 
 @functools.lru_cache(maxsize=64)

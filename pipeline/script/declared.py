@@ -22,6 +22,8 @@ DURATION_PATTERN = (
     r"^\s*(\d+(\.\d+)?|(\d+:)?\d{1,2}:\d{1,2}(\.\d+)?|((\d+(\.\d+)?|\.\d+)\s*(ms|h|m|s))+)\s*$"
 )
 GAIN_PATTERN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)\s*([dD][bB])?\s*$"
+PHONEME_MARKS = ("[[", "]]")
+"""What marks phonemes in an engine's text: ``[[klˈɑːnəpɪn]]``."""
 _TLD = re.compile(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)*")
 
 
@@ -206,16 +208,40 @@ class Bitrate(Value):
 
 @dataclass(frozen=True)
 class Lexicon(Value):
-    """Whole-word respellings: a mapping of word to how to say it."""
+    """Whole-word pronunciations: a mapping of word to a respelling (``KLON-oh-pin``) or to
+    IPA phonemes (``{phonemes: klˈɑːnəpɪn}``), held as ``[[klˈɑːnəpɪn]]``."""
 
     def convert(self, raw: object) -> tuple[tuple[str, str], ...]:
         if not isinstance(raw, dict):
             raise ValueError("expected a mapping of word: respelling")
         text = Text()
-        return tuple((text.convert(word), text.convert(spoken)) for word, spoken in raw.items())
+        entries = []
+        for word, spoken in raw.items():
+            if isinstance(spoken, dict):
+                if set(spoken) != {"phonemes"}:
+                    raise ValueError(
+                        f"{word}: expected a respelling or {{phonemes: IPA}}, got {spoken!r}"
+                    )
+                phonemes = text.convert(spoken["phonemes"])
+                if any(mark in phonemes for mark in PHONEME_MARKS):
+                    raise ValueError(f"{word}: phonemes hold no '[[' or ']]', got {phonemes!r}")
+                entries.append((text.convert(word), f"[[{phonemes}]]"))
+            else:
+                respelling = text.convert(spoken)
+                if any(mark in respelling for mark in PHONEME_MARKS):
+                    raise ValueError(
+                        f"{word}: a respelling holds no '[[' or ']]'; "
+                        f"for phonemes write {{phonemes: ...}}, got {respelling!r}"
+                    )
+                entries.append((text.convert(word), respelling))
+        return tuple(entries)
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "object", "additionalProperties": {"type": "string"}}
+        phonemes = {"type": "object", "properties": {"phonemes": {"type": "string"}}}
+        return {
+            "type": "object",
+            "additionalProperties": {"anyOf": [{"type": "string"}, phonemes]},
+        }
 
 
 @dataclass(frozen=True)
@@ -280,6 +306,9 @@ SETTINGS: tuple[Setting, ...] = (
             env="MEDITATE_TLD", in_script=True),
     Setting("voice.rate", Number(0.5, 2.0, "rate"), 1.0, "voice.rate", "Tempo factor.",
             env="MEDITATE_RATE", in_script=True),
+    Setting("voice.pitch", Number(-12.0, 12.0, "pitch (semitones)"), 0.0, "voice.pitch",
+            "Pitch shift in semitones, length kept (-1: a calmer voice).",
+            env="MEDITATE_PITCH", in_script=True),
     Setting("background.asset", Text(), None, "background.asset",
             "Catalog name or path of a bed.", in_script=True),
     Setting("background.gain", GAIN, -18.0, "background.gain_db",

@@ -25,7 +25,9 @@ class Voice:
     tld: str | None = None
     """gTTS accent, the Google Translate top-level domain (``com``, ``co.uk``...)."""
     rate: float | None = None
-    """Tempo factor 0.5 to 2.0, applied after synthesis with the pitch kept."""
+    """Tempo factor 0.5 to 2.0, the pitch kept."""
+    pitch: float | None = None
+    """Pitch shift in semitones, -12 to 12, the length kept."""
 
 
 @dataclass(frozen=True)

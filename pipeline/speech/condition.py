@@ -1,8 +1,10 @@
-"""Clip conditioning: engine output -> trimmed mono float32 speech at the project rate.
+"""Clip conditioning: engine output -> trimmed, levelled mono float32 speech at the project
+rate.
 
-One ffmpeg run (per clip, or per batch of clips) decodes, applies the tempo (``atempo``,
-pitch kept) and resamples; the silence trim and the edge fades are done in numpy, so
-pauses around clips are exact and joins never click.
+One ffmpeg run decodes and applies the tempo (``atempo``, pitch kept) and the pitch
+(``rubberband``, length and formants kept); steady tones are removed, the silence trimmed,
+the clip resampled, levelled to one speech loudness and faded at its ends in numpy, so
+pauses around clips are exact, joins never click and every sentence sits at one level.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from pipeline.core.errors import AudioError
 from pipeline.core.ffmpeg import run_ffmpeg
 from pipeline.engines.base import EncodedAudio
+from pipeline.speech.level import loudness_lufs, remove_tones, steady_tones
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,12 +36,10 @@ FADE_S = 0.005
 """Raised-cosine fade at both ends; the first and last samples are 0."""
 TEMPO_PAD_MS = 100
 """Silence added at both ends before ``atempo`` so its window never cuts speech."""
-SPEECH_LEVEL_DBFS = -20.0
-"""RMS of the voiced parts of every clip, so all engines and sentences sit at one level."""
-SPEECH_PEAK_DBFS = -3.0
-"""No clip peaks above this after leveling."""
-LEVEL_WINDOW_S = 0.05
-"""Window of the voiced-part detector used for leveling."""
+SPEECH_LOUDNESS_LUFS = -20.0
+"""Gated loudness of every clip, so all engines and sentences sit at one level."""
+SPEECH_PEAK_DBFS = -1.0
+"""No clip peaks above this after levelling (the master's limiter sets the final ceiling)."""
 ATEMPO_MIN = 0.5
 ATEMPO_MAX = 2.0
 
@@ -58,30 +59,42 @@ def atempo_chain(rate: float) -> list[str]:
     return filters
 
 
-def tempo_filters(rate: float) -> list[str]:
-    """The ffmpeg filters applying ``rate`` (on padded input) and a mono mix, at the native rate.
+def tempo_filters(rate: float, pitch_semitones: float = 0.0) -> list[str]:
+    """The ffmpeg filters applying ``pitch_semitones`` and ``rate`` (on padded input) and a
+    mono mix, at the native rate; none when there is nothing to change.
 
-    atempo drops about half a window at each end of its input; silence padded around the
-    clip (trimmed again afterwards) keeps every sample of speech.
+    atempo and rubberband drop part of a window at each end of their input; silence padded
+    around the clip (trimmed again afterwards) keeps every sample of speech.
     """
-    tempo = atempo_chain(rate)
+    shaping = atempo_chain(rate)
+    if not math.isfinite(pitch_semitones):
+        raise AudioError(f"pitch must be a number of semitones, got {pitch_semitones}")
+    if pitch_semitones:
+        scale = 2.0 ** (pitch_semitones / 12.0)
+        shaping = [f"rubberband=pitch={scale:.9g}:formant=preserved", *shaping]
     pad = [f"adelay=delays={TEMPO_PAD_MS}:all=1", f"apad=pad_dur={TEMPO_PAD_MS}ms"]
     # rematrix_maxval=1: a stereo source is averaged, never summed into clipping.
-    return [*pad, *tempo, "aresample=ochl=mono:rematrix_maxval=1"] if tempo else []
+    return [*pad, *shaping, "aresample=ochl=mono:rematrix_maxval=1"] if shaping else []
 
 
 def condition_clip(
-    audio: EncodedAudio, rate: float, sample_rate: int, *, label: str = "a sentence"
+    audio: EncodedAudio,
+    rate: float,
+    sample_rate: int,
+    *,
+    pitch_semitones: float = 0.0,
+    label: str = "a sentence",
 ) -> npt.NDArray[np.float32]:
-    """Decode, tempo-adjust, resample to mono ``sample_rate``, trim silence, fade the ends.
+    """Decode, change tempo and pitch, remove steady tones, trim silence, resample to mono
+    ``sample_rate``, level to ``SPEECH_LOUDNESS_LUFS``, fade the ends.
 
-    A plain WAV at rate 1.0 (the espeak case) needs no ffmpeg at all; other formats and
-    tempo changes go through one ffmpeg run at the clip's native rate. Resampling is done
-    here, always the same way. ``label`` names the clip in errors. A clip with no audible
-    sound is an AudioError.
+    A plain WAV at rate 1.0 and pitch 0 (the espeak case) needs no ffmpeg at all; other
+    formats and changes go through one ffmpeg run at the clip's native rate. Resampling is
+    done here, always the same way. ``label`` names the clip in errors. A clip with no
+    audible sound is an AudioError.
     """
     _check(audio, sample_rate, label)
-    filters = tempo_filters(rate)
+    filters = tempo_filters(rate, pitch_semitones)
     native = read_wav(audio.data) if audio.format == "wav" and not filters else None
     if native is None:
         args: list[str] = ["-f", audio.format] if audio.format else []
@@ -99,10 +112,15 @@ def condition_clip(
         if native is None:
             raise AudioError(f"cannot decode the engine output for {label}: no audio in it")
     samples, source_rate = native
+    tones = steady_tones(samples, source_rate)
+    if tones:
+        log.debug("%s: removed steady tones at %s Hz", label, ", ".join(f"{f:.0f}" for f in tones))
+        samples = remove_tones(samples, source_rate, tones)
     bounds = audible_bounds(samples, source_rate)
     if bounds is None:
         raise AudioError(f"engine returned silence for {label}")
-    return _finish(_resample_span(samples, bounds, source_rate, sample_rate), sample_rate)
+    loudness = loudness_lufs(samples[bounds[0] : bounds[1]], source_rate)  # resampling keeps it
+    return _finish(_resample_span(samples, bounds, source_rate, sample_rate), loudness, sample_rate)
 
 
 def read_wav(data: bytes) -> tuple[npt.NDArray[np.float32], int] | None:
@@ -235,29 +253,25 @@ def _resample_span(
     return np.array(resampled[offset : offset + round((end - start) * scale)], dtype=np.float32)
 
 
-def _finish(samples: npt.NDArray[np.float32], sample_rate: int) -> npt.NDArray[np.float32]:
-    """Bring the clip to the speech level and fade its ends (in place)."""
+def _finish(
+    samples: npt.NDArray[np.float32], loudness: float, sample_rate: int
+) -> npt.NDArray[np.float32]:
+    """Bring the clip of ``loudness`` (LUFS) to the speech level and fade its ends (in place)."""
     import numpy as np
 
-    samples *= np.float32(level_gain(samples, sample_rate))
+    samples *= np.float32(level_gain(samples, loudness))
     apply_edge_fades(samples, sample_rate)
     return samples
 
 
-def level_gain(clip: npt.NDArray[np.float32], sample_rate: int) -> float:
-    """Linear gain bringing the voiced windows' RMS to SPEECH_LEVEL_DBFS, peaks capped."""
+def level_gain(clip: npt.NDArray[np.float32], loudness: float) -> float:
+    """Linear gain bringing a clip of ``loudness`` to SPEECH_LOUDNESS_LUFS, its peak capped."""
     import numpy as np
 
-    window = max(1, round(LEVEL_WINDOW_S * sample_rate))
-    count = max(1, clip.size // window)
-    frames = clip[: count * window].reshape(count, -1) if clip.size >= window else clip[None, :]
-    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frames.shape[1]
-    voiced = energy[energy >= energy.max() * 0.01]
-    rms = math.sqrt(float(np.mean(voiced))) if voiced.size else 0.0
     peak = float(np.max(np.abs(clip))) if clip.size else 0.0
-    if rms <= 0.0 or peak <= 0.0:
+    if not math.isfinite(loudness) or peak <= 0.0:
         return 1.0
-    wanted = float(10.0 ** (SPEECH_LEVEL_DBFS / 20.0) / rms)
+    wanted = float(10.0 ** ((SPEECH_LOUDNESS_LUFS - loudness) / 20.0))
     ceiling = float(10.0 ** (SPEECH_PEAK_DBFS / 20.0) / peak)
     return min(wanted, ceiling)
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 KEY_SCHEMA = "meditate-speech-1"
 """Changes when the key recipe changes, so old entries are never misread."""
-CONDITIONING_VERSION = "6"
+CONDITIONING_VERSION = "7"
 """Bump whenever conditioning (:mod:`pipeline.speech.condition`) changes its output."""
 
 
@@ -30,6 +30,7 @@ def speech_key(engine: Engine, voice: VoiceSettings, prepared_text: str, sample_
         "engine_version": engine.version(),
         "voice": engine.cache_settings(engine.own_voice(voice)),
         "rate": float(voice.rate),
+        "pitch": float(voice.pitch),
         "text": prepared_text,
         "sample_rate": int(sample_rate),
         "conditioning": CONDITIONING_VERSION,

@@ -190,8 +190,12 @@ class _Synthesis:
             with self.lock:
                 self.calls += 1
             voice = job.request.voice
+            refused = job.engine.refuses(job.prepared)
+            if refused:
+                raise EngineError(refused)
             audio = job.engine.synthesize(job.prepared, job.engine.own_voice(voice))
-            samples = _condition(audio, job.engine.conditioning_rate(voice), self.sample_rate)
+            rate = job.engine.conditioning_rate(voice)
+            samples = _condition(audio, rate, voice.pitch, self.sample_rate)
             self.cache.put(job.key, samples, self.sample_rate)
         except BaseException as error:
             self.stop.set()
@@ -229,10 +233,12 @@ def _load_audio_libraries() -> None:
     import numpy  # noqa: F401
 
 
-def _condition(audio: EncodedAudio, rate: float, sample_rate: int) -> npt.NDArray[np.float32]:
+def _condition(
+    audio: EncodedAudio, rate: float, pitch_semitones: float, sample_rate: int
+) -> npt.NDArray[np.float32]:
     from pipeline.speech.condition import condition_clip
 
-    return condition_clip(audio, rate, sample_rate)
+    return condition_clip(audio, rate, sample_rate, pitch_semitones=pitch_semitones)
 
 
 def _failure(request: SpeechRequest, error: BaseException) -> PipelineError:
