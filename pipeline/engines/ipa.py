@@ -47,11 +47,6 @@ def to_espeak(ipa: str) -> str:
     return "".join(out)
 
 
-def phoneme_spans(text: str) -> list[str]:
-    """The IPA of every ``[[...]]`` span of an engine's text."""
-    return _SPAN.findall(text)
-
-
 def espeak_text(text: str) -> str:
     """``text`` with every IPA span in espeak's notation (spoken with phoneme input on)."""
     return _SPAN.sub(lambda match: f"[[{to_espeak(match.group(1))}]]", text)
