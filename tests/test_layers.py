@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 
-LAYERS = ("core", "script", "project", "engines", "speech", "plan", "audio", "build", "cli")
+LAYERS = ("core", "script", "project", "engines", "speech", "qa", "plan", "audio", "build", "cli")
 """Bottom to top; the README's module table lists them in this order."""
 
 ROOT_MODULES = {"pipeline", "pipeline.__main__"}
