@@ -61,12 +61,12 @@ class Clips:
 ARTICLE = ROOT / "scripts" / "articles" / "clonazepam-anxiety-attacks.yaml"
 
 
-def script_clips(path: Path, cache: SpeechCache) -> Clips:
-    """The sentences of a script, their espeak clips (synthesized into ``cache``), the sample
-    rate and the lexicon.
+def script_clips(path: Path, cache: SpeechCache, flags: dict[str, object] | None = None) -> Clips:
+    """The sentences of a script, their clips (synthesized into ``cache``; by default with the
+    script's espeak voice, ``flags`` may name another), the sample rate and the lexicon.
     """
     project = load_project(start=ROOT)
-    planned = plan_checked(check_script(path, project), cache)
+    planned = plan_checked(check_script(path, project, flags), cache)
     settings = planned.settings
     synthesize_missing(
         speech_requests(planned.timeline, str(path)),
