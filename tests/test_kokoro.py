@@ -428,6 +428,8 @@ def test_credits_are_given_for_the_cc_by_voices_only() -> None:
 
 
 def test_the_thread_count_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert onnx_threads() == 1  # sentences run two at a time: one thread each
     monkeypatch.setenv(THREADS_ENV, "2")
     assert onnx_threads() == 2
     monkeypatch.setenv(THREADS_ENV, "many")

@@ -489,11 +489,17 @@ def _read_model(found: Found) -> KokoroModel:
     return KokoroModel(found, digest, session)
 
 
+DEFAULT_THREADS = 1
+"""onnxruntime threads per sentence: sentences are synthesized two at a time (``-j 2``), and
+one thread each is faster than two each on two cores (measured: 1.40x against 1.17x real
+time, ``bench/bench_kokoro.py --minutes 2 [--threads 1]``)."""
+
+
 def onnx_threads() -> int:
-    """``MEDITATE_KOKORO_THREADS`` as a count (0: onnxruntime's choice)."""
+    """``MEDITATE_KOKORO_THREADS`` as a count (0: onnxruntime's choice; unset: one)."""
     value = os.environ.get(THREADS_ENV, "").strip()
     if not value:
-        return 0
+        return DEFAULT_THREADS
     if not value.isdigit() or int(value) > 256:
         raise EngineError(f"kokoro: {THREADS_ENV}={value!r} is not a thread count (0 to 256)")
     return int(value)
