@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.core.errors import AudioError, PipelineError
+from pipeline.speech.level import fast_size
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,22 +157,6 @@ def mono_clip(samples: object, index: int = 0) -> npt.NDArray[np.float32]:
     return clip
 
 
-def _smooth_at_least(number: int) -> int:
-    """The smallest number >= ``number`` with no prime factor above 5 (a fast FFT length)."""
-    best = 1 << max(0, number - 1).bit_length()
-    power5 = 1
-    while power5 < best:
-        power35 = power5
-        while power35 < best:
-            candidate = power35
-            while candidate < number:
-                candidate *= 2
-            best = min(best, candidate)
-            power35 *= 3
-        power5 *= 5
-    return best
-
-
 def resample(
     samples: npt.NDArray[np.float32], from_rate: int, to_rate: int = WHISPER_RATE
 ) -> npt.NDArray[np.float32]:
@@ -188,7 +173,7 @@ def resample(
         return samples.astype(np.float32, copy=False)
     common = math.gcd(from_rate, to_rate)
     down, up = from_rate // common, to_rate // common
-    blocks = _smooth_at_least(-(-samples.size // down))
+    blocks = fast_size(-(-samples.size // down))
     spectrum = np.fft.rfft(samples.astype(np.float64), blocks * down)
     length = blocks * up
     kept = np.zeros(length // 2 + 1, dtype=complex)
