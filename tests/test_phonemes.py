@@ -54,7 +54,7 @@ def test_the_config_reads_respellings_and_phonemes(tmp_path: Path) -> None:
         ("Klonopin: {phoneme: x}", "Klonopin: expected a respelling or {phonemes: IPA}"),
         ('Klonopin: "[[k]]"', "a respelling holds no '[[' or ']]'"),
         ("Klonopin: {phonemes: '[[k'}", "phonemes hold no '[[' or ']]'"),
-        ("Klonopin: [a, b]", "expected text"),
+        ("Klonopin: [a, b]", "expected text, got ['a', 'b']"),
     ],
 )
 def test_a_bad_entry_is_reported_at_its_place(tmp_path: Path, entry: str, message: str) -> None:

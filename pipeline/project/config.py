@@ -201,12 +201,15 @@ def _read_value(
 
 
 def _plain(node: yaml.Node) -> object:
-    """A scalar's value, or a mapping of scalars (a lexicon entry's ``{phonemes: ...}``)."""
+    """A node's plain value: a scalar, or a mapping or list of them (a lexicon entry's
+    ``{phonemes: ...}``; anything else is reported by the setting's own check)."""
     from pipeline.script.nodes import scalar
 
     if isinstance(node, yaml.MappingNode):
         return {scalar(k): _plain(v) for k, v in node.value}
-    return scalar(node) if isinstance(node, yaml.ScalarNode) else None
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(item) for item in node.value]
+    return scalar(node)
 
 
 def environment_layer(environ: Mapping[str, str] | None = None) -> Layer:
