@@ -107,6 +107,19 @@ def timed(transcriber: WhisperTranscriber, clips: Clips) -> tuple[list[Transcrip
     return transcripts, time.perf_counter() - start, time.process_time() - cpu
 
 
+def heard(transcriber: WhisperTranscriber, clips: Clips) -> tuple[list[str], float, int, float]:
+    """What was heard of each clip, the word recall (lexicon honoured), how many sentences are
+    above 0.15 WER, and the wall seconds of the transcription."""
+    transcripts, wall_s, _ = timed(transcriber, clips)
+    texts = [transcript.text for transcript in transcripts]
+    recall = word_recall(clips.texts, texts, clips.lexicon)
+    flagged = sum(
+        check_words(text, said, clips.lexicon).wer > 0.15
+        for text, said in zip(clips.texts, texts, strict=True)
+    )
+    return texts, recall, flagged, wall_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="speech to transcribe")
@@ -150,14 +163,8 @@ def main() -> None:
                 f"model load and first clip {load_s:.1f} s; beam {options.beam}; "
                 f"load average now {os.getloadavg()[0]:.1f}"
             )
-            transcripts, wall_s, _ = timed(transcriber, article)
-            heard = [transcript.text for transcript in transcripts]
-            recall = word_recall(article.texts, heard, article.lexicon)
-            bare = word_recall(article.texts, heard)
-            flagged = sum(
-                check_words(text, said, article.lexicon).wer > 0.15
-                for text, said in zip(article.texts, heard, strict=True)
-            )
+            texts, recall, flagged, wall_s = heard(transcriber, article)
+            bare = word_recall(article.texts, texts)
             print(
                 f"  clonazepam article, espeak, {len(article.clips)} sentences: word recall "
                 f"{recall:.3f} (without the lexicon's respellings: {bare:.3f}); "

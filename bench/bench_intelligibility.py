@@ -18,10 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_asr import ARTICLE, script_clips, timed
+from bench_asr import ARTICLE, heard, script_clips
 
 from pipeline.qa.asr import WhisperTranscriber
-from pipeline.qa.compare import check_words, word_recall
 from pipeline.speech.cache import SpeechCache
 
 
@@ -40,13 +39,7 @@ def main() -> None:
             start = time.perf_counter()
             clips = script_clips(ARTICLE, SpeechCache(Path(folder)), flags)
             synthesis_s = time.perf_counter() - start
-        transcripts, wall_s, _ = timed(transcriber, clips)
-        heard = [transcript.text for transcript in transcripts]
-        recall = word_recall(clips.texts, heard, clips.lexicon)
-        flagged = sum(
-            check_words(text, said, clips.lexicon).wer > 0.15
-            for text, said in zip(clips.texts, heard, strict=True)
-        )
+        _, recall, flagged, wall_s = heard(transcriber, clips)
         print(
             f"{spec:<20} word recall {recall:.3f}; {flagged} of {len(clips.texts)} sentences "
             f"above 0.15 WER; {clips.audio_s:.0f} s of speech synthesized in {synthesis_s:.0f} s "
