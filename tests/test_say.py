@@ -70,6 +70,7 @@ def test_voice_specs(spec: str, expected: VoiceSettings) -> None:
         (["   "], "error: TEXT: nothing to say"),
         (["Hi.", "--pitch", "30"], "error: --pitch: must be between -12 and 12"),
         (["Hi.", "--voice", "nope"], "nope"),
+        (["Hi.", "-o", "gone/x.wav"], "gone/x.wav: error: -o: the folder 'gone' does not exist"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_writes_nothing(
@@ -80,6 +81,7 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(
     assert result.exit_code in (1, 2), result.output
     assert message in result.output and "Traceback" not in result.output
     assert sorted(p.name for p in project.iterdir() if p.suffix in (".wav", ".txt")) == []
+    assert not (project / "gone").exists()
 
 
 def test_the_command_prints_where_each_voice_starts(

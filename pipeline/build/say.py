@@ -83,6 +83,10 @@ def say(
             f"{output}: error: -o: the file name must end in one of "
             f".{', .'.join(FORMATS)}, got {output.suffix or 'no suffix'!r}"
         )
+    if not output.parent.is_dir():
+        raise UsageError(
+            f"{output}: error: -o: the folder '{output.parent}' does not exist; create it first"
+        )
     sentences = [sentence for sentence in split_say(text) if sentence.text.strip()]
     if not sentences:
         raise UsageError("error: TEXT: nothing to say")
