@@ -105,6 +105,24 @@ def three(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def test_the_sidecar_lists_each_sentence_with_its_place_span_and_clip(three: Path) -> None:
+    run_build(three)
+    data = json.loads((three / "dist" / "two.json").read_text(encoding="utf-8"))
+    sentences = data["sentences"]
+    assert [entry["text"] for entry in sentences] == ["Let your shoulders drop.", "Rest here."]
+    first, second = sentences
+    assert first["place"] == second["place"] == "scripts/two.yaml:3:10"  # the say text
+    assert 0 < first["start_s"] < first["end_s"] < second["start_s"] < second["end_s"]
+    assert second["end_s"] <= data["duration_s"]
+    cache = SpeechCache(three / "cache")
+    for entry in sentences:
+        clip = cache.get(entry["clip"])
+        assert clip is not None
+        assert entry["end_s"] - entry["start_s"] == pytest.approx(clip.size / 16000, abs=0.002)
+    vtt = (three / "dist" / "two.vtt").read_text(encoding="utf-8")
+    assert "00:00:0" in vtt and all(entry["text"] in vtt for entry in sentences)
+
+
 def forbid_synthesis(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any engine call fail loudly (worker processes are forked: they inherit it)."""
     from pipeline.engines.espeak import EspeakEngine

@@ -151,7 +151,7 @@ def make_sidecar(
 
 def test_sidecar_has_every_spec_field(tmp_path: Path) -> None:
     data = make_sidecar(tmp_path)
-    assert set(data) == SIDECAR_KEYS | {"sidecar_sha256"}  # an extension: the seal, last
+    assert set(data) == SIDECAR_KEYS | {"sentences", "sidecar_sha256"}  # extensions; seal last
     assert list(data)[-1] == "sidecar_sha256"
     assert data["id"] == "calm"
     assert data["language"] == "en"

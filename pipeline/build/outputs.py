@@ -184,12 +184,14 @@ def sidecar(
     loudness_range_lu: float | None = None,
     captions: str | None = None,
     credits: Sequence[str] = (),
+    clip_keys: Sequence[str | None] = (),
 ) -> dict[str, Any]:
     """The ``<id>.json`` sidecar (``docs/outputs.md``), from plain inputs. Pure.
 
     ``files`` are ``file_info`` entries; loudness figures are those measured on the encoded
     file; ``voice`` is the script's resolved voice; ``source.path`` is made relative to ``root``;
-    ``credits`` are the lines the voices' licences ask for (the key is left out when none do).
+    ``credits`` are the lines the voices' licences ask for (the key is left out when none do);
+    ``clip_keys`` are the speech-cache keys of the timeline's sentences, in order.
     """
     loudness: dict[str, float] = {
         "integrated_lufs": round(integrated_lufs, 2),
@@ -206,6 +208,7 @@ def sidecar(
             for chapter in timeline.chapters
         ],
         "captions": captions if captions is not None else f"{script.id}.vtt",
+        "sentences": sentence_entries(timeline, root, clip_keys),
         "files": [dict(entry) for entry in files],
         "voice": {
             "engine": voice.engine,
@@ -221,6 +224,30 @@ def sidecar(
         data["credits"] = list(credits)
     data[SEAL] = sidecar_digest(data)
     return data
+
+
+def sentence_entries(
+    timeline: Timeline, root: Path, clip_keys: Sequence[str | None] = ()
+) -> list[dict[str, Any]]:
+    """The sidecar's ``sentences``: each spoken sentence's span in the track, its text, the
+    script place it came from (``path:line:col``, relative to ``root``) and its clip's key."""
+    entries = []
+    speech = [cue for cue in timeline.cues if isinstance(cue, SpeechCue)]
+    keys = list(clip_keys) or [None] * len(speech)
+    if len(keys) != len(speech):
+        raise ValueError(f"{len(keys)} clip keys for {len(speech)} sentences")
+    for cue, key in zip(speech, keys, strict=True):
+        place = cue.place
+        entries.append(
+            {
+                "start_s": round(cue.start_s, 3),
+                "end_s": round(cue.start_s + cue.length_s, 3),
+                "text": cue.text,
+                "place": f"{_relative(place.path, root)}:{place.line}:{place.column}",
+                "clip": key,
+            }
+        )
+    return entries
 
 
 def script_fields(script: Script, voice: VoiceSettings) -> dict[str, Any]:

@@ -365,6 +365,7 @@ class _Track:
             root=settings.root,
             captions=captions,
             credits=self.credits(),
+            clip_keys=[self.sources.clip_key(cue) for cue in self.timeline.speech],
         )
 
     def credits(self) -> list[str]:
@@ -422,8 +423,12 @@ class _Sources:
             for future in [pool.submit(task) for task in tasks]:
                 future.result()
 
+    def clip_key(self, cue: SpeechCue) -> str | None:
+        """The speech-cache key of a sentence's clip (None before it is synthesized)."""
+        return self.planned.lengths.key(cue.text, cue.voice)
+
     def speech(self, cue: SpeechCue) -> npt.NDArray[np.float32]:
-        key = self.planned.lengths.key(cue.text, cue.voice)
+        key = self.clip_key(cue)
         clip = self.cache.get(key) if key is not None else None
         if clip is None:
             raise AudioError(
