@@ -833,6 +833,12 @@ def cache_prune(
         f"{verb} {_entries(report.removed)} ({_size(report.removed_bytes)}); "
         f"kept {_entries(report.kept)} ({_size(report.kept_bytes)}) "
         f"used by {report.scripts} script(s)"
+        + (
+            f"; {verb} {report.transcripts} transcript(s) of other clips "
+            f"({_size(report.transcripts_bytes)})"
+            if report.transcripts
+            else ""
+        )
     )
 
 

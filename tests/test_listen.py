@@ -299,6 +299,22 @@ def test_a_rebuild_keeps_the_qa_section_while_the_clips_are_the_same(built: Path
     assert "qa" not in _sidecar(built)
 
 
+def test_cache_prune_removes_the_transcripts_of_clips_no_script_uses(built: Path) -> None:
+    _listen(built, _faithful(built))
+    old = _clips(built)[TEXTS[2]]
+    script = built / "scripts" / "calm.yaml"
+    script.write_text(CALM.replace("gently", "softly"), encoding="utf-8")
+    assert build([built / "scripts"], load_project(built / "meditate.yaml"), {}).ok
+    _listen(built, _faithful(built))
+    folder = TranscriptCache(built / "cache", "fake 1").root
+    assert len(list(folder.glob("*/*.json"))) == 5
+    result = CliRunner().invoke(cli, ["--config", str(built / "meditate.yaml"), "cache", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "; removed 1 transcript(s) of other clips (" in result.output
+    assert sorted(path.stem for path in folder.glob("*/*.json")) == sorted(_clips(built).values())
+    assert old not in _clips(built).values()
+
+
 # --- what cannot be checked ----------------------------------------------------------------------
 
 
@@ -459,3 +475,10 @@ def test_whisper_tiny_checks_a_real_build_and_flags_a_mangled_clip(
     assert lines[-1].endswith("1 clip(s) transcribed, 3 from the cache")
     data = _sidecar(built)
     assert data["qa"]["status"] == "fail" and data["qa"]["counts"]["fail"] == 1
+    # every sentence with --all, from the cache alone; -q prints the report only on failure
+    every = CliRunner().invoke(cli, ["listen", "--all"])
+    assert every.exit_code == 1
+    assert [line.split(": ")[:2] for line in every.output.splitlines()[::3][:4]] == [
+        [place, status] for place, status in zip(PLACES, ["ok", "ok", "fail", "ok"], strict=True)
+    ]
+    assert every.output.splitlines()[-1].endswith("0 clip(s) transcribed, 4 from the cache")

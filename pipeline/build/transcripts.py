@@ -120,3 +120,22 @@ class TranscriptCache:
                 stream.write(json.dumps(entry, ensure_ascii=False).encode("utf-8"))
         except OSError as error:
             log.warning("transcript cache: cannot write %s: %s", path, error.strerror or error)
+
+
+def prune_transcripts(cache_dir: Path, keep: set[str], *, dry_run: bool = False) -> tuple[int, int]:
+    """Delete the transcripts (of every recogniser) of clips not in ``keep``: (entries, bytes)
+    removed, or that would be with ``dry_run``."""
+    removed = removed_bytes = 0
+    for path in sorted((Path(cache_dir) / FOLDER).glob("*/??/*.json")):
+        if path.stem in keep:
+            continue
+        try:
+            size = path.stat().st_size
+            if not dry_run:
+                path.unlink()
+        except OSError as error:
+            log.warning("transcript cache: cannot delete %s: %s", path, error.strerror or error)
+            continue
+        removed += 1
+        removed_bytes += size
+    return removed, removed_bytes
