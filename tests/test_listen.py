@@ -330,6 +330,13 @@ def test_a_track_never_built_is_skipped_and_reported(built: Path) -> None:
     assert [t.track_id for t in report.tracks] == ["calm"] and not report.ok
 
 
+def test_nothing_built_yet_creates_no_output_folder(tmp_path: Path) -> None:
+    root = write_project(tmp_path, CONFIG, {"calm.yaml": CALM})
+    report = _listen(root, FakeRecogniser())
+    assert [s.track_id for s in report.skipped] == ["calm"] and report.tracks == []
+    assert not (root / "dist").exists()
+
+
 def test_clips_missing_from_the_cache_are_reported(built: Path) -> None:
     cache = SpeechCache(built / "cache")
     cache.path(_clips(built)[TEXTS[2]]).unlink()
