@@ -378,8 +378,11 @@ def listen(
 
     checked = check_scripts(list(paths), project, flags)
     if not checked:
-        out = output_dir or Path(".")
-        return ListenReport(out)
+        from pipeline.project.config import flags_layer, resolve
+
+        return ListenReport(
+            output_dir or resolve(project, flags=flags_layer(flags or {})).output_dir
+        )
     settings = checked[0].settings
     out = output_dir if output_dir is not None else settings.output_dir
     thresholds = thresholds_of(settings, project)
