@@ -19,7 +19,15 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_project
 
-from pipeline.build.listen import ListenReport, listen
+from pipeline.build.listen import (
+    Listener,
+    ListenReport,
+    Sentences,
+    TrackQa,
+    check_track_sentences,
+    listen,
+    sentences_of,
+)
 from pipeline.build.outputs import SEAL, sidecar_digest
 from pipeline.build.run import build, check
 from pipeline.build.transcripts import TranscriptCache, audio_digest
@@ -279,6 +287,22 @@ def test_a_stale_track_is_checked_but_its_sidecar_left_alone(built: Path) -> Non
     assert track.sidecar is None
     assert "another version of the script: build it again" in track.note
     assert (built / "dist" / "calm.json").read_bytes() == before
+
+
+def test_an_excerpts_sentences_are_checked_without_any_sidecar(built: Path) -> None:
+    project = load_project(built / "meditate.yaml")
+    item = check_scripts([built / "scripts" / "calm.yaml"], project)[0]
+    speech = SpeechCache(built / "cache")
+    planned = plan_checked(item, speech)
+    fake = _faithful(built)
+    listener = Listener.for_project(item.settings, project, fake)
+    found = sentences_of(planned, speech, planned.timeline.speech[2:])
+    assert isinstance(found, Sentences)
+    result = check_track_sentences(found, speech, listener)
+    assert isinstance(result, TrackQa)
+    assert [s.check.text for s in result.sentences] == list(TEXTS[2:])
+    assert (fake.clips, result.sidecar) == (2, None)
+    assert "qa" not in _sidecar(built)
 
 
 # --- build keeps or drops the qa section --------------------------------------------------------

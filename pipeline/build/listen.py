@@ -31,7 +31,8 @@ from pipeline.build.state import read_sidecar
 from pipeline.build.transcripts import TranscriptCache, audio_digest
 from pipeline.core.errors import ConfigError, Place
 from pipeline.core.fileio import display_path
-from pipeline.plan.checked import check_scripts, plan_checked
+from pipeline.plan.checked import Planned, check_scripts, plan_checked
+from pipeline.plan.timeline import SpeechCue
 from pipeline.plan.validate import Checked
 from pipeline.project.config import CONFIG_NAME, Project
 from pipeline.project.layout import CATALOG_NAME
@@ -261,16 +262,28 @@ def model_folder(settings: Settings, project: Project) -> Path | None:
 
 
 @dataclass(frozen=True)
-class _Track:
-    """A built track ready to be checked: its plan's sentences and their clip keys."""
+class Sentences:
+    """A script's spoken sentences (all, or an excerpt's) and the keys of their clips."""
 
     checked: Checked
+    """The script."""
+    texts: tuple[str, ...]
+    """Each sentence as written."""
+    places: tuple[Place, ...]
+    """The step each comes from."""
+    starts_s: tuple[float, ...]
+    """When each starts in the track."""
+    clips: tuple[str, ...]
+    """The speech-cache key of each one's clip."""
+
+
+@dataclass(frozen=True)
+class _Track:
+    """A built track ready to be checked: its sidecar and its plan's sentences."""
+
+    sentences: Sentences
     sidecar_path: Path
     sidecar: dict[str, Any]
-    texts: tuple[str, ...]
-    places: tuple[Place, ...]
-    starts_s: tuple[float, ...]
-    clips: tuple[str, ...]
 
 
 class Listener:
@@ -293,6 +306,30 @@ class Listener:
         """Clips whose transcript the cache had."""
         self.expected = 0
         """Clips this run is expected to transcribe (the progress total)."""
+
+    @classmethod
+    def for_project(
+        cls,
+        settings: Settings,
+        project: Project,
+        transcriber: Transcriber | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Listener:
+        """A listener with the project's thresholds, its transcript cache and ``transcriber``
+        (default: faster-whisper with the model the settings name; AsrUnavailable saying what
+        to install when there is none)."""
+        thresholds = thresholds_of(settings, project)
+        if transcriber is None:
+            from pipeline.qa.asr import load_transcriber
+
+            transcriber = load_transcriber(model_folder(settings, project))
+        transcripts = TranscriptCache(settings.cache_dir, transcriber.identity())
+        return cls(transcriber, transcripts, thresholds, progress)
+
+    @property
+    def recognizer(self) -> str:
+        """The recogniser's identity."""
+        return self.transcripts.recognizer
 
     def check(
         self,
@@ -385,16 +422,10 @@ def listen(
         )
     settings = checked[0].settings
     out = output_dir if output_dir is not None else settings.output_dir
-    thresholds = thresholds_of(settings, project)
-    if transcriber is None:
-        from pipeline.qa.asr import load_transcriber
-
-        transcriber = load_transcriber(model_folder(settings, project))
-    recognizer = transcriber.identity()
+    listener = Listener.for_project(settings, project, transcriber, progress)
+    recognizer = listener.recognizer
     report = ListenReport(out, recognizer)
     speech = SpeechCache(settings.cache_dir)
-    transcripts = TranscriptCache(settings.cache_dir, recognizer)
-    listener = Listener(transcriber, transcripts, thresholds, progress)
     lock = build_lock(out, wait_s) if out.is_dir() else contextlib.nullcontext()
     with lock:
         ready: list[_Track] = []
@@ -405,15 +436,15 @@ def listen(
             else:
                 ready.append(found)
         listener.expected = len(
-            {key for track in ready for key in track.clips if key not in transcripts}
+            {key for t in ready for key in t.sentences.clips if key not in listener.transcripts}
         )
         recorded: dict[str, dict[str, Any]] = {}
         for track in ready:
-            result = _check_track(track, speech, listener)
+            result = check_track_sentences(track.sentences, speech, listener)
             if isinstance(result, SkippedTrack):
                 report.skipped.append(result)
                 continue
-            section = result.section(recognizer, qa_thresholds(track.checked.settings.qa))
+            section = result.section(recognizer, qa_thresholds(track.sentences.checked.settings.qa))
             result, data = _record(track, result, section)
             if data is not None:
                 recorded[result.track_id] = data
@@ -442,20 +473,31 @@ def _built_track(item: Checked, out: Path, speech: SpeechCache) -> _Track | Skip
     if SEAL in data and data[SEAL] != sidecar_digest(data):
         return skip(f"{shown}: its content does not match its {SEAL} (edited by hand?): "
                     "build it again")  # fmt: skip
-    planned = plan_checked(item, speech)
-    cues = planned.timeline.speech
+    found = sentences_of(plan_checked(item, speech), speech)
+    if isinstance(found, SkippedTrack):
+        return found
+    return _Track(found, sidecar_path, data)
+
+
+def sentences_of(
+    planned: Planned, speech: SpeechCache, cues: Iterable[SpeechCue] | None = None
+) -> Sentences | SkippedTrack:
+    """The spoken sentences of a planned script (or ``cues`` of it: an excerpt's) with the keys
+    of their clips; skipped when a clip is not in the speech cache."""
+    script = planned.script
+    cues = tuple(planned.timeline.speech if cues is None else cues)
     keys = [planned.lengths.key(cue.text, cue.voice) for cue in cues]
     absent = [cue for cue, key in zip(cues, keys, strict=True) if key is None or key not in speech]
     if absent:
         first = absent[0]
-        return skip(
+        return SkippedTrack(
+            script.id,
+            script.path,
             f"{len(absent)} of {len(cues)} sentence clip(s) are not in the speech cache "
-            f"(first: {_shown(first.place)} {_snippet(first.text)}): build it first"
+            f"(first: {_shown(first.place)} {_snippet(first.text)}): build it first",
         )
-    return _Track(
-        item,
-        sidecar_path,
-        data,
+    return Sentences(
+        Checked(script, planned.settings),
         tuple(cue.text for cue in cues),
         tuple(cue.place for cue in cues),
         tuple(cue.start_s for cue in cues),
@@ -463,8 +505,11 @@ def _built_track(item: Checked, out: Path, speech: SpeechCache) -> _Track | Skip
     )
 
 
-def _check_track(track: _Track, speech: SpeechCache, listener: Listener) -> TrackQa | SkippedTrack:
-    """The track's sentences checked on their clips; skipped when a clip cannot be read."""
+def check_track_sentences(
+    track: Sentences, speech: SpeechCache, listener: Listener
+) -> TrackQa | SkippedTrack:
+    """Sentences checked on their clips (no sidecar is read or written: ``watch`` may check an
+    excerpt's); skipped when a clip cannot be read."""
     script, settings = track.checked.script, track.checked.settings
     clips = []
     for text, place, key in zip(track.texts, track.places, track.clips, strict=True):
@@ -494,7 +539,8 @@ def _record(
     sentences and clips; the result says where it went, or why nowhere."""
     from dataclasses import replace
 
-    if spoken(track.sidecar) != list(zip(track.texts, track.clips, strict=True)):
+    said = track.sentences
+    if spoken(track.sidecar) != list(zip(said.texts, said.clips, strict=True)):
         if spoken(track.sidecar) is None:
             note = "its sidecar lists no sentences (built by an older version): build it again"
         else:
