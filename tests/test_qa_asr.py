@@ -402,3 +402,17 @@ def test_the_model_runs_with_the_network_cut_and_nothing_in_the_user_folders(
     assert done.returncode == 0, done.stderr
     assert "[Transcript(text=''" in done.stdout and "faster-whisper" in done.stdout
     assert list(home.iterdir()) == []  # nothing fetched or cached in the user's folders
+
+
+def test_windows_decoded_at_once_give_the_same_words(whisper: WhisperTranscriber) -> None:
+    clips = [_espeak(text)[0] for text in SENTENCES]
+    rate = _espeak(SENTENCES[0])[1]
+    one = WhisperTranscriber(batch=False, workers=1, threads=1)
+    two = WhisperTranscriber(batch=False, workers=2, threads=2)
+    assert (two.workers, one.workers) == (2, 1)
+    assert two.transcribe(clips, rate) == one.transcribe(clips, rate)
+
+
+def test_workers_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        WhisperTranscriber(workers=0)
