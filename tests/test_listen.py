@@ -305,6 +305,34 @@ def test_an_excerpts_sentences_are_checked_without_any_sidecar(built: Path) -> N
     assert "qa" not in _sidecar(built)
 
 
+def test_an_interrupted_run_keeps_the_transcripts_of_the_calls_it_finished(tmp_path: Path) -> None:
+    rate = 8000
+    noise = np.random.default_rng(1)
+    clips = [(0.1 * noise.standard_normal(10 * rate)).astype(np.float32) for _ in range(12)]
+    clips.append(np.zeros(0, dtype=np.float32))  # a silent clip rides along with the first call
+    keys = [f"{index:064x}" for index in range(len(clips))]
+
+    class Interrupted(FakeRecogniser):
+        def transcribe(self, clips: Sequence[np.ndarray], sample_rate: int) -> list[Transcript]:
+            if self.calls:
+                raise KeyboardInterrupt
+            return super().transcribe(clips, sample_rate)
+
+    fake = Interrupted()
+    cache = TranscriptCache(tmp_path, fake.identity())
+    texts = ["Ten seconds of noise."] * len(clips)
+    with pytest.raises(KeyboardInterrupt):
+        Listener(fake, cache).check(texts, keys, clips, rate)
+    # two 10 s clips per 29 s window, four windows per call: eight clips and the silent one
+    assert fake.clips == 9
+    heard = [cache.get(key, audio_digest(clip)) for key, clip in zip(keys, clips, strict=True)]
+    kept = [key for key, transcript in zip(keys, heard, strict=True) if transcript is not None]
+    assert kept == [*keys[:8], keys[12]]
+    again = FakeRecogniser()
+    checks = Listener(again, cache).check(texts, keys, clips, rate)
+    assert again.clips == 4 and len(checks) == len(clips)
+
+
 # --- build keeps or drops the qa section --------------------------------------------------------
 
 
