@@ -26,6 +26,7 @@ from pipeline.build.listen import (
     TrackQa,
     check_track_sentences,
     listen,
+    report_lines,
     sentences_of,
 )
 from pipeline.build.outputs import SEAL, sidecar_digest
@@ -248,6 +249,21 @@ def test_the_lexicon_respelling_counts_as_heard(tmp_path: Path) -> None:
     fake.teach(clip, "Your doctor may prescribe kloh nazza pam.")
     (track,) = _listen(root, fake).tracks
     assert track.status == "ok", track.sentences[0].check.verdict
+
+
+def test_a_flag_in_an_included_file_says_which_script_included_it(tmp_path: Path) -> None:
+    scripts = {
+        "_parts/end.yaml": "steps:\n  - say: Goodbye for now.\n",
+        "short.yaml": "title: Short\nsteps:\n  - say: Hello there.\n  - include: _parts/end.yaml\n",
+    }
+    root = write_project(tmp_path, CONFIG, scripts)
+    assert build([root / "scripts"], load_project(root / "meditate.yaml"), {}).ok
+    fake = FakeRecogniser()  # hears nothing at all
+    lines = report_lines(_listen(root, fake))
+    assert lines[0].startswith(f"{root / 'scripts/short.yaml'}:3:10: fail: ")
+    assert lines[3].startswith(f"{root / 'scripts/_parts/end.yaml'}:2:10: fail: ")
+    assert lines[4] == f"{root / 'scripts/short.yaml'}:4:14: note: included from here"
+    assert lines[5:7] == ["    script: Goodbye for now.", "    heard:  "]
 
 
 def test_thresholds_come_from_the_project_config(built: Path) -> None:

@@ -600,6 +600,9 @@ def report_lines(report: ListenReport, *, every: bool = False) -> list[str]:
             check = sentence.check
             why = "".join(f"; {reason}" for reason in check.verdict.reasons)[1:]
             lines.append(f"{_shown(sentence.place)}: {sentence.status}{':' if why else ''}{why}")
+            lines += [
+                f"{_shown(step)}: note: included from here" for step in sentence.place.included_from
+            ]
             lines.append(f"    script: {' '.join(check.text.split())}")
             lines.append(f"    heard:  {check.heard}")
     if report.tracks:
