@@ -116,6 +116,18 @@ def inspect_audio(
     return info
 
 
+def measure_curves(path: Path) -> tuple[Inspection, Curves]:
+    """Decode ``path`` once for its waveform envelope and loudness curve (streaming); the true
+    peak is not measured (``-inf`` in the inspection): the review reads it from the sidecar.
+    """
+    _check_readable(path)
+    codec, expected_s, chapters = _probe(path)
+    return _analyse(
+        path, codec, chapters, None, want_curves=True, expected_s=expected_s, progress=None,
+        true_peak=False,
+    )
+
+
 def format_inspection(info: Inspection) -> str:
     """Readable lines for the CLI."""
     total = info.duration_s * info.sample_rate * info.channels
@@ -308,8 +320,9 @@ def _split_key_value(line: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class _Curves:
-    """What only the plot needs: the waveform envelope and the loudness over time."""
+class Curves:
+    """What the plot and the review page draw: the waveform envelope (min/max columns over
+    every channel) and the loudness over time (every 100 ms)."""
 
     envelope_times_s: tuple[float, ...]
     envelope_min: tuple[float, ...]
@@ -540,10 +553,12 @@ def _analyse(
     want_curves: bool,
     expected_s: float,
     progress: ProgressCallback | None,
-) -> tuple[Inspection, _Curves]:
+    true_peak: bool = True,
+) -> tuple[Inspection, Curves]:
     """Decode once through ``ebur128`` (loudness on stderr) into a WAV pipe (samples)."""
     scanner, meter, returncode = _decode(
-        path, want_curves=want_curves, expected_s=expected_s, progress=progress
+        path, want_curves=want_curves, expected_s=expected_s, progress=progress,
+        true_peak=true_peak,
     )
     stderr = meter.text()
     if returncode != 0:
@@ -565,16 +580,23 @@ def _analyse(
 
 
 def _decode(
-    path: Path, *, want_curves: bool, expected_s: float, progress: ProgressCallback | None
+    path: Path,
+    *,
+    want_curves: bool,
+    expected_s: float,
+    progress: ProgressCallback | None,
+    true_peak: bool = True,
 ) -> tuple[_Scanner | None, _MeterLog, int]:
     """Run the decoder, scanning its samples while its meter log is read; its exit status.
 
     The scanner is None when no WAV header came through (ffmpeg failed to decode).
+    ``true_peak`` False skips the 4x oversampling of the true-peak meter (half the time).
     """
+    meter_filter = "ebur128=peak=true:framelog=info" if true_peak else "ebur128=framelog=info"
     command = [
         ffmpeg_exe(),
         *("-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-map", "0:a:0"),
-        *("-af", "ebur128=peak=true:framelog=info", "-map_metadata", "-1"),
+        *("-af", meter_filter, "-map_metadata", "-1"),
         *("-fflags", "+bitexact", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"),
     ]
     process = start_ffmpeg(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
@@ -641,14 +663,14 @@ def _inspection(
     )
 
 
-def _curves(scanner: _Scanner, meter: _MeterLog) -> _Curves:
+def _curves(scanner: _Scanner, meter: _MeterLog) -> Curves:
     """The waveform envelope (empty unless kept) and the loudness over time."""
     times: tuple[float, ...] = ()
     minima: tuple[float, ...] = ()
     maxima: tuple[float, ...] = ()
     if scanner.envelope is not None:
         times, minima, maxima = scanner.envelope.finish(scanner.sample_rate)
-    return _Curves(
+    return Curves(
         envelope_times_s=times,
         envelope_min=minima,
         envelope_max=maxima,
@@ -741,7 +763,7 @@ def _clock_label(seconds: float, _position: object = None) -> str:
     return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"
 
 
-def _write_plot(target: Path, info: Inspection, curves: _Curves) -> None:
+def _write_plot(target: Path, info: Inspection, curves: Curves) -> None:
     """Waveform envelope over short-term loudness, chapter marks on both; in the format the
     extension names, atomically.
     """
