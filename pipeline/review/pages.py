@@ -151,7 +151,7 @@ def track_page(track: Track, levels: Levels, audio_href: str) -> str:
     loudness = data.get("loudness", {})
     qa = _qa_by_index(data)
     status = qa_status(data)
-    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    source = data["source"] if isinstance(data.get("source"), dict) else {}
     counts = qa_counts(data)
     facts = (
         '<dl class="facts">'
