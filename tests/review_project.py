@@ -137,7 +137,7 @@ def screenshot(target: Path) -> None:
         report = review([root / "scripts"], project)
         with sync_playwright() as playwright:
             browser = launch_chromium(playwright)
-            page = browser.new_page(viewport={"width": 1000, "height": 760})
+            page = browser.new_page(viewport={"width": 1000, "height": 1080})
             page.goto(report.page("panic-sos").as_uri())
             page.wait_for_selector("body[data-waveform=ready]")
             flagged = page.locator(".sentence.qa-warn, .sentence.qa-fail").first
@@ -145,6 +145,7 @@ def screenshot(target: Path) -> None:
                 flagged.click()
             else:
                 page.click("#s-4")
+            page.evaluate("window.scrollTo(0, 0)")
             page.wait_for_timeout(300)
             page.screenshot(path=str(target))
             browser.close()
