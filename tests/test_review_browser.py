@@ -3,6 +3,7 @@ from file:// (as users open it), playing a real espeak build checked by Whisper 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ TRACK = "review-check"
 MISHEARD = 1
 STEP_MS = 10_000
 """Longest wait of any single browser step."""
+TEST_S = 60
+"""Longest run of any test once the build it reviews is made."""
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +36,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> ReviewReport:
     root = build_project(tmp_path_factory.mktemp("browser") / "project")
     add_qa(root, TRACK, {MISHEARD: "Tags like script and alert stay as text today."})
     return review([root / "scripts"], load_project(start=root))
+
+
+@pytest.fixture(autouse=True)
+def time_bound() -> Iterator[None]:
+    """Fail a test (rather than hang the suite) after ``TEST_S`` seconds."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"a browser test ran over {TEST_S} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(TEST_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,7 @@ def track_page(track: Track, levels: Levels, audio_href: str) -> str:
         f'<dt>duration</dt><dd>{format_clock(float(data["duration_s"]))}</dd>'
         f'<dt>loudness</dt><dd>{_db(loudness.get("integrated_lufs"), "LUFS")}</dd>'
         f'<dt>true peak</dt><dd>{_db(loudness.get("true_peak_dbtp"), "dBTP")}</dd>'
-        f'<dt>QA</dt><dd id="qa-status">{_badge(status)}'
+        f'<dt>QA</dt><dd id="qa-status"{_recognizer(data)}>{_badge(status)}'
         f'{f" {_text(counts)}" if counts else ""}</dd>'
         f'<dt>since the build</dt><dd id="change">{_change(track)}'
         f'{f" <small>{_text(track.change_detail)}</small>" if track.change_detail else ""}</dd>'
@@ -217,6 +217,13 @@ def track_page(track: Track, levels: Levels, audio_href: str) -> str:
     )
     language = str(data.get("language") or "en")
     return _page(f"{data.get('title', track.track_id)} · review", "track", body, language, tail)
+
+
+def _recognizer(sidecar: Mapping[str, Any]) -> str:
+    """A ``title`` attribute naming what checked the track ('' when nothing did)."""
+    qa = sidecar.get("qa")
+    name = qa.get("recognizer") if isinstance(qa, dict) else None
+    return f' title="checked by {_text(name)}"' if name else ""
 
 
 def _padded(lines: Sequence[ScriptLine], count: int) -> list[ScriptLine]:
