@@ -316,3 +316,17 @@ def test_inline_json_cannot_close_its_script_element() -> None:
     text = inline_json({"text": "</script><script>alert(1)</script> & \u2028"})
     assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
     assert json.loads(text)["text"] == "</script><script>alert(1)</script> & \u2028"
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("nothing.yaml", "no such file or folder"),
+        ("scripts/_part.yaml", "a partial has no track; review a script that includes it"),
+    ],
+)
+def test_what_is_not_a_track_is_named(project: Path, path: str, reason: str) -> None:
+    (project / "scripts" / "_part.yaml").write_text("steps:\n  - say: Hi.\n", encoding="utf-8")
+    result = run(path)
+    assert result.exit_code == 1
+    assert f"skipped  {path}: {reason}" in result.output

@@ -117,6 +117,14 @@ def _invalid_script(
     skipped: list[Skipped],
 ) -> None:
     """A script with errors: its last build, if any, is shown with its first error."""
+    from pipeline.script.parse import is_partial
+
+    if not path.exists():
+        skipped.append(Skipped(path, "no such file or folder"))
+        return
+    if is_partial(path):
+        skipped.append(Skipped(path, "a partial has no track; review a script that includes it"))
+        return
     relative = _relative(path, root)
     errors = [p for p in report.errors if _relative(p.place.path, root) == relative]
     first = errors[0].format().splitlines()[0] if errors else "see `meditate validate`"
