@@ -244,6 +244,11 @@ def test_what_changed_since_the_build(project: Path) -> None:
     found = json.loads(result.output)["tracks"][0]
     assert found["change"] == "script has errors now"
     assert "review-check.yaml:1:1: error: titel: unknown key" in found["detail"]
+    (project / "scripts" / "_bits.yaml").write_text("steps:\n  - pause: ten\n", encoding="utf-8")
+    script.write_text(original + "  - include: _bits.yaml\n", encoding="utf-8")
+    found = json.loads(run("--format", "json").output)["tracks"][0]
+    assert found["change"] == "script has errors now"
+    assert "_bits.yaml:2:12: error: steps[0].pause: expected a duration" in found["detail"]
 
 
 def test_a_track_without_qa_is_not_checked(project: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,23 +100,37 @@ def find_tracks(
         else:
             found.append(_with_change(track, checked, tracks_dir))
     valid = {checked.script.path.resolve() for checked in report.checked}
-    for path in report.files:
-        if path.resolve() not in valid:
-            _invalid_script(path, report, project.root, tracks_dir, found, skipped)
+    invalid = [path for path in report.files if path.resolve() not in valid]
+    if invalid:
+        built = _sidecars_by_source(tracks_dir)
+        for path in invalid:
+            _invalid_script(path, report, project.root, built, found, skipped)
     found.sort(key=lambda track: track.track_id)
     skipped.sort(key=lambda item: str(item.source))
     return found, skipped
+
+
+def _sidecars_by_source(tracks_dir: Path) -> dict[str, tuple[str, Path]]:
+    """(track id, sidecar) by the script path each readable sidecar records."""
+    found: dict[str, tuple[str, Path]] = {}
+    for track_id, sidecar_path in sidecars_in(tracks_dir).items():
+        data = read_sidecar(sidecar_path)
+        source = data.get("source") if data is not None else None
+        if isinstance(source, dict) and isinstance(source.get("path"), str):
+            found[source["path"]] = (track_id, sidecar_path)
+    return found
 
 
 def _invalid_script(
     path: Path,
     report: Report,
     root: Path,
-    tracks_dir: Path,
+    built: Mapping[str, tuple[str, Path]],
     found: list[Track],
     skipped: list[Skipped],
 ) -> None:
-    """A script with errors: its last build, if any, is shown with its first error."""
+    """A script with errors: its last build, if any, is shown with its first error (in the
+    script itself or in a file it includes)."""
     from pipeline.script.parse import is_partial
 
     if not path.exists():
@@ -126,19 +140,22 @@ def _invalid_script(
         skipped.append(Skipped(path, "a partial has no track; review a script that includes it"))
         return
     relative = _relative(path, root)
-    errors = [p for p in report.errors if _relative(p.place.path, root) == relative]
+    errors = [
+        problem
+        for problem in report.errors
+        if relative
+        in {_relative(place.path, root) for place in (problem.place, *problem.place.included_from)}
+    ]
     first = errors[0].format().splitlines()[0] if errors else "see `meditate validate`"
-    for track_id, sidecar_path in sidecars_in(tracks_dir).items():
-        data = read_sidecar(sidecar_path)
-        source = data.get("source") if data is not None else None
-        if isinstance(source, dict) and source.get("path") == relative:
-            track = _track(track_id, path, sidecar_path, root)
-            if isinstance(track, Skipped):
-                skipped.append(track)
-            else:
-                found.append(_changed(track, SCRIPT_INVALID, first))
-            return
-    skipped.append(Skipped(path, f"has errors and was never built: {first}"))
+    if relative not in built:
+        skipped.append(Skipped(path, f"has errors and was never built: {first}"))
+        return
+    track_id, sidecar_path = built[relative]
+    track = _track(track_id, path, sidecar_path, root)
+    if isinstance(track, Skipped):
+        skipped.append(track)
+    else:
+        found.append(_changed(track, SCRIPT_INVALID, first))
 
 
 def _track(track_id: str, source: Path, sidecar_path: Path, root: Path) -> Track | Skipped:
@@ -222,8 +239,6 @@ def _with_change(track: Track, checked: Checked, tracks_dir: Path) -> Track:
 
 
 def _changed(track: Track, change: str, detail: str) -> Track:
-    from dataclasses import replace
-
     return replace(track, change=change, change_detail=detail)
 
 
