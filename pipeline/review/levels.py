@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,9 @@ class Levels:
     """Short-term loudness (3 s window, BS.1770) at each step, ``FLOOR_LUFS`` for silence."""
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form the cache stores and the page reads."""
-        return asdict(self)
+        """The JSON form the cache stores and the page reads (the lists themselves, not
+        copies: ``dataclasses.asdict`` deep-copies every number, most of a warm review)."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
 def cache_path(cache_dir: Path, sha256: str) -> Path:
