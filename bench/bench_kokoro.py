@@ -7,10 +7,18 @@ per engine: audio seconds, wall seconds, real-time factor (audio / wall; target 
 peak memory of the process (target < 1 GB). Then Kokoro's model load alone (target < 1.5 s),
 in a fresh process, best of ``--loads``.
 
-    python bench/bench_kokoro.py [--minutes 10] [--voice jf_alpha] [--jobs 2] [--threads 0]
+With ``--builds``, the whole job as a producer runs it: ``meditate build`` of a project whose
+script holds those sentences (synthesis, mix, mastering, mp3, sidecars; cold cache), then the
+same sentences as two scripts built with ``-j 1`` (one process: its two synthesis threads share
+one model) and ``-j 2`` (two worker processes, each holding a model of its own). Peak memory
+there is the whole process tree's, sampled every 0.2 s.
+
+    python bench/bench_kokoro.py [--minutes 10] [--voice jf_alpha] [--jobs 2] [--threads N]
+                                 [--builds]
 
 ``--threads``: onnxruntime's intra-op threads per run (``MEDITATE_KOKORO_THREADS``; 0 is its
-own choice, one per core). The machine is shared: figures vary by the minute.
+own choice, one per core); without it, the engine's default (one). The machine is shared: figures
+vary by the minute.
 """
 
 from __future__ import annotations
@@ -61,9 +69,12 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "peak_mb": peak_mb}))
 """
 
 
-def child_env(threads: int) -> dict[str, str]:
-    """This checkout first on the path; onnxruntime's thread count."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDITATE_KOKORO_THREADS": str(threads)}
+def child_env(threads: int | None) -> dict[str, str]:
+    """This checkout first on the path; onnxruntime's thread count (None: the engine's)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MEDITATE_KOKORO_THREADS", None)
+    if threads is not None:
+        env["MEDITATE_KOKORO_THREADS"] = str(threads)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
@@ -97,7 +108,9 @@ def script_sentences(minutes: float) -> list[str]:
     return sentences
 
 
-def speak(sentences: list[str], engine: str, voice: str, jobs: int, threads: int) -> dict[str, Any]:
+def speak(
+    sentences: list[str], engine: str, voice: str, jobs: int, threads: int | None
+) -> dict[str, Any]:
     """The speech path of one engine in a fresh process, into an empty cache."""
     with tempfile.TemporaryDirectory(prefix="bench-kokoro-") as folder:
         start = time.perf_counter()
@@ -116,7 +129,7 @@ def speak(sentences: list[str], engine: str, voice: str, jobs: int, threads: int
     return figures
 
 
-def model_load(threads: int) -> dict[str, float]:
+def model_load(threads: int | None) -> dict[str, float]:
     """Kokoro's model load in a fresh process."""
     result = subprocess.run(
         [sys.executable, "-c", LOAD],
@@ -131,20 +144,104 @@ def model_load(threads: int) -> dict[str, float]:
     return figures
 
 
+def write_project(folder: Path, sentences: list[str], voice: str, scripts: int) -> None:
+    """A project speaking ``sentences`` with Kokoro, split evenly into ``scripts`` scripts."""
+    (folder / "scripts").mkdir(parents=True)
+    (folder / "meditate.yaml").write_text(
+        "scripts: scripts\noutput: dist\ncache: cache\nformats: [mp3]\n"
+        f"defaults:\n  language: en\n  voice: {{engine: kokoro, name: {voice}}}\n",
+        encoding="utf-8",
+    )
+    size = -(-len(sentences) // scripts)
+    for number in range(scripts):
+        part = sentences[number * size : (number + 1) * size]
+        steps = "".join(f"  - say: {json.dumps(text)}\n" for text in part)
+        (folder / "scripts" / f"part-{number + 1}.yaml").write_text(
+            f"title: Part {number + 1}\nsteps:\n{steps}", encoding="utf-8"
+        )
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants, MB (from /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        rss[int(entry.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    family = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return sum(rss.get(pid, 0) for pid in family) / 2**20
+
+
+def build(
+    sentences: list[str], voice: str, scripts: int, jobs: int, threads: int | None
+) -> dict[str, Any]:
+    """``meditate build -j jobs`` of a fresh project; wall time, audio length, peak tree RSS."""
+    with tempfile.TemporaryDirectory(prefix="bench-kokoro-build-") as name:
+        folder = Path(name)
+        write_project(folder, sentences, voice, scripts)
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "build", "-j", str(jobs)],
+            cwd=folder,
+            env=child_env(threads),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        peak_mb = 0.0
+        while process.poll() is None:
+            peak_mb = max(peak_mb, tree_rss_mb(process.pid))
+            time.sleep(0.2)
+        wall_s = time.perf_counter() - start
+        _, errors = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"build -j {jobs} failed:\n{errors}")
+        sidecars = sorted((folder / "dist").glob("part-*.json"))
+        audio_s = sum(
+            json.loads(path.read_text(encoding="utf-8"))["duration_s"] for path in sidecars
+        )
+    return {"wall_s": wall_s, "audio_s": audio_s, "peak_mb": peak_mb}
+
+
+def print_build(label: str, figures: dict[str, Any]) -> None:
+    factor = figures["audio_s"] / figures["wall_s"]
+    print(
+        f"  {label:<44} audio {figures['audio_s']:7.1f} s, wall {figures['wall_s']:7.1f} s, "
+        f"real-time factor {factor:5.2f}x, peak memory {figures['peak_mb']:6.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--voice", default="jf_alpha", help="Kokoro voice (default jf_alpha)")
     parser.add_argument("--jobs", type=int, default=2, help="as `meditate speak -j` (default 2)")
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads per run")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="onnxruntime threads per run (default: engine's)"
+    )
     parser.add_argument("--loads", type=int, default=3, help="model loads to time")
     parser.add_argument("--skip-espeak", action="store_true")
+    parser.add_argument("--builds", action="store_true", help="also time whole builds")
     options = parser.parse_args()
     sentences = script_sentences(options.minutes)
     words = sum(len(sentence.split()) for sentence in sentences)
+    thread_note = {None: "engine default", 0: "its own choice"}.get(
+        options.threads, options.threads
+    )
     print(
         f"script: {len(sentences)} sentences, {words} words (~{words / 150:.1f} min at 150 wpm); "
-        f"-j {options.jobs}; onnxruntime threads {options.threads or 'default'}; cold cache"
+        f"-j {options.jobs}; onnxruntime threads {thread_note}; cold cache"
     )
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     engines = [("kokoro", options.voice)]
@@ -165,6 +262,17 @@ def main() -> None:
         f"  kokoro model load: best {best['load_s']:.2f} s of {options.loads} fresh processes "
         f"(all: {every} s), peak memory after load {best['peak_mb']:.0f} MB"
     )
+    if options.builds:
+        print("whole builds (meditate build, cold cache, mp3):")
+        print_build(
+            "one script, build -j 1", build(sentences, options.voice, 1, 1, options.threads)
+        )
+        for jobs in (1, 2):
+            kind = "threads share one model" if jobs == 1 else "one model per worker"
+            print_build(
+                f"two scripts, build -j {jobs} ({kind})",
+                build(sentences, options.voice, 2, jobs, options.threads),
+            )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
