@@ -51,6 +51,8 @@ BLOCK_FRAMES = 65536
 """Frames read from the decoder per block."""
 ENVELOPE_COLUMNS = 2000
 """The waveform envelope keeps between this many and twice as many min/max columns."""
+ENVELOPE_RATE = 8000
+"""Sample rate a quick pass (``measure_curves``) draws its envelope at."""
 PLOT_INSTALL_HINT = "install with pip install 'meditation-pipeline[plot]'"
 
 ProgressCallback = Callable[[float, float], None]
@@ -116,16 +118,20 @@ def inspect_audio(
     return info
 
 
-def measure_curves(path: Path) -> tuple[Inspection, Curves]:
-    """Decode ``path`` once for its waveform envelope and loudness curve (streaming); the true
-    peak is not measured (``-inf`` in the inspection): the review reads it from the sidecar.
+def measure_curves(path: Path) -> tuple[float, Curves]:
+    """Decode ``path`` once, quickly, for its length, waveform envelope and loudness curve
+    (streaming): the loudness is metered on the file's own samples, without the true peak's
+    oversampling; the envelope comes from the samples resampled to ``ENVELOPE_RATE`` (a
+    waveform to draw, not a measurement: the review reads loudness and true peak from the
+    sidecar).
     """
     _check_readable(path)
     codec, expected_s, chapters = _probe(path)
-    return _analyse(
+    info, curves = _analyse(
         path, codec, chapters, None, want_curves=True, expected_s=expected_s, progress=None,
-        true_peak=False,
+        quick=True,
     )
+    return info.duration_s, curves
 
 
 def format_inspection(info: Inspection) -> str:
@@ -553,12 +559,12 @@ def _analyse(
     want_curves: bool,
     expected_s: float,
     progress: ProgressCallback | None,
-    true_peak: bool = True,
+    quick: bool = False,
 ) -> tuple[Inspection, Curves]:
     """Decode once through ``ebur128`` (loudness on stderr) into a WAV pipe (samples)."""
     scanner, meter, returncode = _decode(
         path, want_curves=want_curves, expected_s=expected_s, progress=progress,
-        true_peak=true_peak,
+        quick=quick,
     )
     stderr = meter.text()
     if returncode != 0:
@@ -585,18 +591,20 @@ def _decode(
     want_curves: bool,
     expected_s: float,
     progress: ProgressCallback | None,
-    true_peak: bool = True,
+    quick: bool = False,
 ) -> tuple[_Scanner | None, _MeterLog, int]:
     """Run the decoder, scanning its samples while its meter log is read; its exit status.
 
     The scanner is None when no WAV header came through (ffmpeg failed to decode).
-    ``true_peak`` False skips the 4x oversampling of the true-peak meter (half the time).
+    ``quick``: no true peak (its 4x oversampling is half the time), and the samples that come
+    through are resampled to ``ENVELOPE_RATE`` (the scan's figures are then of those).
     """
-    meter_filter = "ebur128=peak=true:framelog=info" if true_peak else "ebur128=framelog=info"
+    meter_filter = "ebur128=framelog=info" if quick else "ebur128=peak=true:framelog=info"
+    mix = ("-ar", str(ENVELOPE_RATE)) if quick else ()
     command = [
         ffmpeg_exe(),
         *("-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-map", "0:a:0"),
-        *("-af", meter_filter, "-map_metadata", "-1"),
+        *("-af", meter_filter, *mix, "-map_metadata", "-1"),
         *("-fflags", "+bitexact", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"),
     ]
     process = start_ffmpeg(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)

@@ -16,7 +16,7 @@ from pipeline.core.fileio import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-LEVELS_VERSION = 1
+LEVELS_VERSION = 2
 """Bump when what is cached changes; entries of another version are measured again."""
 CACHE_FOLDER = "review"
 """The folder of cached analyses inside the project's cache folder."""
@@ -73,7 +73,7 @@ def measure_levels(audio: Path) -> Levels:
     """Decode ``audio`` once: its waveform columns and its short-term loudness curve."""
     from pipeline.audio.analysis import measure_curves
 
-    info, curves = measure_curves(audio)
+    duration_s, curves = measure_curves(audio)
     peaks = [_unit(value) for value in curves.envelope_max]
     troughs = [_unit(-value) for value in curves.envelope_min]
     step_s = 0.1
@@ -82,7 +82,7 @@ def measure_levels(audio: Path) -> Levels:
         run = math.ceil(len(loudness) / LOUDNESS_POINTS)
         loudness = [max(loudness[i : i + run]) for i in range(0, len(loudness), run)]
         step_s *= run
-    return Levels(round(info.duration_s, 3), peaks, troughs, round(step_s, 3), loudness)
+    return Levels(round(duration_s, 3), peaks, troughs, round(step_s, 3), loudness)
 
 
 def _unit(value: float) -> float:
