@@ -8,6 +8,7 @@ from a real build of the shipped panic-sos script.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -42,6 +43,8 @@ steps:
       Peace be with you, שלום.
       {LONG}
 """
+CHROMIUM = Path(os.environ.get("MEDITATE_TEST_CHROMIUM", "/usr/bin/chromium"))
+"""Debian's Chromium (another path for a test of what happens without it)."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-background-networking",
@@ -114,7 +117,7 @@ def add_qa(
 
 def launch_chromium(playwright: Any) -> Any:
     """Debian's Chromium through Playwright (never a downloaded browser)."""
-    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
 def screenshot(target: Path) -> None:

@@ -5,7 +5,10 @@ test_review_browser.py."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -335,3 +338,18 @@ def test_what_is_not_a_track_is_named(project: Path, path: str, reason: str) -> 
     result = run(path)
     assert result.exit_code == 1
     assert f"skipped  {path}: {reason}" in result.output
+
+
+def test_without_chromium_the_browser_tests_skip_and_say_how_to_get_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "tests/test_review_browser.py"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "MEDITATE_TEST_CHROMIUM": "/nonexistent/chromium"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 5, done.stdout + done.stderr  # pytest's "no test ran"
+    assert "`apt-get install chromium` to run them" in done.stdout
+    assert "1 skipped" in done.stdout

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from review_project import CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(
         "no browser: these tests drive Debian's Chromium; `apt-get install chromium` to run them",
