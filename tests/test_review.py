@@ -282,7 +282,7 @@ def test_a_track_never_built_is_named_and_skipped(project: Path) -> None:
     ("damage", "message"),
     [
         (lambda text: text[: len(text) // 2], "corrupt sidecar (not JSON, or not this track's)"),
-        (lambda text: text.replace('"sentences"', '"sentencez"'), "corrupt sidecar: no sentences"),
+        (lambda text: text.replace('"chapters"', '"chapterz"'), "corrupt sidecar: no chapters"),
     ],
 )
 def test_a_corrupt_sidecar_is_named_and_skipped(
@@ -353,3 +353,14 @@ def test_without_chromium_the_browser_tests_skip_and_say_how_to_get_it() -> None
     assert done.returncode == 5, done.stdout + done.stderr  # pytest's "no test ran"
     assert "`apt-get install chromium` to run them" in done.stdout
     assert "1 skipped" in done.stdout
+
+
+def test_a_sidecar_from_before_sentences_were_recorded_still_has_a_page(project: Path) -> None:
+    data = sidecar(project)
+    del data["sentences"], data["qa"]
+    reseal(project, data)
+    assert run().exit_code == 0
+    page = (project / "dist" / "review" / f"{TRACK}.html").read_text(encoding="utf-8")
+    assert "lists no sentences" in page
+    assert "`meditate build --force scripts/review-check.yaml` adds them" in page
+    assert '"peaks":[' in page

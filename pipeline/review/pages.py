@@ -205,7 +205,9 @@ def track_page(track: Track, levels: Levels, audio_href: str) -> str:
         "</section>\n"
         '<section class="chapters"><h2>Chapters</h2>\n'
         f'<ol id="chapters">\n{chapters}</ol>\n</section>\n'
-        f'<section class="transcript"><h2>Transcript</h2>\n<ol id="sentences">\n{sentences}</ol>\n'
+        '<section class="transcript"><h2>Transcript</h2>\n'
+        f'{f"<p class=note>{_text(track.note)}</p>" if track.note else ""}'
+        f'<ol id="sentences">\n{sentences}</ol>\n'
         "</section>\n</main>\n"
     )
     tail = (

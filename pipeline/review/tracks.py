@@ -67,6 +67,8 @@ class Track:
     """Why, in one line ('' when up to date)."""
     lines: tuple[ScriptLine, ...] = ()
     """The script line of each of the sidecar's sentences, in order."""
+    note: str = ""
+    """What the page cannot show and why ('' when it shows everything)."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,13 @@ def _track(track_id: str, source: Path, sidecar_path: Path, root: Path) -> Track
     if data is None:
         return Skipped(source, f"{name}: corrupt sidecar (not JSON, or not this track's); "
                        "rebuild it with `meditate build --force`")  # fmt: skip
+    note = ""
+    if "sentences" not in data:
+        data["sentences"] = []
+        note = (
+            "This build's sidecar lists no sentences (it was built before sidecars recorded "
+            f"them): no transcript. `meditate build --force {display_path(source)}` adds them."
+        )
     problem = sidecar_problem(data)
     if problem:
         return Skipped(source, f"{name}: corrupt sidecar: {problem}")
@@ -175,7 +184,7 @@ def _track(track_id: str, source: Path, sidecar_path: Path, root: Path) -> Track
     if not audio.is_file():
         return Skipped(source, f"{display_path(audio)}: missing; rebuild the track")
     lines = script_lines(data["sentences"], root)
-    return Track(track_id, source, data, audio, entry["sha256"], UP_TO_DATE, "", lines)
+    return Track(track_id, source, data, audio, entry["sha256"], UP_TO_DATE, "", lines, note)
 
 
 def sidecar_problem(data: Mapping[str, Any]) -> str:
