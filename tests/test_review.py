@@ -21,7 +21,7 @@ from review_project import add_qa, build_project
 from pipeline.build.outputs import SEAL, json_text, sidecar_digest
 from pipeline.cli import cli
 from pipeline.review.levels import LEVELS_VERSION, cache_path
-from pipeline.review.pages import inline_json
+from pipeline.review.pages import inline_json, qa_counts, qa_status
 from pipeline.review.tracks import script_lines
 
 TRACK = "review-check"
@@ -364,3 +364,19 @@ def test_a_sidecar_from_before_sentences_were_recorded_still_has_a_page(project:
     assert "lists no sentences" in page
     assert "`meditate build --force scripts/review-check.yaml` adds them" in page
     assert '"peaks":[' in page
+
+
+@pytest.mark.parametrize(
+    ("qa", "status", "counts"),
+    [
+        (None, "not checked", ""),
+        ({"status": "ok", "counts": {"ok": 3, "warn": 0, "fail": 0}}, "ok", ""),
+        ({"status": "warn", "counts": {"ok": 1, "warn": 2, "fail": 0}, "wer": 0.04}, "warn",
+         "2 warn; WER 0.04"),
+        ({"status": "fail", "counts": {"warn": 1, "fail": 1}}, "fail", "1 warn, 1 fail"),
+        ({"status": "weird"}, "not checked", ""),
+    ],
+)
+def test_qa_status_and_counts(qa: dict[str, Any] | None, status: str, counts: str) -> None:
+    sidecar = {} if qa is None else {"qa": qa}
+    assert (qa_status(sidecar), qa_counts(sidecar)) == (status, counts)

@@ -53,12 +53,16 @@ def qa_status(sidecar: Mapping[str, Any]) -> str:
 
 
 def qa_counts(sidecar: Mapping[str, Any]) -> str:
-    """``3 warn, 1 fail`` of the flagged sentences ('' when none or not checked)."""
+    """``3 warn, 1 fail; WER 0.04`` of the flagged sentences and the whole track ('' when
+    not checked; the WER only when ``listen`` recorded one)."""
     qa = sidecar.get("qa")
-    counts = qa.get("counts") if isinstance(qa, dict) else None
-    if not isinstance(counts, dict):
+    if not isinstance(qa, dict):
         return ""
-    return ", ".join(f"{counts[key]} {key}" for key in ("warn", "fail") if counts.get(key))
+    counts = qa["counts"] if isinstance(qa.get("counts"), dict) else {}
+    flagged = ", ".join(f"{counts[key]} {key}" for key in ("warn", "fail") if counts.get(key))
+    wer = qa.get("wer")
+    pooled = f"WER {wer:.2f}" if isinstance(wer, (int, float)) else ""
+    return "; ".join(part for part in (flagged, pooled) if part)
 
 
 def _qa_by_index(sidecar: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
