@@ -5,6 +5,7 @@ test_review_browser.py."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -380,3 +381,21 @@ def test_a_sidecar_from_before_sentences_were_recorded_still_has_a_page(project:
 def test_qa_status_and_counts(qa: dict[str, Any] | None, status: str, counts: str) -> None:
     sidecar = {} if qa is None else {"qa": qa}
     assert (qa_status(sidecar), qa_counts(sidecar)) == (status, counts)
+
+
+def test_a_long_track_keeps_a_bounded_loudness_curve(tmp_path: Path) -> None:
+    from pipeline.core.ffmpeg import run_ffmpeg
+    from pipeline.review.levels import LOUDNESS_POINTS, measure_levels
+
+    audio = tmp_path / "long.flac"
+    run_ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:duration=600:sample_rate=8000",
+                "-af", "volume=0.5", str(audio)])  # fmt: skip
+    levels = measure_levels(audio)
+    assert levels.duration_s == pytest.approx(600.0, abs=0.01)
+    assert len(levels.short_term_lufs) <= LOUDNESS_POINTS
+    assert len(levels.short_term_lufs) * levels.loudness_step_s == pytest.approx(600, abs=1)
+    assert levels.loudness_step_s == pytest.approx(0.5)
+    peak = 0.125 * 0.5  # lavfi's sine is at 1/8 of full scale
+    sine_lufs = -0.691 + 10 * math.log10(peak**2 / 2)  # BS.1770 of a mid-band sine
+    assert max(levels.short_term_lufs) == pytest.approx(sine_lufs, abs=0.3)
+    assert max(levels.peaks) == pytest.approx(peak, abs=0.002)
