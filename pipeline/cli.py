@@ -659,9 +659,14 @@ def review(
     from pipeline.review.site import review as review_site
 
     project = state.project(paths[0] if paths else None)
-    report = review_site(
-        paths or (_scripts_dir(project),), project, site_dir=output, tracks_dir=tracks_dir
-    )
+    with _progress_bar(state, "reading the tracks") as progress:
+        report = review_site(
+            paths or (_scripts_dir(project),),
+            project,
+            site_dir=output,
+            tracks_dir=tracks_dir,
+            progress=progress,
+        )
     if output_format == "json":
         payload = {
             "site": str(report.site_dir),

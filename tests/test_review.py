@@ -399,3 +399,18 @@ def test_a_long_track_keeps_a_bounded_loudness_curve(tmp_path: Path) -> None:
     sine_lufs = -0.691 + 10 * math.log10(peak**2 / 2)  # BS.1770 of a mid-band sine
     assert max(levels.short_term_lufs) == pytest.approx(sine_lufs, abs=0.3)
     assert max(levels.peaks) == pytest.approx(peak, abs=0.002)
+
+
+def test_progress_is_reported_per_track(project: Path) -> None:
+    from pipeline.project.config import load_project
+    from pipeline.review.site import review
+
+    build_project(project, {"second.yaml": "title: Second\nsteps:\n  - say: Hello there.\n"})
+    calls: list[tuple[int, int, str]] = []
+    report = review(
+        [project / "scripts"],
+        load_project(start=project),
+        progress=lambda done, total, text: calls.append((done, total, text)),
+    )
+    assert report.ok and report.decoded == 2
+    assert calls == [(1, 2, TRACK), (2, 2, "second")]

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 STATIC_SOURCE = Path(__file__).resolve().parent / "static"
 """The package's style sheet, page script and vendored wavesurfer.js."""
 INDEX = "index.html"
+Progress = Callable[[int, int, str], None]
+"""Called with (tracks measured, tracks in all, the track id) as levels are read or decoded."""
 
 
 @dataclass
@@ -81,6 +83,7 @@ def review(
     *,
     site_dir: Path | None = None,
     tracks_dir: Path | None = None,
+    progress: Progress | None = None,
 ) -> ReviewReport:
     """Write the review site of the tracks of the scripts under ``paths``.
 
@@ -101,7 +104,7 @@ def review(
     check_writable(site_dir)
     tracks, skipped = find_tracks(paths, project, flags, tracks_dir)
     report = ReviewReport(site_dir, skipped=skipped)
-    levels = _levels(tracks, settings.cache_dir, report)
+    levels = _levels(tracks, settings.cache_dir, report, progress or (lambda *_: None))
     report.tracks = [track for track in tracks if track.track_id in levels]
     _write_static(site_dir, report)
     for track in report.tracks:
@@ -119,7 +122,9 @@ def review(
     return report
 
 
-def _levels(tracks: list[Track], cache_dir: Path, report: ReviewReport) -> dict[str, Levels]:
+def _levels(
+    tracks: list[Track], cache_dir: Path, report: ReviewReport, progress: Progress
+) -> dict[str, Levels]:
     """Each track's levels by id, decoded in parallel where not cached; a track whose audio
     cannot be decoded is skipped (named, with the decoder's reason)."""
 
@@ -135,7 +140,8 @@ def _levels(tracks: list[Track], cache_dir: Path, report: ReviewReport) -> dict[
 
     found: dict[str, Levels] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(usable_cpus(), len(tracks)))) as pool:
-        for track, levels, cached, problem in pool.map(measure, tracks):
+        for done, (track, levels, cached, problem) in enumerate(pool.map(measure, tracks), 1):
+            progress(done, len(tracks), track.track_id)
             if levels is None:
                 report.skipped.append(Skipped(track.source, problem))
                 continue
