@@ -414,3 +414,17 @@ def test_progress_is_reported_per_track(project: Path) -> None:
     )
     assert report.ok and report.decoded == 2
     assert calls == [(1, 2, TRACK), (2, 2, "second")]
+
+
+def test_the_vendored_wavesurfer_is_the_one_its_note_names() -> None:
+    import hashlib
+
+    from pipeline.review.site import STATIC_SOURCE
+
+    folder = STATIC_SOURCE / "wavesurfer"
+    note = (folder / "VERSION").read_text(encoding="utf-8")
+    assert note.startswith("wavesurfer.js 8.0.1 (BSD-3-Clause")
+    for name in ("wavesurfer.min.js", "regions.min.js"):
+        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        assert f"{name} {digest}" in " ".join(note.split())
+    assert (folder / "LICENSE").read_text(encoding="utf-8").startswith("BSD 3-Clause License")
