@@ -140,6 +140,23 @@ def test_qa_flags_show_inline(page: Any) -> None:
     assert page.locator(".sentence.qa-ok").count() >= 2
 
 
+def test_next_and_previous_flag_jump_between_flagged_sentences(page: Any) -> None:
+    flagged = page.eval_on_selector_all(
+        ".sentence.qa-warn, .sentence.qa-fail", "s => s.map(e => parseFloat(e.dataset.start))"
+    )
+    assert flagged and page.locator(".flags").inner_text().startswith(f"{len(flagged)} flagged")
+    time = "document.getElementById('audio').currentTime"
+    page.click("#s-0")
+    page.click("#next-flag")
+    assert page.evaluate(time) == pytest.approx(flagged[0], abs=0.01)
+    page.keyboard.press("n")
+    assert page.evaluate(time) == pytest.approx(flagged[1 % len(flagged)], abs=0.01)
+    page.keyboard.press("p")
+    assert page.evaluate(time) == pytest.approx(flagged[0], abs=0.01)
+    page.click("#previous-flag")  # before the first: round to the last
+    assert page.evaluate(time) == pytest.approx(flagged[-1], abs=0.01)
+
+
 def test_script_text_shows_as_text_never_as_markup(page: Any) -> None:
     assert page.locator("h1").inner_text() == "Review <b>check</b>"
     assert page.locator("h1 b").count() == 0

@@ -210,6 +210,7 @@ def track_page(track: Track, levels: Levels, audio_href: str) -> str:
         '<section class="chapters"><h2>Chapters</h2>\n'
         f'<ol id="chapters">\n{chapters}</ol>\n</section>\n'
         '<section class="transcript"><h2>Transcript</h2>\n'
+        f"{_flag_buttons(qa)}"
         f'{f"<p class=note>{_text(track.note)}</p>" if track.note else ""}'
         f'<ol id="sentences">\n{sentences}</ol>\n'
         "</section>\n</main>\n"
@@ -223,6 +224,18 @@ def track_page(track: Track, levels: Levels, audio_href: str) -> str:
     )
     language = str(data.get("language") or "en")
     return _page(f"{data.get('title', track.track_id)} · review", "track", body, language, tail)
+
+
+def _flag_buttons(qa: Mapping[int, Mapping[str, Any]]) -> str:
+    """Buttons that seek to the previous and next flagged sentence ('' when none is)."""
+    flagged = sum(entry.get("status") in ("warn", "fail") for entry in qa.values())
+    if not flagged:
+        return ""
+    return (
+        f'<p class="flags">{flagged} flagged: '
+        '<button type="button" id="previous-flag" title="p">previous</button> '
+        '<button type="button" id="next-flag" title="n">next</button></p>\n'
+    )
 
 
 def _recognizer(sidecar: Mapping[str, Any]) -> str:

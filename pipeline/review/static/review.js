@@ -49,6 +49,32 @@
     button.addEventListener("click", function () { seek(parseFloat(button.getAttribute("data-start"))); });
   });
 
+  /* previous and next flagged sentence: buttons, and the keys p and n */
+  var flagged = items.filter(function (item) {
+    return item.classList.contains("qa-warn") || item.classList.contains("qa-fail");
+  });
+  function jumpFlag(step) {
+    if (!flagged.length) return;
+    var now = audio.currentTime + (step > 0 ? 0.01 : -0.01);
+    var starts = flagged.map(function (item) { return parseFloat(item.getAttribute("data-start")); });
+    var target = -1;
+    for (var i = 0; i < starts.length; i++) {
+      if (step > 0 && starts[i] > now) { target = i; break; }
+      if (step < 0 && starts[i] < now) target = i;
+    }
+    if (target < 0) target = step > 0 ? 0 : starts.length - 1;  /* wrap around */
+    seek(starts[target]);
+    flagged[target].scrollIntoView({ block: "center" });
+  }
+  var next = document.getElementById("next-flag"), previous = document.getElementById("previous-flag");
+  if (next) next.addEventListener("click", function () { jumpFlag(1); });
+  if (previous) previous.addEventListener("click", function () { jumpFlag(-1); });
+  document.addEventListener("keydown", function (event) {
+    if (event.target && /^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName)) return;
+    if (event.key === "n") jumpFlag(1);
+    if (event.key === "p") jumpFlag(-1);
+  });
+
   ["timeupdate", "seeked", "play", "pause"].forEach(function (name) {
     audio.addEventListener(name, update);
   });
