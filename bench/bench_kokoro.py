@@ -7,11 +7,11 @@ per engine: audio seconds, wall seconds, real-time factor (audio / wall; target 
 peak memory of the process (target < 1 GB). Then Kokoro's model load alone (target < 1.5 s),
 in a fresh process, best of ``--loads``.
 
-With ``--builds``, the whole job as a producer runs it: ``meditate build`` of a project whose
-script holds those sentences (synthesis, mix, mastering, mp3, sidecars; cold cache), then the
-same sentences as two scripts built with ``-j 1`` (one process: its two synthesis threads share
-one model) and ``-j 2`` (two worker processes, each holding a model of its own). Peak memory
-there is the whole process tree's, sampled every 0.2 s.
+With ``--builds``, instead, the whole job as a producer runs it: ``meditate build`` of a project
+whose one script holds those sentences (synthesis, mix, mastering, mp3, sidecars; cold cache),
+with espeak and with Kokoro (``-j 1``: one process, whose two synthesis threads share one
+model); then the same sentences as two scripts built with ``-j 2`` (two worker processes, each
+holding a model of its own). Peak memory there is the whole process tree's, sampled every 0.2 s.
 
     python bench/bench_kokoro.py [--minutes 10] [--voice jf_alpha] [--jobs 2] [--threads N]
                                  [--builds]
@@ -144,12 +144,14 @@ def model_load(threads: int | None) -> dict[str, float]:
     return figures
 
 
-def write_project(folder: Path, sentences: list[str], voice: str, scripts: int) -> None:
-    """A project speaking ``sentences`` with Kokoro, split evenly into ``scripts`` scripts."""
+def write_project(
+    folder: Path, sentences: list[str], engine: str, voice: str, scripts: int
+) -> None:
+    """A project speaking ``sentences`` in one voice, split evenly into ``scripts`` scripts."""
     (folder / "scripts").mkdir(parents=True)
     (folder / "meditate.yaml").write_text(
         "scripts: scripts\noutput: dist\ncache: cache\nformats: [mp3]\n"
-        f"defaults:\n  language: en\n  voice: {{engine: kokoro, name: {voice}}}\n",
+        f"defaults:\n  language: en\n  voice: {{engine: {engine}, name: {voice}}}\n",
         encoding="utf-8",
     )
     size = -(-len(sentences) // scripts)
@@ -184,12 +186,12 @@ def tree_rss_mb(root: int) -> float:
 
 
 def build(
-    sentences: list[str], voice: str, scripts: int, jobs: int, threads: int | None
+    sentences: list[str], engine: str, voice: str, scripts: int, jobs: int, threads: int | None
 ) -> dict[str, Any]:
     """``meditate build -j jobs`` of a fresh project; wall time, audio length, peak tree RSS."""
     with tempfile.TemporaryDirectory(prefix="bench-kokoro-build-") as name:
         folder = Path(name)
-        write_project(folder, sentences, voice, scripts)
+        write_project(folder, sentences, engine, voice, scripts)
         start = time.perf_counter()
         process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "build", "-j", str(jobs)],
@@ -232,7 +234,7 @@ def main() -> None:
     )
     parser.add_argument("--loads", type=int, default=3, help="model loads to time")
     parser.add_argument("--skip-espeak", action="store_true")
-    parser.add_argument("--builds", action="store_true", help="also time whole builds")
+    parser.add_argument("--builds", action="store_true", help="time whole builds instead")
     options = parser.parse_args()
     sentences = script_sentences(options.minutes)
     words = sum(len(sentence.split()) for sentence in sentences)
@@ -247,14 +249,22 @@ def main() -> None:
     engines = [("kokoro", options.voice)]
     if not options.skip_espeak:
         engines.insert(0, ("espeak", "en-us"))
-    for engine, voice in engines:
-        figures = speak(sentences, engine, voice, options.jobs, options.threads)
-        factor = figures["audio_s"] / figures["wall_s"]
-        print(
-            f"  {engine:<6} {voice:<9} audio {figures['audio_s']:7.1f} s, wall "
-            f"{figures['wall_s']:7.1f} s, real-time factor {factor:6.2f}x, "
-            f"peak memory {figures['peak_mb']:6.0f} MB (imports {figures['import_s']:.2f} s)"
-        )
+    if options.builds:
+        print("whole builds (meditate build, cold cache, mp3):")
+        for engine, voice in engines:
+            figures = build(sentences, engine, voice, 1, 1, options.threads)
+            print_build(f"{engine} {voice}, one script, build -j 1", figures)
+        figures = build(sentences, "kokoro", options.voice, 2, 2, options.threads)
+        print_build(f"kokoro {options.voice}, two scripts, build -j 2", figures)
+    else:
+        for engine, voice in engines:
+            figures = speak(sentences, engine, voice, options.jobs, options.threads)
+            factor = figures["audio_s"] / figures["wall_s"]
+            print(
+                f"  {engine:<6} {voice:<9} audio {figures['audio_s']:7.1f} s, wall "
+                f"{figures['wall_s']:7.1f} s, real-time factor {factor:6.2f}x, "
+                f"peak memory {figures['peak_mb']:6.0f} MB (imports {figures['import_s']:.2f} s)"
+            )
     loads = [model_load(options.threads) for _ in range(options.loads)]
     best = min(loads, key=lambda figures: figures["load_s"])
     every = ", ".join(f"{figures['load_s']:.2f}" for figures in loads)
@@ -262,17 +272,6 @@ def main() -> None:
         f"  kokoro model load: best {best['load_s']:.2f} s of {options.loads} fresh processes "
         f"(all: {every} s), peak memory after load {best['peak_mb']:.0f} MB"
     )
-    if options.builds:
-        print("whole builds (meditate build, cold cache, mp3):")
-        print_build(
-            "one script, build -j 1", build(sentences, options.voice, 1, 1, options.threads)
-        )
-        for jobs in (1, 2):
-            kind = "threads share one model" if jobs == 1 else "one model per worker"
-            print_build(
-                f"two scripts, build -j {jobs} ({kind})",
-                build(sentences, options.voice, 2, jobs, options.threads),
-            )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
