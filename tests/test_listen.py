@@ -263,7 +263,7 @@ def test_a_flag_in_an_included_file_says_which_script_included_it(tmp_path: Path
     assert lines[0].startswith(f"{root / 'scripts/short.yaml'}:3:10: fail: ")
     assert lines[3].startswith(f"{root / 'scripts/_parts/end.yaml'}:2:10: fail: ")
     assert lines[4] == f"{root / 'scripts/short.yaml'}:4:14: note: included from here"
-    assert lines[5:7] == ["    script: Goodbye for now.", "    heard:  "]
+    assert lines[5:7] == ["    script: Goodbye for now.", "    heard:  (nothing)"]
 
 
 def test_thresholds_come_from_the_project_config(built: Path) -> None:

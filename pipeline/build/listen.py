@@ -604,7 +604,7 @@ def report_lines(report: ListenReport, *, every: bool = False) -> list[str]:
                 f"{_shown(step)}: note: included from here" for step in sentence.place.included_from
             ]
             lines.append(f"    script: {' '.join(check.text.split())}")
-            lines.append(f"    heard:  {check.heard}")
+            lines.append(f"    heard:  {check.heard or '(nothing)'}")
     if report.tracks:
         width = max(len("track"), *(len(track.track_id) for track in report.tracks))
         lines.append(f"{'track':<{width}}  sentences    ok  warn  fail    WER  status")
