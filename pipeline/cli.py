@@ -706,7 +706,6 @@ def review(
     the others are written. With no PATH, the project's scripts folder.
     """
     from pipeline.core.fileio import display_path
-    from pipeline.review.pages import qa_status
     from pipeline.review.site import review as review_site
 
     project = state.project(paths[0] if paths else None)
@@ -719,25 +718,7 @@ def review(
             progress=progress,
         )
     if output_format == "json":
-        payload = {
-            "site": str(report.site_dir),
-            "index": str(report.index),
-            "ok": report.ok,
-            "tracks": [
-                {
-                    "id": track.track_id,
-                    "page": str(report.page(track.track_id)),
-                    "qa": qa_status(track.sidecar),
-                    "change": track.change,
-                    "detail": track.change_detail,
-                }
-                for track in report.tracks
-            ],
-            "skipped": [{"source": str(s.source), "reason": s.reason} for s in report.skipped],
-            "decoded": report.decoded,
-            "written": [str(path) for path in report.written],
-        }
-        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
         for item in report.skipped:
             click.echo(f"skipped  {display_path(item.source)}: {item.reason}", err=True)

@@ -28,6 +28,7 @@ from pipeline.review.levels import Levels, track_levels
 from pipeline.review.pages import (
     STATIC,
     index_page,
+    qa_status,
     track_page,
     version_script,
     version_script_name,
@@ -74,6 +75,29 @@ class ReviewReport:
     def ok(self) -> bool:
         """Whether every track asked for is shown."""
         return not self.skipped
+
+    def as_dict(self) -> dict[str, object]:
+        """The report for ``--format json``."""
+        return {
+            "site": str(self.site_dir),
+            "index": str(self.index),
+            "ok": self.ok,
+            "tracks": [
+                {
+                    "id": track.track_id,
+                    "page": str(self.page(track.track_id)),
+                    "qa": qa_status(track.sidecar),
+                    "change": track.change,
+                    "detail": track.change_detail,
+                }
+                for track in self.tracks
+            ],
+            "skipped": [
+                {"source": str(item.source), "reason": item.reason} for item in self.skipped
+            ],
+            "decoded": self.decoded,
+            "written": [str(path) for path in self.written],
+        }
 
 
 def review(
@@ -187,4 +211,3 @@ def _write_bytes(path: Path, data: bytes, report: ReviewReport) -> None:
         pass
     write_bytes_atomic(path, data)
     report.written.append(path)
-
