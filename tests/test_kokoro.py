@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
+import threading
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,9 @@ from pipeline.engines.kokoro import (
     THREADS_ENV,
     VOICES_ENV,
     VOICES_PACKAGE,
+    WINDOW_TOKENS,
     KokoroEngine,
+    TokenBudget,
     find_files,
     load_model,
     onnx_threads,
@@ -122,7 +126,7 @@ def test_long_phonemes_split_after_clauses_never_truncated() -> None:
     assert len(text) > MAX_TOKENS
     windows = split_phonemes(text)
     assert len(windows) >= 2
-    assert all(len(window) <= MAX_TOKENS for window in windows)
+    assert all(len(window) <= WINDOW_TOKENS for window in windows)
     assert all(window.endswith((",", ".")) for window in windows)
     assert " ".join(windows) == text
 
@@ -130,13 +134,46 @@ def test_long_phonemes_split_after_clauses_never_truncated() -> None:
 def test_a_clause_longer_than_the_window_splits_between_words() -> None:
     text = " ".join(["slˈoʊli"] * 120)
     windows = split_phonemes(text)
-    assert all(len(window) <= MAX_TOKENS for window in windows)
+    assert all(len(window) <= WINDOW_TOKENS for window in windows)
     assert " ".join(windows) == text
 
 
 def test_a_word_longer_than_the_window_is_an_error() -> None:
-    with pytest.raises(EngineError, match="longer than the model's 510-phoneme window"):
-        split_phonemes("a" * 600)
+    with pytest.raises(EngineError, match="a word of 300 phonemes is longer than the 250-phoneme"):
+        split_phonemes("a" * 300)
+
+
+def test_the_window_stays_within_the_models() -> None:
+    assert WINDOW_TOKENS <= MAX_TOKENS
+
+
+def test_runs_share_a_budget_of_phonemes_in_flight_first_come_first_served() -> None:
+    budget = TokenBudget(250)
+    lock = threading.Lock()
+    in_flight: list[int] = []
+    most = [0]
+    order: list[str] = []
+
+    def run(name: str, tokens: int, delay_s: float) -> None:
+        time.sleep(delay_s)
+        with budget.hold(tokens):
+            with lock:
+                in_flight.append(tokens)
+                most[0] = max(most[0], sum(in_flight))
+                order.append(name)
+            time.sleep(0.05)
+            with lock:
+                in_flight.remove(tokens)
+
+    plan = [("long", 170, 0.0), ("longer", 200, 0.01), ("short", 50, 0.02), ("huge", 400, 0.03)]
+    threads = [threading.Thread(target=run, args=job) for job in plan]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert most[0] == 400  # the huge one, alone; never two long ones together
+    assert order == ["long", "longer", "short", "huge"]  # first come, first served
+    assert budget.in_flight == 0
 
 
 # --- where the files are found ---------------------------------------------------------------
@@ -457,3 +494,19 @@ def test_the_samples_are_the_same_in_another_process_with_one_thread() -> None:
     )
     here = hashlib.sha256(KokoroEngine().synthesize("Rest here.", VOICE).data).hexdigest()
     assert done.stdout.strip() == here
+
+
+@neural
+def test_a_sentence_longer_than_the_window_is_spoken_whole_in_windows(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pipeline.engines.kokoro as kokoro
+
+    engine = KokoroEngine()
+    text = "Breathe in slowly, and let the air fill your chest."
+    whole = _seconds(engine.synthesize(text, VOICE).data)
+    monkeypatch.setattr(kokoro, "WINDOW_TOKENS", 24)
+    with caplog.at_level(logging.INFO, logger="pipeline.engines.kokoro"):
+        parts = _seconds(engine.synthesize(text, VOICE).data)
+    assert "is spoken in 3 windows" in caplog.text
+    assert whole * 0.9 < parts < whole * 1.6  # nothing cut; each window has its own ends

@@ -12,6 +12,8 @@ process and shared by every thread (``InferenceSession.run`` is thread-safe).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -21,8 +23,8 @@ import re
 import sys
 import threading
 import wave
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,13 @@ SAMPLE_RATE = 24_000
 """Kokoro's output rate."""
 MAX_TOKENS = 510
 """The model's phoneme window (512 positions less the two padding tokens)."""
+WINDOW_TOKENS = 250
+"""Phonemes spoken in one run. The graph's working memory grows with the run's length
+(measured with one thread: +170 MB at 100 phonemes, +400 MB at 200, +700 MB at 300, +950 MB at
+510), so a longer sentence is cut into windows of at most this many, at clause marks."""
+TOKENS_IN_FLIGHT = WINDOW_TOKENS
+"""Phonemes run at once by all threads together (one window alone may use it all): two long
+windows at once would take the process past 1 GB (measured: 1.2 GB for two of 170)."""
 STYLE_WIDTH = 256
 """Length of one style vector."""
 MODEL_ENV = "MEDITATE_KOKORO_MODEL"
@@ -411,6 +420,37 @@ def onnxruntime_version() -> str:
     return ""
 
 
+class TokenBudget:
+    """Runs share a number of phonemes in flight, first come first served; a run larger than
+    the whole budget waits until it is alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self._turns: collections.deque[object] = collections.deque()
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, tokens: int) -> Iterator[None]:
+        """Wait for room for ``tokens`` (and for the runs that asked first), hold it, free it."""
+        turn = object()
+        with self._changed:
+            self._turns.append(turn)
+            while self._turns[0] is not turn or (
+                self.in_flight and self.in_flight + tokens > self.limit
+            ):
+                self._changed.wait()
+            self._turns.popleft()
+            self.in_flight += tokens
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_flight -= tokens
+                self._changed.notify_all()
+
+
 @dataclass(frozen=True)
 class KokoroModel:
     """A loaded graph, shared by every thread of the process."""
@@ -425,6 +465,9 @@ class KokoroModel:
         """What the graph is, if we know it."""
         return KNOWN_MODELS.get(self.sha256, "an unknown graph")
 
+    budget: TokenBudget = field(default_factory=lambda: TokenBudget(TOKENS_IN_FLIGHT))
+    """Bounds the phonemes run at once by the threads sharing the graph."""
+
     def run(self, tokens: list[int], style: Any, speed: float) -> Any:
         """Speak one window of at most MAX_TOKENS tokens; float32 samples at SAMPLE_RATE."""
         import numpy as np
@@ -435,7 +478,8 @@ class KokoroModel:
             "speed": np.array([speed], dtype=np.float32),
         }
         try:
-            output = self.session.run(None, inputs)[0]
+            with self.budget.hold(len(tokens)):
+                output = self.session.run(None, inputs)[0]
         except Exception as error:  # onnxruntime's own exception types
             raise EngineError(
                 f"kokoro: the model {self.found.location} failed: {type(error).__name__}: {error}"
@@ -625,7 +669,7 @@ def speakable(phonemes: str) -> bool:
     return any(symbol not in PUNCTUATION and not symbol.isspace() for symbol in phonemes)
 
 
-def split_phonemes(phonemes: str, limit: int = MAX_TOKENS) -> list[str]:
+def split_phonemes(phonemes: str, limit: int = WINDOW_TOKENS) -> list[str]:
     """Windows of at most ``limit`` symbols, cut after clause punctuation (else between words).
 
     Never truncates: a single word longer than the window is an EngineError.
@@ -641,7 +685,7 @@ def split_phonemes(phonemes: str, limit: int = MAX_TOKENS) -> list[str]:
         for word in clause.split():
             if len(word) > limit:
                 raise EngineError(
-                    f"kokoro: a word of {len(word)} phonemes is longer than the model's "
+                    f"kokoro: a word of {len(word)} phonemes is longer than the "
                     f"{limit}-phoneme window: {word[:40]}..."
                 )
             parts.append(word)
@@ -832,6 +876,7 @@ class KokoroEngine(Engine):
             "onnxruntime": onnxruntime_version(),
             "phonemes": phoneme_voice(name, voice.language),
             "phonemizer": EspeakEngine().version(),
+            "window": str(WINDOW_TOKENS),
         }
 
     def synthesize(self, text: str, voice: VoiceSettings) -> EncodedAudio:
@@ -851,7 +896,7 @@ class KokoroEngine(Engine):
         if not 0.5 <= voice.rate <= 2.0:
             raise EngineError(f"kokoro: rate {voice.rate:g} is outside 0.5..2")
         model = load_model(files.model)
-        windows = split_phonemes(phonemes)
+        windows = split_phonemes(phonemes, WINDOW_TOKENS)
         if len(windows) > 1:
             log.info("kokoro: %s is spoken in %d windows", _quote(text), len(windows))
         style = table.styles[name]
