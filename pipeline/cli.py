@@ -711,6 +711,57 @@ def check(
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder of the built tracks (default: the project's).")  # fmt: skip
+@click.option("--engine", help="Speech engine (overrides scripts and config), as built.")
+@click.option("--all", "show_all", is_flag=True,
+              help="Show every sentence, not only the flagged ones.")  # fmt: skip
+@click.option("--wait", "wait", default="0s", show_default=True,
+              help="How long to wait for a build on the same folder, e.g. 10m.")  # fmt: skip
+@output_format_option
+@click.pass_obj
+@handle_errors
+def listen(
+    state: State,
+    paths: tuple[Path, ...],
+    output: Path | None,
+    engine: str | None,
+    show_all: bool,
+    wait: str,
+    output_format: str,
+) -> None:
+    """Transcribe each built track's sentences and compare them with the script.
+
+    Each sentence's clean clip (from the speech cache) is transcribed (Whisper tiny.en, extra
+    [qa]) and compared with its text: word error rate, missing and extra words, characters
+    per second. Flagged sentences are listed at their place; the verdicts go into each
+    sidecar's "qa". With no PATH, the project's scripts folder. Exit status 1 if a sentence
+    fails or a track could not be checked, 2 without a speech recogniser.
+    """
+    from pipeline.build.listen import listen as listen_tracks
+    from pipeline.build.listen import report_lines
+
+    project = state.project(paths[0] if paths else None)
+    with _progress_bar(state, "listening") as progress:
+        report = listen_tracks(
+            paths or (_scripts_dir(project),),
+            project,
+            {"voice.engine": engine},
+            output_dir=output,
+            wait_s=_duration_option("--wait", wait),
+            progress=progress,
+        )
+    if output_format == "json":
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    elif state.verbosity >= 0 or not report.ok:
+        for line in report_lines(report, every=show_all or state.verbosity > 0):
+            click.echo(line)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--all", "show_all", is_flag=True,
               help="Every voice of every engine, with its languages.")  # fmt: skip
@@ -861,6 +912,12 @@ def cache_prune(
         f"{verb} {_entries(report.removed)} ({_size(report.removed_bytes)}); "
         f"kept {_entries(report.kept)} ({_size(report.kept_bytes)}) "
         f"used by {report.scripts} script(s)"
+        + (
+            f"; {verb} {report.transcripts} transcript(s) of other clips "
+            f"({_size(report.transcripts_bytes)})"
+            if report.transcripts
+            else ""
+        )
     )
 
 

@@ -92,6 +92,7 @@ def test_the_config_layout_follows_the_declarations() -> None:
     assert CONFIG_TREE[""] == (
         "scripts", "output", "cache", "assets", "defaults", "master", "formats",
         "bitrate", "sample_rate", "channels", "lexicon", "words_per_minute", "gtts", "engines",
+        "qa",
     )  # fmt: skip
     assert CONFIG_TREE["defaults"] == ("language", "voice", "background", "pauses")
     assert CONFIG_TREE["defaults.voice"] == (

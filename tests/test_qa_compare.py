@@ -318,3 +318,18 @@ def test_a_lexicon_entry_with_phonemes_accepts_the_word_itself(spoken: object) -
     slots = reference_slots("Klonopin works.", lexicon)  # type: ignore[arg-type]
     assert slots[0].forms == (("klonopin",),)
     assert check_words("Klonopin works.", "Klonopin works", lexicon).wer == 0.0  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("script", "heard"),
+    [("Goodnight.", "Good night."), ("Time to readjust.", "Time to re-adjust."),
+     ("Rest in the sunlight now.", "Rest in the sun light now.")],
+)  # fmt: skip
+def test_a_word_heard_as_two_that_join_into_it_counts(script: str, heard: str) -> None:
+    check = check_words(script, heard)
+    assert (check.wer, check.missing, check.extra) == (0.0, (), ())
+
+
+def test_two_heard_words_that_do_not_join_into_the_script_word_are_errors() -> None:
+    check = check_words("Goodnight.", "Good evening.")
+    assert check.missing == ("goodnight",) and check.wer == 2.0

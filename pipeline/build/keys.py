@@ -115,6 +115,7 @@ def _shaping_settings(checked: Checked) -> dict[str, Any]:
         settings.pop(where, None)
     settings["retry"] = None  # how we ask an online engine does not change what it says
     settings["forced_voice"] = None  # its effect is in the resolved voices of the recipe
+    settings.pop("qa", None)  # what listen flags; it never changes the audio
     settings["source_path"] = str(
         checked.script.path.resolve().relative_to(checked.settings.root.resolve())
         if checked.script.path.resolve().is_relative_to(checked.settings.root.resolve())

@@ -16,13 +16,15 @@ from typing import Any
 import pipeline
 from pipeline.core.fileio import write_text_atomic
 from pipeline.plan.timeline import SpeechCue, Timeline
-from pipeline.project.settings import VoiceSettings
+from pipeline.project.settings import QaSettings, VoiceSettings
 from pipeline.script.model import Script
 
 GENERATOR = f"meditation-pipeline {pipeline.__version__}"
 """The ``generator`` field of sidecars and catalogs."""
 SEAL = "sidecar_sha256"
 """The sidecar field holding :func:`sidecar_digest` of the rest of it."""
+QA = "qa"
+"""The sidecar field ``meditate listen`` writes (see :func:`with_qa`)."""
 MAX_CUE_CHARS = 84
 """Longest caption cue (two lines of 42); a longer sentence is split into several cues."""
 _CLAUSE_ENDS = (",", ";", ":", "-", "\u2013", "\u2014")
@@ -275,6 +277,61 @@ def sidecar_digest(data: Mapping[str, Any]) -> str:
     content = {key: value for key, value in data.items() if key != SEAL}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def with_qa(data: Mapping[str, Any], qa: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A sidecar with its ``qa`` section set (or removed, for None), sealed again."""
+    updated = {key: value for key, value in data.items() if key not in (QA, SEAL)}
+    if qa is not None:
+        updated[QA] = dict(qa)
+    updated[SEAL] = sidecar_digest(updated)
+    return updated
+
+
+def spoken(data: Mapping[str, Any]) -> list[tuple[str, str | None]] | None:
+    """The (text, clip key) of each of a sidecar's sentences; None when it lists none
+    (a sidecar written before sentences were recorded) or they are malformed."""
+    sentences = data.get("sentences")
+    if not isinstance(sentences, list):
+        return None
+    pairs: list[tuple[str, str | None]] = []
+    for entry in sentences:
+        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+            return None
+        clip = entry.get("clip")
+        pairs.append((entry["text"], clip if isinstance(clip, str) else None))
+    return pairs
+
+
+def qa_thresholds(settings: QaSettings) -> dict[str, Any]:
+    """The thresholds a ``qa`` section was judged by (recorded in it)."""
+    return {
+        "warn_wer": settings.warn_wer,
+        "fail_wer": settings.fail_wer,
+        "warn_missing_content": settings.warn_missing_content,
+        "min_chars_per_s": settings.min_chars_per_s,
+        "max_chars_per_s": settings.max_chars_per_s,
+        "warn_rate_ratio": settings.warn_rate_ratio,
+        "fail_rate_ratio": settings.fail_rate_ratio,
+    }
+
+
+def carried_qa(
+    new: Mapping[str, Any], old: Mapping[str, Any] | None, settings: QaSettings
+) -> dict[str, Any] | None:
+    """The ``qa`` section of a track's previous sidecar when it still holds for the new one:
+    the same sentences from the same clips, judged by the same thresholds (a rebuild that
+    changed only pauses, the bed or the mastering keeps what ``listen`` found). None otherwise.
+    """
+    if old is None or not isinstance(old.get(QA), dict) or old.get(SEAL) != sidecar_digest(old):
+        return None
+    qa = old[QA]
+    before = spoken(old)
+    if before is None or before != spoken(new) or any(clip is None for _, clip in before):
+        return None
+    if qa.get("thresholds") != qa_thresholds(settings):
+        return None
+    return dict(qa)
 
 
 def catalog(sidecars: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

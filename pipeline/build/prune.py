@@ -1,4 +1,5 @@
-"""``meditate cache prune``: drop the clips no script of the project uses."""
+"""``meditate cache prune``: drop the clips no script of the project uses (and their
+transcripts)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.build.transcripts import prune_transcripts
 from pipeline.core.errors import EngineError, PipelineError
 from pipeline.plan.checked import check_scripts, plan_checked
 from pipeline.project.config import Project
@@ -28,6 +30,10 @@ class PruneReport:
     """Their size, with stale temporary files."""
     dry_run: bool
     """Nothing was removed."""
+    transcripts: int = 0
+    """Transcripts of the clips removed (``meditate listen``'s), removed (or that would be)."""
+    transcripts_bytes: int = 0
+    """Their size."""
 
 
 def prune_cache(
@@ -70,4 +76,5 @@ def prune_cache(
             keep.add(key)
     scripts = len({item.script.path.resolve() for item in checked})
     kept, kept_bytes, removed, removed_bytes = cache.prune(keep, dry_run=dry_run)
-    return PruneReport(scripts, kept, kept_bytes, removed, removed_bytes, dry_run)
+    heard = prune_transcripts(cache.root, keep, dry_run=dry_run)
+    return PruneReport(scripts, kept, kept_bytes, removed, removed_bytes, dry_run, *heard)

@@ -302,7 +302,8 @@ class _Track:
 
     def write(self, mastered: _Mastered) -> tuple[list[Path], dict[str, Any] | None]:
         """Make audio, captions and sidecar final together, the sidecar last (see FileSet)."""
-        from pipeline.build.outputs import captions_vtt, json_text
+        from pipeline.build.outputs import captions_vtt, carried_qa, json_text, with_qa
+        from pipeline.build.state import read_sidecar
         from pipeline.core.fileio import FileSet
 
         script, settings, options = self.checked.script, self.checked.settings, self.options
@@ -324,10 +325,12 @@ class _Track:
             outputs.write(captions_path, captions_vtt(self.timeline, script.title).encode("utf-8"))
             data: dict[str, Any] | None = None
             if not self.excerpt:
+                sidecar_path = options.output_dir / f"{script.id}.json"
                 data = self.sidecar(mastered, audio, captions_path.name)
-                outputs.write(
-                    options.output_dir / f"{script.id}.json", json_text(data).encode("utf-8")
-                )
+                qa = carried_qa(data, read_sidecar(sidecar_path), settings.qa)
+                if qa is not None:
+                    data = with_qa(data, qa)
+                outputs.write(sidecar_path, json_text(data).encode("utf-8"))
             written = outputs.commit()
         return written, data
 

@@ -15,7 +15,13 @@ from typing import Any
 import yaml
 
 from pipeline.core.errors import ConfigError, Place, UsageError
-from pipeline.project.settings import BackgroundSettings, EngineSettings, Settings, VoiceSettings
+from pipeline.project.settings import (
+    BackgroundSettings,
+    EngineSettings,
+    QaSettings,
+    Settings,
+    VoiceSettings,
+)
 from pipeline.script.declared import FOLDER, SETTINGS, keys_under
 from pipeline.script.model import Script, Voice
 from pipeline.script.nodes import Reader, is_null, items, read_config_file
@@ -304,7 +310,9 @@ def resolve(
     flags = flags or {}
     merged = merge(DEFAULTS, project.layer, script_layer(script) if script else {}, environ, flags)
     forced = {**environ, **flags}
-    groups: dict[str, dict[str, Any]] = {"": {}, "voice": {}, "background": {}, "retry": {}}
+    groups: dict[str, dict[str, Any]] = {
+        "": {}, "voice": {}, "background": {}, "retry": {}, "qa": {},
+    }  # fmt: skip
     for setting in SETTINGS:
         if setting.key in merged:
             group, _, name = setting.field.rpartition(".")
@@ -327,6 +335,7 @@ def resolve(
             BackgroundSettings(**groups["background"]) if "asset" in groups["background"] else None
         ),
         retry=EngineSettings(**groups["retry"]),
+        qa=QaSettings(**groups["qa"]),
     )
 
 

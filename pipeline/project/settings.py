@@ -109,6 +109,28 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class QaSettings:
+    """What ``meditate listen`` flags, and the speech recognition model it uses."""
+
+    warn_wer: float = default("qa.warn_wer")
+    """Warn on a sentence whose word error rate is above this."""
+    fail_wer: float = default("qa.fail_wer")
+    """Fail a sentence whose word error rate is above this."""
+    warn_missing_content: bool = default("qa.missing_content")
+    """Warn when a content word is not heard."""
+    min_chars_per_s: float = default("qa.min_chars_per_s")
+    """Warn on a clip slower than this many characters per second."""
+    max_chars_per_s: float = default("qa.max_chars_per_s")
+    """Warn on a clip faster than this many characters per second."""
+    warn_rate_ratio: float = default("qa.warn_rate_ratio")
+    """Warn on a clip this many times faster or slower than its track's median."""
+    fail_rate_ratio: float = default("qa.fail_rate_ratio")
+    """Fail a clip this many times faster or slower than its track's median."""
+    model: Path | None = None
+    """A CTranslate2 Whisper model folder; None: the installed one."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything that shapes a run, resolved from flags, environment, script, config, defaults."""
 
@@ -158,3 +180,5 @@ class Settings:
     """Speaking speed used to estimate speech lengths before synthesis."""
     retry: EngineSettings = field(default_factory=EngineSettings)
     """Online engine throttling and retries."""
+    qa: QaSettings = field(default_factory=QaSettings)
+    """What ``meditate listen`` flags (it never changes the audio)."""

