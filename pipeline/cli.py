@@ -762,6 +762,74 @@ def listen(
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Site folder (default: review/ in the folder of built tracks).")  # fmt: skip
+@click.option("--tracks", "tracks_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of built tracks (default: the project's output folder).")  # fmt: skip
+@output_format_option
+@click.pass_obj
+@handle_errors
+def review(
+    state: State,
+    paths: tuple[Path, ...],
+    output: Path | None,
+    tracks_dir: Path | None,
+    output_format: str,
+) -> None:
+    """A static review site of built tracks, opened from file:// in a browser.
+
+    An index (duration, loudness, QA, what changed since the build) and a page per track:
+    audio, waveform with chapters and sentences, loudness plot, transcript with QA flags and
+    script lines. Exit 1 if a script's track cannot be shown (never built, corrupt sidecar);
+    the others are written. With no PATH, the project's scripts folder.
+    """
+    from pipeline.core.fileio import display_path
+    from pipeline.review.pages import qa_status
+    from pipeline.review.site import review as review_site
+
+    project = state.project(paths[0] if paths else None)
+    with _progress_bar(state, "reading the tracks") as progress:
+        report = review_site(
+            paths or (_scripts_dir(project),),
+            project,
+            site_dir=output,
+            tracks_dir=tracks_dir,
+            progress=progress,
+        )
+    if output_format == "json":
+        payload = {
+            "site": str(report.site_dir),
+            "index": str(report.index),
+            "ok": report.ok,
+            "tracks": [
+                {
+                    "id": track.track_id,
+                    "page": str(report.page(track.track_id)),
+                    "qa": qa_status(track.sidecar),
+                    "change": track.change,
+                    "detail": track.change_detail,
+                }
+                for track in report.tracks
+            ],
+            "skipped": [{"source": str(s.source), "reason": s.reason} for s in report.skipped],
+            "decoded": report.decoded,
+            "written": [str(path) for path in report.written],
+        }
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        for item in report.skipped:
+            click.echo(f"skipped  {display_path(item.source)}: {item.reason}", err=True)
+        state.say(
+            f"{len(report.tracks)} track(s) reviewed, {len(report.skipped)} skipped; "
+            f"{report.decoded} decoded, {len(report.written)} file(s) written "
+            f"in {report.elapsed_s:.1f} s\nopen {display_path(report.index)}"
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--all", "show_all", is_flag=True,
               help="Every voice of every engine, with its languages.")  # fmt: skip

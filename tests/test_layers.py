@@ -11,7 +11,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 
-LAYERS = ("core", "script", "project", "engines", "speech", "qa", "plan", "audio", "build", "cli")
+LAYERS = (
+    "core", "script", "project", "engines", "speech", "qa", "plan", "audio", "build", "review",
+    "cli",
+)  # fmt: skip
 """Bottom to top; the README's module table lists them in this order."""
 
 ROOT_MODULES = {"pipeline", "pipeline.__main__"}

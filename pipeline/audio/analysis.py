@@ -51,6 +51,8 @@ BLOCK_FRAMES = 65536
 """Frames read from the decoder per block."""
 ENVELOPE_COLUMNS = 2000
 """The waveform envelope keeps between this many and twice as many min/max columns."""
+ENVELOPE_RATE = 8000
+"""Sample rate a quick pass (``measure_curves``) draws its envelope at."""
 PLOT_INSTALL_HINT = "install with pip install 'meditation-pipeline[plot]'"
 
 ProgressCallback = Callable[[float, float], None]
@@ -114,6 +116,22 @@ def inspect_audio(
     if plot is not None:
         _write_plot(plot, info, curves)
     return info
+
+
+def measure_curves(path: Path) -> tuple[float, Curves]:
+    """Decode ``path`` once, quickly, for its length, waveform envelope and loudness curve
+    (streaming): the loudness is metered on the file's own samples, without the true peak's
+    oversampling; the envelope comes from the samples resampled to ``ENVELOPE_RATE`` (a
+    waveform to draw, not a measurement: the review reads loudness and true peak from the
+    sidecar).
+    """
+    _check_readable(path)
+    codec, expected_s, chapters = _probe(path)
+    info, curves = _analyse(
+        path, codec, chapters, None, want_curves=True, expected_s=expected_s, progress=None,
+        quick=True,
+    )
+    return info.duration_s, curves
 
 
 def format_inspection(info: Inspection) -> str:
@@ -308,8 +326,9 @@ def _split_key_value(line: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class _Curves:
-    """What only the plot needs: the waveform envelope and the loudness over time."""
+class Curves:
+    """What the plot and the review page draw: the waveform envelope (min/max columns over
+    every channel) and the loudness over time (every 100 ms)."""
 
     envelope_times_s: tuple[float, ...]
     envelope_min: tuple[float, ...]
@@ -540,10 +559,12 @@ def _analyse(
     want_curves: bool,
     expected_s: float,
     progress: ProgressCallback | None,
-) -> tuple[Inspection, _Curves]:
+    quick: bool = False,
+) -> tuple[Inspection, Curves]:
     """Decode once through ``ebur128`` (loudness on stderr) into a WAV pipe (samples)."""
     scanner, meter, returncode = _decode(
-        path, want_curves=want_curves, expected_s=expected_s, progress=progress
+        path, want_curves=want_curves, expected_s=expected_s, progress=progress,
+        quick=quick,
     )
     stderr = meter.text()
     if returncode != 0:
@@ -565,16 +586,25 @@ def _analyse(
 
 
 def _decode(
-    path: Path, *, want_curves: bool, expected_s: float, progress: ProgressCallback | None
+    path: Path,
+    *,
+    want_curves: bool,
+    expected_s: float,
+    progress: ProgressCallback | None,
+    quick: bool = False,
 ) -> tuple[_Scanner | None, _MeterLog, int]:
     """Run the decoder, scanning its samples while its meter log is read; its exit status.
 
     The scanner is None when no WAV header came through (ffmpeg failed to decode).
+    ``quick``: no true peak (its 4x oversampling is half the time), and the samples that come
+    through are resampled to ``ENVELOPE_RATE`` (the scan's figures are then of those).
     """
+    meter_filter = "ebur128=framelog=info" if quick else "ebur128=peak=true:framelog=info"
+    mix = ("-ar", str(ENVELOPE_RATE)) if quick else ()
     command = [
         ffmpeg_exe(),
         *("-hide_banner", "-nostdin", "-nostats", "-i", str(path), "-map", "0:a:0"),
-        *("-af", "ebur128=peak=true:framelog=info", "-map_metadata", "-1"),
+        *("-af", meter_filter, *mix, "-map_metadata", "-1"),
         *("-fflags", "+bitexact", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"),
     ]
     process = start_ffmpeg(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
@@ -641,14 +671,14 @@ def _inspection(
     )
 
 
-def _curves(scanner: _Scanner, meter: _MeterLog) -> _Curves:
+def _curves(scanner: _Scanner, meter: _MeterLog) -> Curves:
     """The waveform envelope (empty unless kept) and the loudness over time."""
     times: tuple[float, ...] = ()
     minima: tuple[float, ...] = ()
     maxima: tuple[float, ...] = ()
     if scanner.envelope is not None:
         times, minima, maxima = scanner.envelope.finish(scanner.sample_rate)
-    return _Curves(
+    return Curves(
         envelope_times_s=times,
         envelope_min=minima,
         envelope_max=maxima,
@@ -741,7 +771,7 @@ def _clock_label(seconds: float, _position: object = None) -> str:
     return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"
 
 
-def _write_plot(target: Path, info: Inspection, curves: _Curves) -> None:
+def _write_plot(target: Path, info: Inspection, curves: Curves) -> None:
     """Waveform envelope over short-term loudness, chapter marks on both; in the format the
     extension names, atomically.
     """
