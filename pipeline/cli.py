@@ -472,12 +472,11 @@ def render(
         return
     for path in result.files:
         click.echo(f"wrote {display_path(path)}")
-    if result.sidecar is not None:
-        loudness = result.sidecar["loudness"]
-        click.echo(
-            f"{result.sidecar['duration_s']:.1f} s, {loudness['integrated_lufs']:.1f} LUFS, "
-            f"true peak {loudness['true_peak_dbtp']:.1f} dBTP"
-        )
+    loudness = result.sidecar["loudness"]
+    click.echo(
+        f"{result.sidecar['duration_s']:.1f} s, {loudness['integrated_lufs']:.1f} LUFS, "
+        f"true peak {loudness['true_peak_dbtp']:.1f} dBTP"
+    )
     if result.fallback:
         click.echo(
             f"{result.fallback} sentence(s) without a take, spoken by the fallback engine "
@@ -509,6 +508,8 @@ def _preview_seconds(preview: str | None) -> float | None:
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: the project's output folder).")  # fmt: skip
 @click.option("--engine", help="Speech engine (overrides script and config).")
+@click.option("--no-listen", "no_listen", is_flag=True,
+              help="Do not check the sentences with speech recognition.")  # fmt: skip
 @click.pass_obj
 @handle_errors
 def watch_command(
@@ -518,13 +519,16 @@ def watch_command(
     preview: str | None,
     output: Path | None,
     engine: str | None,
+    no_listen: bool,
 ) -> None:
     """Re-render an excerpt of SCRIPT each time it is saved, for editors.
 
     Each save of the script, of a file it includes or of meditate.yaml
     validates it, renders the excerpt (as render --section/--preview: only
-    changed sentences are synthesized) and prints the outcome; errors print
-    with their place and watching goes on. Ctrl-C stops.
+    changed sentences are synthesized), checks its sentences as listen does
+    (only clips never heard are transcribed) and rewrites its review page,
+    which reloads itself. Errors print with their place and watching goes
+    on. Ctrl-C stops.
     """
     from pipeline.core.errors import UsageError
     from pipeline.plan.checked import check_script_path
@@ -541,6 +545,7 @@ def watch_command(
         preview_s=_preview_seconds(preview),
         output_dir=output,
         flags={"voice.engine": engine},
+        listen=not no_listen,
     )
     config = state.config or find_config(script)
     watcher = Watcher(script, config, options, load_project=lambda: state.project(script))
@@ -563,10 +568,17 @@ def _echo_round(state: State) -> Callable[[Round], None]:
             click.echo(round_.error, err=True)
             return
         audio = display_path(round_.files[0]) if round_.files else "nothing"
+        checked = (
+            f", {round_.transcribed} transcribed, QA {round_.qa_status}" if round_.qa_status else ""
+        )
         state.say(
             f"[{when}] {cause}: wrote {audio} ({round_.duration_s:.1f} s of audio, "
-            f"{round_.synthesized} sentence(s) synthesized) in {round_.seconds:.1f} s"
+            f"{round_.synthesized} sentence(s) synthesized{checked}) in {round_.seconds:.1f} s"
         )
+        for line in (*round_.flagged, *round_.notes):
+            state.say(f"  {line}")
+        if round_.page is not None and round_.number == 1:
+            state.say(f"  open {display_path(round_.page)} (it reloads itself on each save)")
 
     return echo
 

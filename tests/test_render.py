@@ -417,7 +417,9 @@ def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders
     preview = render_script(calm, project, output_dir=renders.root / "ex", preview_s=8.0)
     elapsed_s = time.perf_counter() - started
     assert elapsed_s < 60.0  # seconds normally; only a 10x regression fails here
-    assert section.sidecar is None and preview.sidecar is None
+    assert [entry["path"] for entry in preview.sidecar["files"]] == ["calm.preview.mp3"]
+    assert preview.sidecar["duration_s"] == pytest.approx(preview.timeline.length_s, abs=0.001)
+    assert section.sidecar["chapters"][0]["title"] == "Breathing"
     names = sorted(path.name for path in (renders.root / "ex").iterdir())
     assert names == [
         "calm.preview.mp3",

@@ -56,7 +56,7 @@ class Running:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     write_project(tmp_path, CONFIG, {"calm.yaml": SCRIPT.format(text="Rest here.")})
-    runner = Running(tmp_path, WatchOptions(preview_s=10.0))
+    runner = Running(tmp_path, WatchOptions(preview_s=10.0, listen=False))
     runner.thread.start()
     yield runner
     runner.stop.set()
@@ -76,6 +76,30 @@ def test_a_round_at_start_then_one_per_save(running: Running, tmp_path: Path) ->
     assert second.synthesized == 1  # only the edited sentence
     captions = (tmp_path / "dist" / "calm.preview.vtt").read_text(encoding="utf-8")
     assert "Let your shoulders drop." in captions
+
+
+def test_each_round_checks_new_clips_and_rewrites_the_review_page(tmp_path: Path) -> None:
+    write_project(tmp_path, CONFIG, {"calm.yaml": SCRIPT.format(text="Rest here.")})
+    runner = Running(tmp_path, WatchOptions(preview_s=10.0))
+    first = runner.watcher.run_round()
+    assert first.ok, first.error
+    assert first.transcribed == 2 and first.qa_status in ("ok", "warn")
+    site = tmp_path / "dist" / "review"
+    assert first.page == site / "calm.preview.html"
+    page = first.page.read_text(encoding="utf-8")
+    assert "Rest here." in page and "calm.preview.wav" in page
+    version = (site / "calm.preview.version.js").read_text(encoding="utf-8")
+    runner.script.write_text(SCRIPT.format(text="Let your shoulders drop."), encoding="utf-8")
+    second = runner.watcher.run_round((runner.script,))
+    assert second.ok, second.error
+    assert second.transcribed == 1  # only the edited sentence's clip
+    assert "Let your shoulders drop." in second.page.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    assert (site / "calm.preview.version.js").read_text(encoding="utf-8") != version
+    mumbled = SCRIPT.format(text="Rest here.").replace("Breathe in slowly.", "Zzzz.")
+    runner.script.write_text(mumbled, encoding="utf-8")
+    third = runner.watcher.run_round((runner.script,))
+    assert third.qa_status in ("warn", "fail")
+    assert any("scripts/calm.yaml:3:10: " in line for line in third.flagged), third.flagged
 
 
 def test_an_error_names_its_place_and_watching_goes_on(running: Running) -> None:

@@ -77,8 +77,8 @@ class RenderResult:
 
     files: tuple[Path, ...]
     """Every file written, audio first, sidecar last."""
-    sidecar: dict[str, Any] | None
-    """The track's sidecar (None for an excerpt)."""
+    sidecar: dict[str, Any]
+    """The track's sidecar (an excerpt's describes the excerpt and is not written)."""
     speech: SpeakReport
     """What speech synthesis did."""
     timeline: Timeline = field(repr=False)
@@ -300,7 +300,7 @@ class _Track:
             raise
         return encoder, loudness
 
-    def write(self, mastered: _Mastered) -> tuple[list[Path], dict[str, Any] | None]:
+    def write(self, mastered: _Mastered) -> tuple[list[Path], dict[str, Any]]:
         """Make audio, captions and sidecar final together, the sidecar last (see FileSet)."""
         from pipeline.build.outputs import captions_vtt, carried_qa, json_text, with_qa
         from pipeline.build.state import read_sidecar
@@ -323,10 +323,9 @@ class _Track:
                     outputs.adopt(audio[fmt], encoder.final_paths[fmt])
             captions_path = options.output_dir / f"{name}.vtt"
             outputs.write(captions_path, captions_vtt(self.timeline, script.title).encode("utf-8"))
-            data: dict[str, Any] | None = None
+            data = self.sidecar(mastered, audio, captions_path.name)
             if not self.excerpt:
                 sidecar_path = options.output_dir / f"{script.id}.json"
-                data = self.sidecar(mastered, audio, captions_path.name)
                 qa = carried_qa(data, read_sidecar(sidecar_path), settings.qa)
                 if qa is not None:
                     data = with_qa(data, qa)

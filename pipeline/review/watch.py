@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING
 from pipeline.core.errors import PipelineError
 
 if TYPE_CHECKING:
+    from pipeline.build.listen import Listener, TrackQa
     from pipeline.build.render import RenderResult
+    from pipeline.plan.validate import Checked
     from pipeline.project.config import Project
+    from pipeline.qa.asr import Transcriber
 
+DEFAULT_PREVIEW_S = 60.0
+"""The excerpt without ``--section`` or ``--preview``: the first minute."""
 DEBOUNCE_MS = 150
 """Changes closer together than this are one save (editors write a file in several steps)."""
 
@@ -29,9 +34,13 @@ class WatchOptions:
     section: str | None = None
     """Render only this chapter."""
     preview_s: float | None = None
-    """Render only the first seconds (the default when no section is given: 60 s)."""
+    """Render only the first seconds (without a section: ``DEFAULT_PREVIEW_S``)."""
     output_dir: Path | None = None
     """Where the excerpt goes (default: the project's output folder)."""
+    review_dir: Path | None = None
+    """Where its review page goes (default: ``review/`` in the output folder)."""
+    listen: bool = True
+    """Check the excerpt's sentences with speech recognition (when a recogniser is installed)."""
     flags: dict[str, object] = field(default_factory=dict)
     """Command-line settings (``voice.engine`` ...), as for ``render``."""
 
@@ -54,6 +63,16 @@ class Round:
     """Sentences synthesized (the others came from the speech cache)."""
     duration_s: float = 0.0
     """Length of the excerpt."""
+    transcribed: int = 0
+    """Clips transcribed by ``listen`` (the others' transcripts were cached)."""
+    flagged: tuple[str, ...] = ()
+    """``place: status: reasons`` of each sentence ``listen`` flagged."""
+    qa_status: str = ""
+    """The excerpt's ``listen`` status (ok, warn, fail; '' when not checked)."""
+    page: Path | None = None
+    """The excerpt's review page."""
+    notes: tuple[str, ...] = ()
+    """What was left out and why (no recogniser installed, a clip unreadable...)."""
 
     @property
     def ok(self) -> bool:
@@ -77,6 +96,8 @@ class Watcher:
         self.options = options
         self.load_project = load_project
         self.rounds = 0
+        self._transcriber: Transcriber | None = None
+        self._no_recogniser = ""
         self.sources: set[Path] = {script.resolve()}
         """The script, what it includes and the project's config: a change to one starts a round."""
         if config is not None:
@@ -91,11 +112,17 @@ class Watcher:
         return tuple(sorted({path.resolve() for path in changed} & self.sources))
 
     def run_round(self, changed: tuple[Path, ...] = (), started: float | None = None) -> Round:
-        """Validate, render the excerpt; never raises a PipelineError (it becomes the error)."""
+        """Validate, render the excerpt, check it and write its page; a PipelineError becomes
+        the round's error (the page of the last good round stays)."""
         start = time.perf_counter() if started is None else started
         self.rounds += 1
         try:
-            result = self._render()
+            project = self.load_project()
+            checked = self._check(project)
+            result = self._render(checked)
+            notes: list[str] = []
+            qa, transcribed = self._listen(checked, project, result, notes)
+            page = self._review(checked, project, result, qa, notes)
         except PipelineError as error:
             return Round(self.rounds, changed, time.perf_counter() - start, error=str(error))
         return Round(
@@ -105,30 +132,120 @@ class Watcher:
             files=result.files,
             synthesized=result.speech.synthesized,
             duration_s=result.timeline.length_s,
+            transcribed=transcribed,
+            flagged=() if qa is None else _flagged(qa),
+            qa_status="" if qa is None else qa.status,
+            page=page,
+            notes=tuple(notes),
         )
 
-    def _render(self) -> RenderResult:
-        from pipeline.build.keys import build_key
-        from pipeline.build.render import RenderOptions, render_checked
+    def _check(self, project: Project) -> Checked:
         from pipeline.plan.checked import check_script
 
-        project = self.load_project()
         if project.config_path is not None:
             self.sources.add(project.config_path.resolve())
         checked = check_script(self.script, project, self.options.flags)
         self.sources |= {path.resolve() for path in checked.script.includes}
+        return checked
+
+    def _render(self, checked: Checked) -> RenderResult:
+        from pipeline.build.keys import build_key
+        from pipeline.build.render import RenderOptions, render_checked
+
         settings = checked.settings
         preview_s = self.options.preview_s
         if self.options.section is None and preview_s is None:
-            preview_s = 60.0
+            preview_s = DEFAULT_PREVIEW_S
         options = RenderOptions(
-            output_dir=self.options.output_dir or settings.output_dir,
+            output_dir=self.output_dir(checked),
             formats=settings.formats[:1],
             section=self.options.section,
             preview_s=preview_s,
             build_key=build_key(checked),
         )
         return render_checked(checked, options)
+
+    def output_dir(self, checked: Checked) -> Path:
+        """Where the excerpt goes."""
+        return self.options.output_dir or checked.settings.output_dir
+
+    def _listen(
+        self, checked: Checked, project: Project, result: RenderResult, notes: list[str]
+    ) -> tuple[TrackQa | None, int]:
+        """The excerpt's sentences checked (None when there is no recogniser) and the number
+        of clips transcribed; only clips never heard before are."""
+        from pipeline.build.listen import SkippedTrack, check_track_sentences, sentences_of
+        from pipeline.plan.checked import plan_checked
+        from pipeline.speech.cache import SpeechCache
+
+        listener = self._listener(checked, project, notes)
+        if listener is None:
+            return None, 0
+        speech = SpeechCache(checked.settings.cache_dir)
+        sentences = sentences_of(plan_checked(checked, speech), speech, result.timeline.speech)
+        checked_qa = (
+            sentences
+            if isinstance(sentences, SkippedTrack)
+            else check_track_sentences(sentences, speech, listener)
+        )
+        if isinstance(checked_qa, SkippedTrack):
+            notes.append(f"not checked: {checked_qa.reason}")
+            return None, listener.transcribed
+        return checked_qa, listener.transcribed
+
+    def _listener(self, checked: Checked, project: Project, notes: list[str]) -> Listener | None:
+        """A listener with the project's thresholds now; the recogniser is loaded once."""
+        from pipeline.build.listen import Listener, model_folder
+        from pipeline.qa.asr import AsrUnavailable, load_transcriber
+
+        if not self.options.listen:
+            return None
+        if self._transcriber is None and not self._no_recogniser:
+            try:
+                self._transcriber = load_transcriber(model_folder(checked.settings, project))
+            except AsrUnavailable as error:
+                self._no_recogniser = f"sentences not checked: {error}"
+                notes.append(self._no_recogniser)  # said once
+        if self._transcriber is None:
+            return None
+        return Listener.for_project(checked.settings, project, self._transcriber)
+
+    def _review(
+        self,
+        checked: Checked,
+        project: Project,
+        result: RenderResult,
+        qa: TrackQa | None,
+        notes: list[str],
+    ) -> Path | None:
+        """The excerpt's review page, with its QA flags."""
+        from pipeline.build.outputs import qa_thresholds, with_qa
+        from pipeline.review.site import review_page
+        from pipeline.review.tracks import excerpt_track
+
+        data = result.sidecar
+        if qa is not None and self._transcriber is not None:
+            recogniser = self._transcriber.identity()
+            data = with_qa(data, qa.section(recogniser, qa_thresholds(checked.settings.qa)))
+        audio = result.files[0]
+        track = excerpt_track(audio.stem, checked.script.path, data, audio, project.root)
+        site_dir = self.options.review_dir or self.output_dir(checked) / "review"
+        report = review_page(track, site_dir, checked.settings.cache_dir)
+        for skipped in report.skipped:
+            notes.append(f"no review page: {skipped.reason}")
+        return report.page(track.track_id) if report.tracks else None
+
+
+def _flagged(qa: TrackQa) -> tuple[str, ...]:
+    """Each flagged sentence as ``place: status: reasons``."""
+    from pipeline.core.fileio import display_path
+
+    return tuple(
+        f"{display_path(sentence.place.path)}:{sentence.place.line}:{sentence.place.column}: "
+        f"{sentence.status}: {'; '.join(sentence.check.verdict.reasons)}"
+        for sentence in qa.sentences
+        if sentence.status != "ok"
+    )
 
 
 def watch(
