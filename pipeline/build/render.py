@@ -126,8 +126,13 @@ def render_checked(
     cache: SpeechCache | None = None,
     progress: ProgressCallback | None = None,
     stage: Stage | None = None,
+    speech_ready: Callable[[Planned, Timeline], None] | None = None,
 ) -> RenderResult:
-    """Render a validated script: synthesize what is missing, mix, master, encode, write."""
+    """Render a validated script: synthesize what is missing, mix, master, encode, write.
+
+    ``speech_ready`` is called with the plan and the timeline to render (an excerpt's) once
+    every clip is in the cache, before the mix (``watch`` checks the clips meanwhile).
+    """
     settings = checked.settings
     report_stage = stage or (lambda name, fraction: None)
     chapter, suffix = _excerpt_target(checked, options)
@@ -138,6 +143,8 @@ def render_checked(
     cache.record_run()
     log_warnings(planned.timeline)
     timeline, fade_s = _excerpt(planned.timeline, options, chapter)
+    if speech_ready is not None:
+        speech_ready(planned, timeline)
     track = _Track(checked, options, timeline, fade_s, _Sources(planned, cache), report_stage)
     track.sources.prefetch(timeline, options.formats)
     report_stage("measure", 0.2)

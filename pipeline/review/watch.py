@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ from pipeline.core.errors import PipelineError
 if TYPE_CHECKING:
     from pipeline.build.listen import Listener, TrackQa
     from pipeline.build.render import RenderResult
+    from pipeline.plan.checked import Planned
+    from pipeline.plan.timeline import Timeline
     from pipeline.plan.validate import Checked
     from pipeline.project.config import Project
     from pipeline.qa.asr import Transcriber
@@ -119,9 +122,17 @@ class Watcher:
         try:
             project = self.load_project()
             checked = self._check(project)
-            result = self._render(checked)
             notes: list[str] = []
-            qa, transcribed = self._listen(checked, project, result, notes)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="listen") as pool:
+                listening: list[Future[tuple[TrackQa | None, int]]] = []
+
+                def listen(planned: Planned, timeline: Timeline) -> None:
+                    listener = self._listener(checked, project, notes)
+                    if listener is not None:
+                        listening.append(pool.submit(_listen, planned, timeline, listener, notes))
+
+                result = self._render(checked, listen)
+                qa, transcribed = listening[0].result() if listening else (None, 0)
             page = self._review(checked, project, result, qa, notes)
         except PipelineError as error:
             return Round(self.rounds, changed, time.perf_counter() - start, error=str(error))
@@ -148,7 +159,9 @@ class Watcher:
         self.sources |= {path.resolve() for path in checked.script.includes}
         return checked
 
-    def _render(self, checked: Checked) -> RenderResult:
+    def _render(
+        self, checked: Checked, speech_ready: Callable[[Planned, Timeline], None]
+    ) -> RenderResult:
         from pipeline.build.keys import build_key
         from pipeline.build.render import RenderOptions, render_checked
 
@@ -163,35 +176,11 @@ class Watcher:
             preview_s=preview_s,
             build_key=build_key(checked),
         )
-        return render_checked(checked, options)
+        return render_checked(checked, options, speech_ready=speech_ready)
 
     def output_dir(self, checked: Checked) -> Path:
         """Where the excerpt goes."""
         return self.options.output_dir or checked.settings.output_dir
-
-    def _listen(
-        self, checked: Checked, project: Project, result: RenderResult, notes: list[str]
-    ) -> tuple[TrackQa | None, int]:
-        """The excerpt's sentences checked (None when there is no recogniser) and the number
-        of clips transcribed; only clips never heard before are."""
-        from pipeline.build.listen import SkippedTrack, check_track_sentences, sentences_of
-        from pipeline.plan.checked import plan_checked
-        from pipeline.speech.cache import SpeechCache
-
-        listener = self._listener(checked, project, notes)
-        if listener is None:
-            return None, 0
-        speech = SpeechCache(checked.settings.cache_dir)
-        sentences = sentences_of(plan_checked(checked, speech), speech, result.timeline.speech)
-        checked_qa = (
-            sentences
-            if isinstance(sentences, SkippedTrack)
-            else check_track_sentences(sentences, speech, listener)
-        )
-        if isinstance(checked_qa, SkippedTrack):
-            notes.append(f"not checked: {checked_qa.reason}")
-            return None, listener.transcribed
-        return checked_qa, listener.transcribed
 
     def _listener(self, checked: Checked, project: Project, notes: list[str]) -> Listener | None:
         """A listener with the project's thresholds now; the recogniser is loaded once."""
@@ -234,6 +223,27 @@ class Watcher:
         for skipped in report.skipped:
             notes.append(f"no review page: {skipped.reason}")
         return report.page(track.track_id) if report.tracks else None
+
+
+def _listen(
+    planned: Planned, timeline: Timeline, listener: Listener, notes: list[str]
+) -> tuple[TrackQa | None, int]:
+    """The excerpt's sentences checked on their clips (None when one cannot be read) and the
+    number of clips transcribed; only clips never heard before are."""
+    from pipeline.build.listen import SkippedTrack, check_track_sentences, sentences_of
+    from pipeline.speech.cache import SpeechCache
+
+    speech = SpeechCache(planned.settings.cache_dir)
+    sentences = sentences_of(planned, speech, timeline.speech)
+    checked_qa = (
+        sentences
+        if isinstance(sentences, SkippedTrack)
+        else check_track_sentences(sentences, speech, listener)
+    )
+    if isinstance(checked_qa, SkippedTrack):
+        notes.append(f"not checked: {checked_qa.reason}")
+        return None, listener.transcribed
+    return checked_qa, listener.transcribed
 
 
 def _flagged(qa: TrackQa) -> tuple[str, ...]:
