@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pipeline.engines import EngineInfo
     from pipeline.plan.validate import Report
     from pipeline.project.config import Project
+    from pipeline.review.watch import Round
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("pipeline")
@@ -452,18 +454,9 @@ def render(
     pause of a script with a target duration).
     """
     from pipeline.build.render import render_script
-    from pipeline.core.errors import UsageError
     from pipeline.core.fileio import display_path
-    from pipeline.core.units import parse_duration
 
-    preview_s = None
-    if preview is not None:
-        try:
-            preview_s = parse_duration(preview)
-        except ValueError as error:
-            raise UsageError(f"command line: error: --preview: {error}") from None
-        if preview_s <= 0:
-            raise UsageError("command line: error: --preview: must be longer than 0 s")
+    preview_s = _preview_seconds(preview)
     with _progress_bar(state, "speaking") as progress:
         result = render_script(
             script,
@@ -479,17 +472,115 @@ def render(
         return
     for path in result.files:
         click.echo(f"wrote {display_path(path)}")
-    if result.sidecar is not None:
-        loudness = result.sidecar["loudness"]
-        click.echo(
-            f"{result.sidecar['duration_s']:.1f} s, {loudness['integrated_lufs']:.1f} LUFS, "
-            f"true peak {loudness['true_peak_dbtp']:.1f} dBTP"
-        )
+    loudness = result.sidecar["loudness"]
+    click.echo(
+        f"{result.sidecar['duration_s']:.1f} s, {loudness['integrated_lufs']:.1f} LUFS, "
+        f"true peak {loudness['true_peak_dbtp']:.1f} dBTP"
+    )
     if result.fallback:
         click.echo(
             f"{result.fallback} sentence(s) without a take, spoken by the fallback engine "
             "(`meditate plan --takes` lists them)"
         )
+
+
+def _preview_seconds(preview: str | None) -> float | None:
+    """``--preview`` in seconds (None when not given)."""
+    from pipeline.core.errors import UsageError
+    from pipeline.core.units import parse_duration
+
+    if preview is None:
+        return None
+    try:
+        preview_s = parse_duration(preview)
+    except ValueError as error:
+        raise UsageError(f"command line: error: --preview: {error}") from None
+    if preview_s <= 0:
+        raise UsageError("command line: error: --preview: must be longer than 0 s")
+    return preview_s
+
+
+@cli.command("watch")
+@click.argument("script", type=click.Path(path_type=Path))
+@click.option("--section", help="Render only this chapter (any case; a unique start will do).")
+@click.option("--preview", "preview",
+              help="Render only the first part (default: 60s without --section).")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: the project's output folder).")  # fmt: skip
+@click.option("--engine", help="Speech engine (overrides script and config).")
+@click.option("--no-listen", "no_listen", is_flag=True,
+              help="Do not check the sentences with speech recognition.")  # fmt: skip
+@click.pass_obj
+@handle_errors
+def watch_command(
+    state: State,
+    script: Path,
+    section: str | None,
+    preview: str | None,
+    output: Path | None,
+    engine: str | None,
+    no_listen: bool,
+) -> None:
+    """Re-render an excerpt of SCRIPT each time it is saved, for editors.
+
+    Each save of the script, of a file it includes or of meditate.yaml
+    validates it, renders the excerpt (as render --section/--preview: only
+    changed sentences are synthesized), checks its sentences as listen does
+    (only clips never heard are transcribed) and rewrites its review page,
+    which reloads itself. Errors print with their place and watching goes
+    on. Ctrl-C stops.
+    """
+    from pipeline.core.errors import UsageError
+    from pipeline.plan.checked import check_script_path
+    from pipeline.project.config import find_config
+    from pipeline.review.watch import Watcher, WatchOptions, watch
+
+    if section is not None and preview is not None:
+        raise UsageError("command line: error: give --section or --preview, not both")
+    check_script_path(script)
+    if not script.is_file():
+        raise UsageError(f"{script}: error: no such script file")
+    options = WatchOptions(
+        section=section,
+        preview_s=_preview_seconds(preview),
+        output_dir=output,
+        flags={"voice.engine": engine},
+        listen=not no_listen,
+    )
+    config = state.config or find_config(script)
+    watcher = Watcher(script, config, options, load_project=lambda: state.project(script))
+    state.say(f"watching {script} (Ctrl-C stops)", err=True)
+    try:
+        watch(watcher, _echo_round(state))
+    except KeyboardInterrupt:
+        state.say("stopped watching", err=True)
+
+
+def _echo_round(state: State) -> Callable[[Round], None]:
+    """Prints each round of ``watch``: what was written, or the errors with their places."""
+    from pipeline.core.fileio import display_path
+
+    def echo(round_: Round) -> None:
+        when = time.strftime("%H:%M:%S")
+        cause = ", ".join(path.name for path in round_.changed) or "start"
+        if not round_.ok:
+            click.echo(f"[{when}] {cause}: not rendered ({round_.seconds:.1f} s)", err=True)
+            click.echo(round_.error, err=True)
+            return
+        audio = display_path(round_.files[0]) if round_.files else "nothing"
+        checked = (
+            f", {round_.transcribed} transcribed, QA {round_.qa_status}" if round_.qa_status else ""
+        )
+        state.say(
+            f"[{when}] {cause}: wrote {audio} ({round_.duration_s:.1f} s of audio, "
+            f"{round_.synthesized} sentence(s) synthesized{checked}) in {round_.seconds:.1f} s"
+        )
+        for line in (*round_.flagged, *round_.notes):
+            state.say(f"  {line}")
+        if round_.page is not None and round_.number == 1:
+            state.say(f"  open {display_path(round_.page)} (it reloads itself on each save)")
+
+    return echo
 
 
 @cli.command()

@@ -407,7 +407,33 @@ def test_sidecar_has_every_field_and_the_file_s_measured_loudness(renders: Rende
 # --- excerpts -------------------------------------------------------------------------------
 
 
-def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders) -> None:
+def test_speech_ready_gets_the_excerpt_once_its_clips_are_cached_before_the_mix(
+    renders: Renders,
+) -> None:
+    from pipeline.build.keys import build_key
+    from pipeline.build.render import RenderOptions, render_checked
+    from pipeline.plan.checked import check_script
+    from pipeline.speech.cache import SpeechCache
+
+    project = load_project(renders.root / "meditate.yaml")
+    checked = check_script(renders.root / "scripts" / "calm.yaml", project)
+    out = renders.root / "ready"
+    seen = []
+
+    def ready(planned: object, timeline: object) -> None:
+        cache = SpeechCache(checked.settings.cache_dir)
+        keys = [planned.lengths.key(c.text, c.voice) for c in timeline.speech]  # type: ignore[attr-defined]
+        seen.append((timeline, all(key in cache for key in keys), list(out.glob("*.mp3"))))
+
+    options = RenderOptions(output_dir=out, formats=("mp3",), preview_s=8.0,
+                            build_key=build_key(checked))  # fmt: skip
+    result = render_checked(checked, options, speech_ready=ready)
+    assert [(timeline, cached, files) for timeline, cached, files in seen] == [
+        (result.timeline, True, [])
+    ]
+
+
+def test_section_and_preview_are_short_fast_and_write_no_sidecar(renders: Renders) -> None:
     project = load_project(renders.root / "meditate.yaml")
     calm = renders.root / "scripts" / "calm.yaml"
     chapters = renders.full.timeline.chapters
@@ -417,7 +443,9 @@ def test_section_and_preview_are_short_fast_and_have_no_sidecar(renders: Renders
     preview = render_script(calm, project, output_dir=renders.root / "ex", preview_s=8.0)
     elapsed_s = time.perf_counter() - started
     assert elapsed_s < 60.0  # seconds normally; only a 10x regression fails here
-    assert section.sidecar is None and preview.sidecar is None
+    assert [entry["path"] for entry in preview.sidecar["files"]] == ["calm.preview.mp3"]
+    assert preview.sidecar["duration_s"] == pytest.approx(preview.timeline.length_s, abs=0.001)
+    assert section.sidecar["chapters"][0]["title"] == "Breathing"
     names = sorted(path.name for path in (renders.root / "ex").iterdir())
     assert names == [
         "calm.preview.mp3",

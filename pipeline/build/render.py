@@ -77,8 +77,8 @@ class RenderResult:
 
     files: tuple[Path, ...]
     """Every file written, audio first, sidecar last."""
-    sidecar: dict[str, Any] | None
-    """The track's sidecar (None for an excerpt)."""
+    sidecar: dict[str, Any]
+    """The track's sidecar (an excerpt's describes the excerpt and is not written)."""
     speech: SpeakReport
     """What speech synthesis did."""
     timeline: Timeline = field(repr=False)
@@ -126,8 +126,13 @@ def render_checked(
     cache: SpeechCache | None = None,
     progress: ProgressCallback | None = None,
     stage: Stage | None = None,
+    speech_ready: Callable[[Planned, Timeline], None] | None = None,
 ) -> RenderResult:
-    """Render a validated script: synthesize what is missing, mix, master, encode, write."""
+    """Render a validated script: synthesize what is missing, mix, master, encode, write.
+
+    ``speech_ready`` is called with the plan and the timeline to render (an excerpt's) once
+    every clip is in the cache, before the mix (``watch`` checks the clips meanwhile).
+    """
     settings = checked.settings
     report_stage = stage or (lambda name, fraction: None)
     chapter, suffix = _excerpt_target(checked, options)
@@ -138,6 +143,8 @@ def render_checked(
     cache.record_run()
     log_warnings(planned.timeline)
     timeline, fade_s = _excerpt(planned.timeline, options, chapter)
+    if speech_ready is not None:
+        speech_ready(planned, timeline)
     track = _Track(checked, options, timeline, fade_s, _Sources(planned, cache), report_stage)
     track.sources.prefetch(timeline, options.formats)
     report_stage("measure", 0.2)
@@ -300,7 +307,7 @@ class _Track:
             raise
         return encoder, loudness
 
-    def write(self, mastered: _Mastered) -> tuple[list[Path], dict[str, Any] | None]:
+    def write(self, mastered: _Mastered) -> tuple[list[Path], dict[str, Any]]:
         """Make audio, captions and sidecar final together, the sidecar last (see FileSet)."""
         from pipeline.build.outputs import captions_vtt, carried_qa, json_text, with_qa
         from pipeline.build.state import read_sidecar
@@ -323,10 +330,9 @@ class _Track:
                     outputs.adopt(audio[fmt], encoder.final_paths[fmt])
             captions_path = options.output_dir / f"{name}.vtt"
             outputs.write(captions_path, captions_vtt(self.timeline, script.title).encode("utf-8"))
-            data: dict[str, Any] | None = None
+            data = self.sidecar(mastered, audio, captions_path.name)
             if not self.excerpt:
                 sidecar_path = options.output_dir / f"{script.id}.json"
-                data = self.sidecar(mastered, audio, captions_path.name)
                 qa = carried_qa(data, read_sidecar(sidecar_path), settings.qa)
                 if qa is not None:
                     data = with_qa(data, qa)

@@ -146,6 +146,21 @@ def review(
     return report
 
 
+def review_page(track: Track, site_dir: Path, cache_dir: Path) -> ReviewReport:
+    """Write one track's page, its version file and the static files, with no index (``watch``
+    shows the excerpt it renders this way); the track is skipped if its audio cannot be read."""
+    started = time.monotonic()
+    check_writable(site_dir)
+    report = ReviewReport(site_dir)
+    levels = _levels([track], cache_dir, report, lambda *_: None)
+    if track.track_id in levels:
+        report.tracks = [track]
+        _write_static(site_dir, report)
+        _write_track(site_dir, track, levels[track.track_id], report)
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
 def _levels(
     tracks: list[Track], cache_dir: Path, report: ReviewReport, progress: Progress
 ) -> dict[str, Levels]:

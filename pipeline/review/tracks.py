@@ -31,6 +31,7 @@ SCRIPT_EDITED = "script edited since the build"
 SETTINGS_CHANGED = "settings changed since the build"
 SCRIPT_INVALID = "script has errors now"
 OUTPUTS_CHANGED = "outputs changed since the build"
+EXCERPT = "excerpt, rendered on save"
 PLAYABLE = ("mp3", "m4a", "ogg", "opus", "flac", "wav")
 """Formats a browser plays, in the order the page prefers them."""
 SEARCH_LINES = 80
@@ -185,6 +186,15 @@ def _track(track_id: str, source: Path, sidecar_path: Path, root: Path) -> Track
         return Skipped(source, f"{display_path(audio)}: missing; rebuild the track")
     lines = script_lines(data["sentences"], root)
     return Track(track_id, source, data, audio, entry["sha256"], UP_TO_DATE, "", lines, note)
+
+
+def excerpt_track(
+    track_id: str, source: Path, data: dict[str, Any], audio: Path, root: Path
+) -> Track:
+    """An excerpt ``watch`` rendered: ``data`` describes it as a sidecar would (not written)."""
+    entry = next(item for item in data["files"] if Path(item["path"]).name == audio.name)
+    lines = script_lines(data["sentences"], root)
+    return Track(track_id, source, data, audio, entry["sha256"], EXCERPT, "", lines)
 
 
 def sidecar_problem(data: Mapping[str, Any]) -> str:
