@@ -535,8 +535,6 @@ def watch_command(
     from pipeline.project.config import find_config
     from pipeline.review.watch import Watcher, WatchOptions, watch
 
-    if section is not None and preview is not None:
-        raise UsageError("command line: error: give --section or --preview, not both")
     check_script_path(script)
     if not script.is_file():
         raise UsageError(f"{script}: error: no such script file")

@@ -195,7 +195,6 @@ def test_the_command_prints_rounds_and_errors_and_stops_on_ctrl_c(tmp_path: Path
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["scripts/calm.yaml", "--section", "x", "--preview", "5s"], "not both"),
         (["scripts/none.yaml"], "scripts/none.yaml: error: no such script file"),
         (["scripts"], "a folder"),
         (["scripts/calm.yaml", "--preview", "0s"], "--preview: must be longer than 0 s"),

@@ -589,22 +589,27 @@ def _snippet(text: str, limit: int = 60) -> str:
     return repr(one_line if len(one_line) <= limit else one_line[: limit - 3] + "...")
 
 
+def sentence_lines(sentence: HeardSentence) -> list[str]:
+    """A checked sentence for the terminal: its place, verdict and reasons, the include steps
+    that led there, its script text and what was heard."""
+    check = sentence.check
+    why = "".join(f"; {reason}" for reason in check.verdict.reasons)[1:]
+    return [
+        f"{_shown(sentence.place)}: {sentence.status}{':' if why else ''}{why}",
+        *(f"{_shown(step)}: note: included from here" for step in sentence.place.included_from),
+        f"    script: {' '.join(check.text.split())}",
+        f"    heard:  {check.heard or '(nothing)'}",
+    ]
+
+
 def report_lines(report: ListenReport, *, every: bool = False) -> list[str]:
     """The terminal report: one entry per flagged sentence (every sentence with ``every``) at
     its place, a table of the tracks, the skipped tracks and a total line."""
     lines: list[str] = []
     for track in report.tracks:
         for sentence in track.sentences:
-            if sentence.status == "ok" and not every:
-                continue
-            check = sentence.check
-            why = "".join(f"; {reason}" for reason in check.verdict.reasons)[1:]
-            lines.append(f"{_shown(sentence.place)}: {sentence.status}{':' if why else ''}{why}")
-            lines += [
-                f"{_shown(step)}: note: included from here" for step in sentence.place.included_from
-            ]
-            lines.append(f"    script: {' '.join(check.text.split())}")
-            lines.append(f"    heard:  {check.heard or '(nothing)'}")
+            if sentence.status != "ok" or every:
+                lines += sentence_lines(sentence)
     if report.tracks:
         width = max(len("track"), *(len(track.track_id) for track in report.tracks))
         lines.append(f"{'track':<{width}}  sentences    ok  warn  fail    WER  status")

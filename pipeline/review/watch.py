@@ -69,7 +69,7 @@ class Round:
     transcribed: int = 0
     """Clips transcribed by ``listen`` (the others' transcripts were cached)."""
     flagged: tuple[str, ...] = ()
-    """``place: status: reasons`` of each sentence ``listen`` flagged."""
+    """The lines of each sentence ``listen`` flagged (its place, reasons, text, what was heard)."""
     qa_status: str = ""
     """The excerpt's ``listen`` status (ok, warn, fail; '' when not checked)."""
     page: Path | None = None
@@ -225,39 +225,6 @@ class Watcher:
         return report.page(track.track_id) if report.tracks else None
 
 
-def _listen(
-    planned: Planned, timeline: Timeline, listener: Listener, notes: list[str]
-) -> tuple[TrackQa | None, int]:
-    """The excerpt's sentences checked on their clips (None when one cannot be read) and the
-    number of clips transcribed; only clips never heard before are."""
-    from pipeline.build.listen import SkippedTrack, check_track_sentences, sentences_of
-    from pipeline.speech.cache import SpeechCache
-
-    speech = SpeechCache(planned.settings.cache_dir)
-    sentences = sentences_of(planned, speech, timeline.speech)
-    checked_qa = (
-        sentences
-        if isinstance(sentences, SkippedTrack)
-        else check_track_sentences(sentences, speech, listener)
-    )
-    if isinstance(checked_qa, SkippedTrack):
-        notes.append(f"not checked: {checked_qa.reason}")
-        return None, listener.transcribed
-    return checked_qa, listener.transcribed
-
-
-def _flagged(qa: TrackQa) -> tuple[str, ...]:
-    """Each flagged sentence as ``place: status: reasons``."""
-    from pipeline.core.fileio import display_path
-
-    return tuple(
-        f"{display_path(sentence.place.path)}:{sentence.place.line}:{sentence.place.column}: "
-        f"{sentence.status}: {'; '.join(sentence.check.verdict.reasons)}"
-        for sentence in qa.sentences
-        if sentence.status != "ok"
-    )
-
-
 def watch(
     watcher: Watcher,
     report: Callable[[Round], None],
@@ -289,3 +256,36 @@ def watch(
                 report(watcher.run_round(changed, time.perf_counter()))
                 if watcher.watched_folders() != folders:
                     break  # an include was added: watch its folder too
+
+
+def _listen(
+    planned: Planned, timeline: Timeline, listener: Listener, notes: list[str]
+) -> tuple[TrackQa | None, int]:
+    """The excerpt's sentences checked on their clips (None when one cannot be read) and the
+    number of clips transcribed; only clips never heard before are."""
+    from pipeline.build.listen import SkippedTrack, check_track_sentences, sentences_of
+    from pipeline.speech.cache import SpeechCache
+
+    speech = SpeechCache(planned.settings.cache_dir)
+    sentences = sentences_of(planned, speech, timeline.speech)
+    checked_qa = (
+        sentences
+        if isinstance(sentences, SkippedTrack)
+        else check_track_sentences(sentences, speech, listener)
+    )
+    if isinstance(checked_qa, SkippedTrack):
+        notes.append(f"not checked: {checked_qa.reason}")
+        return None, listener.transcribed
+    return checked_qa, listener.transcribed
+
+
+def _flagged(qa: TrackQa) -> tuple[str, ...]:
+    """The lines of each flagged sentence, as ``listen`` prints them."""
+    from pipeline.build.listen import sentence_lines
+
+    return tuple(
+        line
+        for sentence in qa.sentences
+        if sentence.status != "ok"
+        for line in sentence_lines(sentence)
+    )
