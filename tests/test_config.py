@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import write_project
 
 from pipeline.core.errors import ConfigError, UsageError
 from pipeline.project.config import (
@@ -261,3 +262,25 @@ def test_a_scripts_folder_in_the_temporary_folder_makes_no_project_of_it(
     assert find_root_by_scripts(tmp_path / "work") is None
     monkeypatch.setattr(tempfile, "tempdir", None)
     assert find_root_by_scripts(tmp_path / "work") == tmp_path.resolve()
+
+
+@pytest.mark.parametrize(
+    ("qa", "where"),
+    [
+        ("qa:\n  warn_wer: 0.6\n  fail_wer: 0.5\n", "meditate.yaml:4:13: error: qa.fail_wer: WER"),
+        ("qa:\n  warn_wer: 0.7\n", "meditate.yaml:3:13: error: qa.warn_wer: WER"),
+        ("qa: {min_chars_per_s: 30}\n", "meditate.yaml:2:23: error: qa.min_chars_per_s: char"),
+    ],
+)
+def test_contradicting_qa_thresholds_are_a_config_error_at_their_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qa: str, where: str
+) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    write_project(tmp_path, "formats: [wav]\n" + qa, {"a.yaml": "title: A\nsteps:\n  - say: Hi.\n"})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate"])
+    assert result.exit_code == 1
+    assert where in result.output

@@ -29,17 +29,17 @@ from pipeline.build.outputs import (
 )
 from pipeline.build.state import read_sidecar
 from pipeline.build.transcripts import TranscriptCache, audio_digest
-from pipeline.core.errors import ConfigError, Place
+from pipeline.core.errors import Place
 from pipeline.core.fileio import display_path
 from pipeline.plan.checked import Planned, check_scripts, plan_checked
 from pipeline.plan.timeline import SpeechCue
 from pipeline.plan.validate import Checked
-from pipeline.project.config import CONFIG_NAME, Project
+from pipeline.project.config import Project
 from pipeline.project.layout import CATALOG_NAME
-from pipeline.project.settings import Settings
+from pipeline.project.settings import QaSettings, Settings
 from pipeline.qa.asr import Transcriber, Transcript, pack_windows
 from pipeline.qa.check import SentenceCheck, judge_sentences
-from pipeline.qa.compare import Status, Thresholds
+from pipeline.qa.compare import Status
 from pipeline.speech.cache import SpeechCache
 from pipeline.speech.synthesis import ProgressCallback
 
@@ -214,32 +214,6 @@ def _pooled_wer(sentences: Iterable[HeardSentence]) -> float:
 # --- settings ----------------------------------------------------------------------------------
 
 
-def thresholds_of(settings: Settings, project: Project) -> Thresholds:
-    """The thresholds of ``meditate.yaml``'s ``qa`` section; ConfigError at its place when they
-    contradict each other (a warning above the failure)."""
-    qa = settings.qa
-    try:
-        return Thresholds(
-            warn_wer=qa.warn_wer,
-            fail_wer=qa.fail_wer,
-            warn_missing_content=qa.warn_missing_content,
-            min_chars_per_s=qa.min_chars_per_s,
-            max_chars_per_s=qa.max_chars_per_s,
-            warn_rate_ratio=qa.warn_rate_ratio,
-            fail_rate_ratio=qa.fail_rate_ratio,
-        )
-    except ValueError as error:
-        pairs = {
-            "WER": ("fail_wer", "warn_wer"),
-            "characters": ("max_chars_per_s", "min_chars_per_s"),
-            "ratio": ("fail_rate_ratio", "warn_rate_ratio"),
-        }
-        names = next(names for word, names in pairs.items() if word in str(error))
-        key = next((f"qa.{name}" for name in names if f"qa.{name}" in project.places), "")
-        where = project.places[key] if key else CONFIG_NAME
-        raise ConfigError(f"{where}: error: {key or 'qa'}: {error}") from None
-
-
 def model_folder(settings: Settings, project: Project) -> Path | None:
     """The recogniser's model folder the settings name (``MEDITATE_ASR_MODEL``, else
     ``qa.model``), checked; None: the installed one."""
@@ -293,7 +267,7 @@ class Listener:
         self,
         transcriber: Transcriber,
         transcripts: TranscriptCache,
-        thresholds: Thresholds = Thresholds(),  # noqa: B008 - frozen, never mutated
+        thresholds: QaSettings = QaSettings(),  # noqa: B008 - frozen, never mutated
         progress: ProgressCallback | None = None,
     ) -> None:
         self.transcriber = transcriber
@@ -318,7 +292,7 @@ class Listener:
         """A listener with the project's thresholds, its transcript cache and ``transcriber``
         (default: faster-whisper with the model the settings name; AsrUnavailable saying what
         to install when there is none)."""
-        thresholds = thresholds_of(settings, project)
+        thresholds = settings.qa
         if transcriber is None:
             from pipeline.qa.asr import load_transcriber
 

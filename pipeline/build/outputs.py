@@ -6,6 +6,7 @@ Everything here is pure (timeline and figures in, text or dicts out) except ``fi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -304,15 +305,12 @@ def spoken(data: Mapping[str, Any]) -> list[tuple[str, str | None]] | None:
 
 
 def qa_thresholds(settings: QaSettings) -> dict[str, Any]:
-    """The thresholds a ``qa`` section was judged by (recorded in it)."""
+    """The thresholds a ``qa`` section was judged by (recorded in it): every ``qa`` setting but
+    the model."""
     return {
-        "warn_wer": settings.warn_wer,
-        "fail_wer": settings.fail_wer,
-        "warn_missing_content": settings.warn_missing_content,
-        "min_chars_per_s": settings.min_chars_per_s,
-        "max_chars_per_s": settings.max_chars_per_s,
-        "warn_rate_ratio": settings.warn_rate_ratio,
-        "fail_rate_ratio": settings.fail_rate_ratio,
+        field.name: getattr(settings, field.name)
+        for field in dataclasses.fields(settings)
+        if field.name != "model"
     }
 
 

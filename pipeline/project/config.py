@@ -335,8 +335,22 @@ def resolve(
             BackgroundSettings(**groups["background"]) if "asset" in groups["background"] else None
         ),
         retry=EngineSettings(**groups["retry"]),
-        qa=QaSettings(**groups["qa"]),
+        qa=_qa_settings(project, groups["qa"]),
     )
+
+
+def _qa_settings(project: Project, values: dict[str, Any]) -> QaSettings:
+    """The ``qa`` settings; a ConfigError at the place of one of two that contradict each
+    other (a warning threshold above the failure's)."""
+    qa = QaSettings(**values)
+    found = qa.contradiction()
+    if found is None:
+        return qa
+    names, why = found
+    keys = [f"qa.{name}" for name in names]
+    key = next((key for key in keys if key in project.places), keys[0])
+    where = project.places.get(key, project.config_path or CONFIG_NAME)
+    raise ConfigError(f"{where}: error: {key}: {why}")
 
 
 def _voice_fields(layer: Layer) -> dict[str, Any]:

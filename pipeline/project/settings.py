@@ -129,6 +129,25 @@ class QaSettings:
     model: Path | None = None
     """A CTranslate2 Whisper model folder; None: the installed one."""
 
+    def contradiction(self) -> tuple[tuple[str, str], str] | None:
+        """Two thresholds that contradict each other (the stricter one first) and why; None
+        when they agree."""
+        if not 0 <= self.warn_wer <= self.fail_wer:
+            return ("fail_wer", "warn_wer"), (
+                f"WER thresholds must satisfy 0 <= warn ({self.warn_wer}) <= fail ({self.fail_wer})"
+            )
+        if not 0 < self.min_chars_per_s < self.max_chars_per_s:
+            return ("max_chars_per_s", "min_chars_per_s"), (
+                "characters per second: need 0 < minimum "
+                f"({self.min_chars_per_s}) < maximum ({self.max_chars_per_s})"
+            )
+        if not 1 < self.warn_rate_ratio <= self.fail_rate_ratio:
+            return ("fail_rate_ratio", "warn_rate_ratio"), (
+                f"rate ratios must satisfy 1 < warn ({self.warn_rate_ratio}) "
+                f"<= fail ({self.fail_rate_ratio})"
+            )
+        return None
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pipeline.qa.asr import AsrUnavailable, Transcriber, Transcript, load_transcriber
 from pipeline.qa.check import SentenceCheck, check_sentences
-from pipeline.qa.compare import Thresholds, word_recall
+from pipeline.qa.compare import word_recall
 
 __all__ = [
     "AsrUnavailable",
     "SentenceCheck",
-    "Thresholds",
     "Transcriber",
     "Transcript",
     "check_sentences",

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline.project.settings import QaSettings
 from pipeline.qa.compare import (
     CharRate,
-    Thresholds,
     Verdict,
     WordCheck,
     char_rates,
@@ -67,7 +67,7 @@ def check_sentences(
     transcriber: Transcriber | None,
     *,
     lexicon: Lexicon = (),
-    thresholds: Thresholds = Thresholds(),  # noqa: B008 - frozen, never mutated
+    thresholds: QaSettings = QaSettings(),  # noqa: B008 - frozen, never mutated
 ) -> list[SentenceCheck]:
     """One check per sentence, in order; every clip goes to ``transcriber`` in one call (so it
     can pack them), or none is transcribed when it is None (character rates only).
@@ -93,7 +93,7 @@ def judge_sentences(
     transcripts: Sequence[Transcript | None],
     *,
     lexicon: Lexicon = (),
-    thresholds: Thresholds = Thresholds(),  # noqa: B008 - frozen, never mutated
+    thresholds: QaSettings = QaSettings(),  # noqa: B008 - frozen, never mutated
 ) -> list[SentenceCheck]:
     """One check per sentence from transcripts already made (None: not transcribed, character
     rates only); the clips give the rates, each against the median of these clips.

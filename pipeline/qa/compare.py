@@ -16,8 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from pipeline.project.settings import QaSettings
 from pipeline.qa.numbers import spell_numbers
-from pipeline.script.declared import PHONEME_MARKS, default
+from pipeline.script.declared import PHONEME_MARKS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -357,51 +358,15 @@ class CharRate:
 
 # --- verdicts ------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a sentence is flagged. Defaults follow issue 14 (and CoursIA's 15% WER flag); they are
-    declared once, as the ``qa.*`` settings of ``meditate.yaml``."""
-
-    warn_wer: float = default("qa.warn_wer")
-    """Warn above this word error rate."""
-    fail_wer: float = default("qa.fail_wer")
-    """Fail above this word error rate."""
-    warn_missing_content: bool = default("qa.missing_content")
-    """Warn when a content word (not a :data:`FUNCTION_WORDS` one) is missing."""
-    min_chars_per_s: float = default("qa.min_chars_per_s")
-    """Warn below this absolute rate (a runaway or stretched clip)."""
-    max_chars_per_s: float = default("qa.max_chars_per_s")
-    """Warn above this absolute rate (a truncated or rushed clip)."""
-    warn_rate_ratio: float = default("qa.warn_rate_ratio")
-    """Warn when a clip's rate differs from the median of its track by more than this factor."""
-    fail_rate_ratio: float = default("qa.fail_rate_ratio")
-    """Fail when it differs by more than this factor (half the text missing, or a runaway)."""
-    min_chars_for_ratio: int = 12
-    """Sentences shorter than this are too short for a rate comparison."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.warn_wer <= self.fail_wer:
-            raise ValueError(
-                f"WER thresholds must satisfy 0 <= warn ({self.warn_wer}) <= fail ({self.fail_wer})"
-            )
-        if not 0 < self.min_chars_per_s < self.max_chars_per_s:
-            raise ValueError(
-                "characters per second: need 0 < minimum "
-                f"({self.min_chars_per_s}) < maximum ({self.max_chars_per_s})"
-            )
-        if not 1 < self.warn_rate_ratio <= self.fail_rate_ratio:
-            raise ValueError(
-                f"rate ratios must satisfy 1 < warn ({self.warn_rate_ratio}) "
-                f"<= fail ({self.fail_rate_ratio})"
-            )
+MIN_CHARS_FOR_RATIO = 12
+"""Sentences shorter than this are too short for a rate comparison."""
 
 
 def char_rates(
     texts: Sequence[str],
     clips: Sequence[npt.NDArray[np.float32]],
     sample_rate: int,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: QaSettings = QaSettings(),  # noqa: B008 - frozen, never mutated
 ) -> list[CharRate]:
     """The rate of each clip and its ratio to the median rate of these clips."""
     if len(texts) != len(clips):
@@ -413,13 +378,13 @@ def char_rates(
     usable = [
         chars / length
         for chars, length in measured
-        if chars >= thresholds.min_chars_for_ratio and length > 0
+        if chars >= MIN_CHARS_FOR_RATIO and length > 0
     ]
     median = statistics.median(usable) if usable else None
     rates = []
     for chars, length in measured:
         rate = CharRate(chars, length)
-        if median and chars >= thresholds.min_chars_for_ratio and length > 0:
+        if median and chars >= MIN_CHARS_FOR_RATIO and length > 0:
             rate = CharRate(chars, length, rate.per_s / median)
         rates.append(rate)
     return rates
@@ -443,7 +408,7 @@ def _worse(first: Status, second: Status) -> Status:
 def judge(
     words_check: WordCheck | None,
     rate: CharRate | None = None,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: QaSettings = QaSettings(),  # noqa: B008 - frozen, never mutated
 ) -> Verdict:
     """The verdict on a sentence from its word check and/or its character rate."""
     status: Status = "ok"
