@@ -550,7 +550,9 @@ def watch_command(
     state.say(f"watching {script} (Ctrl-C stops)", err=True)
     try:
         watch(watcher, _echo_round(state))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
+        if isinstance(stopped, Terminated):
+            raise  # a cancelled job, not an editor's Ctrl-C: its own exit status
         state.say("stopped watching", err=True)
 
 

@@ -192,6 +192,20 @@ def test_the_command_prints_rounds_and_errors_and_stops_on_ctrl_c(tmp_path: Path
             process.wait()
 
 
+def test_sigterm_ends_watching_with_its_own_exit_status(tmp_path: Path) -> None:
+    write_project(tmp_path, CONFIG, {"calm.yaml": SCRIPT.format(text="Rest here.")})
+    process = start_meditate(tmp_path, "watch", "scripts/calm.yaml", "--no-listen")
+    try:
+        out = read_lines(process.stdout)  # type: ignore[arg-type]
+        line_with(out, "start: wrote", ROUND_TIMEOUT_S)
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 143
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
