@@ -67,7 +67,13 @@ class Terminated(KeyboardInterrupt):
     """
 
 
+_terminations: list[int] = []
+"""The SIGTERM/SIGHUP signals received, for code that meets them as a plain KeyboardInterrupt
+(watchfiles turns any exception of a signal handler into one)."""
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    _terminations.append(signum)
     raise Terminated(signum)
 
 
@@ -553,6 +559,8 @@ def watch_command(
     except KeyboardInterrupt as stopped:
         if isinstance(stopped, Terminated):
             raise  # a cancelled job, not an editor's Ctrl-C: its own exit status
+        if _terminations:
+            raise Terminated(_terminations[-1]) from None
         state.say("stopped watching", err=True)
 
 

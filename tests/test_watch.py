@@ -198,6 +198,7 @@ def test_sigterm_ends_watching_with_its_own_exit_status(tmp_path: Path) -> None:
     try:
         out = read_lines(process.stdout)  # type: ignore[arg-type]
         line_with(out, "start: wrote", ROUND_TIMEOUT_S)
+        time.sleep(1.0)  # waiting in watchfiles, which turns the handler's exception into Ctrl-C's
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(timeout=30) == 143
     finally:
